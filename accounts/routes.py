@@ -1,0 +1,66 @@
+"""Sign-in and sign-out."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+
+from accounts import bp, throttle
+from accounts.forms import LoginForm
+from accounts.models import User
+from lectern.extensions import db, login
+
+
+@login.user_loader
+def load_user(user_id: str) -> User | None:
+    """Flask-Login's loader: the signed-in user from the session's id."""
+    return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+
+
+login.login_view = "accounts.login"
+login.login_message = "Please sign in to continue."
+
+
+def safe_next(target: str | None) -> str:
+    """Only follow local ``next`` targets, never another site."""
+    if target and target.startswith("/") and not urlsplit(target).netloc and "\\" not in target:
+        return target
+    return url_for("dashboard.index")
+
+
+@bp.route("/login", methods=["GET", "POST"], endpoint="login")
+def login_page() -> str | Response | tuple[str, int]:
+    """Show the sign-in form and sign in; repeated failures are refused for a while."""
+    if current_user.is_authenticated:
+        return redirect(url_for("dashboard.index"))
+    form = LoginForm()
+    if not form.validate_on_submit():
+        status = 400 if request.method == "POST" else 200
+        return render_template("auth/login.html", form=form), status
+    email = form.email.data.strip().lower()
+    addr = request.remote_addr or "unknown"
+    wait = throttle.seconds_locked(email, addr)
+    if wait:
+        flash(f"Too many failed sign-ins. Try again in {wait} seconds.", "error")
+        return render_template("auth/login.html", form=form), 429
+    user = db.session.scalar(select(User).where(User.email == email))
+    if user is None or not user.check_password(form.password.data):
+        throttle.record_failure(email, addr)
+        flash("Wrong e-mail or password.", "error")
+        return render_template("auth/login.html", form=form), 401
+    throttle.clear_failures(email)
+    login_user(user)
+    return redirect(safe_next(request.args.get("next")))
+
+
+@bp.post("/logout")
+@login_required
+def logout() -> Response:
+    """Sign out (a POST with a CSRF token, so another site cannot sign you out)."""
+    logout_user()
+    flash("You are signed out.", "info")
+    return redirect(url_for("accounts.login"))

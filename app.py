@@ -1,0 +1,50 @@
+"""Lectern's entry point: ``python app.py [--host H] [--port P] [--data-dir D]``.
+
+Only this file knows the web process runs on eventlet; everything else uses Flask-SocketIO's
+async-mode-neutral API, so the mode can change here alone.
+"""
+
+import warnings
+
+# eventlet's own metadata discourages new use and warns on import; the web process still uses it.
+warnings.filterwarnings("ignore", message=r"(?s).*Eventlet is deprecated")
+
+import eventlet
+
+eventlet.monkey_patch()
+
+import argparse
+import os
+
+from lectern import create_app
+from lectern.demo import DEMO_PASSWORD, DEMO_USERS
+from lectern.extensions import socketio
+from lectern.schema import prepare
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Run Lectern (web app and media workers).")
+    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "5000")))
+    parser.add_argument("--data-dir", default=None, help="local data folder (default: ./data)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    overrides = {"SOCKETIO_ASYNC_MODE": "eventlet"}
+    if args.data_dir:
+        overrides["DATA_DIR"] = args.data_dir
+    app = create_app(overrides)
+    seeded = prepare(app)
+    print(f"Lectern is running on http://{args.host}:{args.port}/", flush=True)
+    print(f"Data folder: {app.config['DATA_DIR']}" + (" (demo data created)" if seeded else ""))
+    if app.config["DEMO_DATA"]:
+        print(f"Demo logins (password: {DEMO_PASSWORD}):")
+        for email, name, role in DEMO_USERS:
+            print(f"  {role:<10} {email:<26} {name}")
+    socketio.run(app, host=args.host, port=args.port, log_output=False)
+
+
+if __name__ == "__main__":
+    main()

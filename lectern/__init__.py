@@ -1,0 +1,59 @@
+"""Lectern: virtual classroom and webinar system. :func:`create_app` builds the web app."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from lectern.config import build_config
+from lectern.extensions import csrf, db, login, migrate, socketio
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the Flask app; ``config`` overrides settings read from the environment."""
+    app = Flask(
+        __name__,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    app.config.update(build_config(config))
+    Path(app.config["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
+    init_extensions(app)
+    register_blueprints(app)
+    from lectern import errors, security
+
+    errors.register(app)
+    security.register(app)
+    return app
+
+
+def init_extensions(app: Flask) -> None:
+    """Bind the unbound extensions to ``app``."""
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+    login.init_app(app)
+    csrf.init_app(app)
+    socketio.init_app(
+        app,
+        async_mode=app.config["SOCKETIO_ASYNC_MODE"],
+        message_queue=app.config["REDIS_URL"],
+        cors_allowed_origins=None,
+    )
+
+
+def register_blueprints(app: Flask) -> None:
+    """One blueprint per feature."""
+    from accounts import bp as accounts_bp
+    from classroom import bp as classroom_bp
+    from lectern.dashboard import bp as dashboard_bp
+    from webinar import bp as webinar_bp
+
+    app.register_blueprint(accounts_bp)
+    app.register_blueprint(dashboard_bp)
+    app.register_blueprint(classroom_bp, url_prefix="/courses")
+    app.register_blueprint(webinar_bp, url_prefix="/broadcasts")

@@ -1,0 +1,62 @@
+"""Settings, read from environment variables; tests pass overrides as a mapping."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+
+
+def env_flag(name: str, default: bool) -> bool:
+    """Read a boolean environment variable ("1", "true", "yes", "on" mean true)."""
+    value = os.environ.get(name)
+    return default if value is None else value.strip().lower() in TRUE_WORDS
+
+
+def default_data_dir() -> Path:
+    """The local data folder: ``DATA_DIR`` or ``./data`` beside the working directory."""
+    return Path(os.environ.get("DATA_DIR", "data")).resolve()
+
+
+def persistent_secret(data_dir: Path) -> str:
+    """A secret key kept in the data folder so sessions survive a restart."""
+    path = data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+def build_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Merge environment settings with ``overrides`` into one Flask config mapping."""
+    overrides = dict(overrides or {})
+    data_dir = Path(overrides.get("DATA_DIR") or default_data_dir()).resolve()
+    config: dict[str, Any] = {
+        "DATA_DIR": str(data_dir),
+        "SQLALCHEMY_DATABASE_URI": os.environ.get("DATABASE_URL")
+        or f"sqlite:///{data_dir / 'lectern.db'}",
+        "REDIS_URL": os.environ.get("REDIS_URL") or None,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": env_flag("SESSION_COOKIE_SECURE", False),
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "LOGIN_MAX_FAILURES": int(os.environ.get("LOGIN_MAX_FAILURES", "5")),
+        "LOGIN_LOCK_SECONDS": int(os.environ.get("LOGIN_LOCK_SECONDS", "300")),
+        "DEMO_DATA": env_flag("DEMO_DATA", True),
+        "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,
+        "WTF_CSRF_TIME_LIMIT": None,
+        "SOCKETIO_ASYNC_MODE": "threading",
+    }
+    config.update(overrides)
+    config["DATA_DIR"] = str(data_dir)
+    if not config.get("SECRET_KEY"):
+        config["SECRET_KEY"] = os.environ.get("SECRET_KEY") or persistent_secret(data_dir)
+    return config

@@ -1,0 +1,62 @@
+"""The dashboard: what is live now and what comes next, for the signed-in user."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask import Blueprint, render_template, url_for
+from flask_login import current_user, login_required
+
+from classroom.routes import visible_courses
+from lectern.timeutil import utcnow
+from webinar.policy import Action, broadcast_allows
+from webinar.routes import visible_broadcasts
+
+bp = Blueprint("dashboard", __name__)
+
+UPCOMING_LIMIT = 10
+
+
+@dataclass(frozen=True)
+class Session:
+    """One lesson or broadcast as the dashboard lists it."""
+
+    kind: str  # "Lesson" or a broadcast's kind label
+    title: str
+    context: str  # the course title, or the host's name
+    starts_at: datetime
+    ends_at: datetime
+    url: str
+
+
+def lesson_sessions() -> list[Session]:
+    """Every lesson of the user's courses."""
+    return [
+        Session("Lesson", lesson.title, course.title, lesson.starts_at, lesson.ends_at,
+                url_for("classroom.lesson", course_id=course.id, lesson_id=lesson.id))
+        for course in visible_courses()
+        for lesson in course.lessons
+    ]
+
+
+def broadcast_sessions() -> list[Session]:
+    """Broadcasts the user hosts or may join."""
+    return [
+        Session(b.kind_label, b.title, f"hosted by {b.host.name}", b.starts_at, b.ends_at,
+                url_for("webinar.detail", broadcast_id=b.id))
+        for b in visible_broadcasts()
+        if broadcast_allows(current_user, b, Action.JOIN)
+        or broadcast_allows(current_user, b, Action.REGISTER)
+    ]
+
+
+@bp.get("/")
+@login_required
+def index() -> str:
+    """Live now, then the next sessions in start order."""
+    now = utcnow()
+    sessions = sorted(lesson_sessions() + broadcast_sessions(), key=lambda s: s.starts_at)
+    live = [s for s in sessions if s.starts_at <= now < s.ends_at]
+    upcoming = [s for s in sessions if s.starts_at > now][:UPCOMING_LIMIT]
+    return render_template("dashboard.html", live=live, upcoming=upcoming, now=now)

@@ -1,0 +1,93 @@
+"""Demo data for a first start: accounts, a course with a live lesson, and two broadcasts."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from accounts.models import User
+from classroom.models import Course, Enrollment, Lesson
+from lectern.extensions import db
+from lectern.timeutil import utcnow
+from webinar.models import Broadcast, Kind, Mode, Registration, Status
+
+DEMO_PASSWORD = "lectern-demo"
+
+# (e-mail, name, role)
+DEMO_USERS: tuple[tuple[str, str, str], ...] = (
+    ("instructor@example.com", "Ada Instructor", "instructor"),
+    ("student1@example.com", "Ben Student", "student"),
+    ("student2@example.com", "Chloe Student", "student"),
+    ("student3@example.com", "Dev Student", "student"),
+    ("host@example.com", "Hana Host", "host"),
+    ("employee@example.com", "Eli Employee", "attendee"),
+    ("shareholder@example.com", "Sam Shareholder", "attendee"),
+)
+
+
+def needs_seed() -> bool:
+    """True on a first start: the database has no users yet."""
+    return not db.session.scalar(select(func.count()).select_from(User))
+
+
+def seed() -> dict[str, User]:
+    """Create the demo accounts and sessions; returns the users by e-mail."""
+    users = {email: _user(email, name, role) for email, name, role in DEMO_USERS}
+    db.session.flush()
+    _course(users)
+    _broadcasts(users)
+    db.session.commit()
+    return users
+
+
+def _user(email: str, name: str, role: str) -> User:
+    user = User(email=email, name=name, role=role)
+    user.set_password(DEMO_PASSWORD)
+    db.session.add(user)
+    return user
+
+
+def _course(users: dict[str, User]) -> None:
+    now = utcnow()
+    course = Course(
+        title="Physics 101",
+        description="Mechanics and waves for first-year students.",
+        owner_id=users["instructor@example.com"].id,
+    )
+    db.session.add(course)
+    db.session.flush()
+    for n in (1, 2, 3):
+        db.session.add(Enrollment(course_id=course.id, user_id=users[f"student{n}@example.com"].id))
+    db.session.add_all([
+        Lesson(course_id=course.id, title="Waves and oscillations",
+               starts_at=now - timedelta(minutes=5), duration_minutes=120),
+        Lesson(course_id=course.id, title="Energy and momentum",
+               starts_at=now + timedelta(days=7), duration_minutes=60),
+    ])
+
+
+def _broadcasts(users: dict[str, User]) -> None:
+    now = utcnow()
+    host = users["host@example.com"]
+    all_hands = Broadcast(
+        host_id=host.id, title="Quarterly all-hands", kind=Kind.ALL_HANDS.value,
+        registration_mode=Mode.OPEN.value, starts_at=now - timedelta(minutes=2),
+        duration_minutes=60, description="Results, roadmap and open questions.",
+    )
+    agm = Broadcast(
+        host_id=host.id, title="Annual shareholder meeting", kind=Kind.SHAREHOLDER.value,
+        registration_mode=Mode.INVITE.value, starts_at=now + timedelta(days=3),
+        duration_minutes=90, description="Accounts, dividend and board elections.",
+    )
+    db.session.add_all([all_hands, agm])
+    db.session.flush()
+    holder = users["shareholder@example.com"]
+    db.session.add(Registration(
+        broadcast_id=agm.id, user_id=holder.id, email=holder.email, name=holder.name,
+        status=Status.APPROVED.value, holder_id="H-0001", shares=1200,
+    ))
+    db.session.add(Registration(
+        broadcast_id=all_hands.id, user_id=users["employee@example.com"].id,
+        email="employee@example.com", name="Eli Employee", status=Status.APPROVED.value,
+    ))

@@ -1,0 +1,39 @@
+"""Error pages: every client error gets a clear page, never a stack trace."""
+
+from __future__ import annotations
+
+from flask import Flask, render_template
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from lectern.extensions import db
+
+MESSAGES = {
+    400: "The request was not understood. Check what you entered and try again.",
+    403: "You do not have permission to do that.",
+    404: "There is nothing here, or you do not have access to it.",
+    405: "That action is not allowed here.",
+    413: "That upload is too large.",
+    429: "Too many requests. Wait a moment and try again.",
+}
+
+
+def register(app: Flask) -> None:
+    """Install the error handlers on ``app``."""
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error: CSRFError) -> tuple[str, int]:
+        message = "Your form expired or came from another site. Reload the page and try again."
+        return render_template("errors/error.html", code=400, message=message), 400
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> tuple[str, int]:
+        code = error.code or 500
+        message = MESSAGES.get(code, error.description or "Something went wrong.")
+        return render_template("errors/error.html", code=code, message=message), code
+
+    @app.errorhandler(500)
+    def server_error(error: Exception) -> tuple[str, int]:
+        db.session.rollback()
+        message = "Something went wrong on our side; nothing you entered was half-saved."
+        return render_template("errors/error.html", code=500, message=message), 500

@@ -1,0 +1,22 @@
+"""Form fields shared by the course and broadcast forms."""
+
+from wtforms import DateTimeLocalField, IntegerField
+from wtforms.validators import DataRequired, NumberRange
+
+MAX_DURATION_MINUTES = 24 * 60
+
+
+def start_field() -> DateTimeLocalField:
+    """A start time (UTC) from an ``<input type=datetime-local>``."""
+    return DateTimeLocalField(
+        "Starts at (UTC)", format="%Y-%m-%dT%H:%M", validators=[DataRequired()]
+    )
+
+
+def duration_field() -> IntegerField:
+    """A duration in minutes, 5 minutes to 24 hours."""
+    return IntegerField(
+        "Duration (minutes)",
+        default=60,
+        validators=[DataRequired(), NumberRange(min=5, max=MAX_DURATION_MINUTES)],
+    )

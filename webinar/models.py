@@ -1,0 +1,128 @@
+"""Broadcasts (all-hands, shareholder meetings, public webinars) and their registrations."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from accounts.models import EMAIL_MAX, NAME_MAX, User
+from lectern.extensions import db
+from lectern.timeutil import utcnow
+
+TITLE_MAX = 200
+
+
+class Kind(StrEnum):
+    """What sort of broadcast this is; it sets the defaults for joining and Q&A."""
+
+    ALL_HANDS = "all_hands"
+    SHAREHOLDER = "shareholder"
+    WEBINAR = "webinar"
+
+
+class Mode(StrEnum):
+    """How people get in: anyone signed in, after host approval, or only from the invite list."""
+
+    OPEN = "open"
+    APPROVAL = "approval"
+    INVITE = "invite"
+
+
+class Status(StrEnum):
+    """Where a registration stands."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    DECLINED = "declined"
+
+
+KIND_LABELS = {Kind.ALL_HANDS: "All-hands", Kind.SHAREHOLDER: "Shareholder meeting",
+               Kind.WEBINAR: "Public webinar"}
+MODE_LABELS = {Mode.OPEN: "Open", Mode.APPROVAL: "Host approval", Mode.INVITE: "Invite list only"}
+
+
+def _in(column: str, enum: type[StrEnum]) -> str:
+    return f"{column} IN (" + ", ".join(f"'{m.value}'" for m in enum) + ")"
+
+
+class Broadcast(db.Model):  # type: ignore[name-defined,misc]
+    """A one-to-many session run by a host: an all-hands, shareholder meeting or webinar."""
+
+    __tablename__ = "broadcasts"
+    __table_args__ = (
+        CheckConstraint(_in("kind", Kind), name="ck_broadcasts_kind"),
+        CheckConstraint(_in("registration_mode", Mode), name="ck_broadcasts_mode"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    title: Mapped[str] = mapped_column(String(TITLE_MAX))
+    description: Mapped[str] = mapped_column(Text, default="")
+    kind: Mapped[str] = mapped_column(String(20))
+    registration_mode: Mapped[str] = mapped_column(String(20))
+    starts_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    duration_minutes: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    host: Mapped[User] = relationship()
+    registrations: Mapped[list[Registration]] = relationship(
+        back_populates="broadcast", cascade="all, delete-orphan", order_by="Registration.id"
+    )
+
+    @property
+    def ends_at(self) -> datetime:
+        """When the broadcast is scheduled to end."""
+        return self.starts_at + timedelta(minutes=self.duration_minutes)
+
+    def is_live(self, now: datetime | None = None) -> bool:
+        """Whether ``now`` falls inside the scheduled time."""
+        now = now or utcnow()
+        return self.starts_at <= now < self.ends_at
+
+    @property
+    def kind_label(self) -> str:
+        return KIND_LABELS[Kind(self.kind)]
+
+    @property
+    def mode_label(self) -> str:
+        return MODE_LABELS[Mode(self.registration_mode)]
+
+
+class Registration(db.Model):  # type: ignore[name-defined,misc]
+    """A person's place in a broadcast: registered, invited, approved or declined."""
+
+    __tablename__ = "registrations"
+    __table_args__ = (
+        UniqueConstraint("broadcast_id", "email", name="uq_registrations_broadcast_email"),
+        CheckConstraint(_in("status", Status), name="ck_registrations_status"),
+        CheckConstraint("role IN ('attendee', 'panelist')", name="ck_registrations_role"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id", ondelete="CASCADE"))
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    email: Mapped[str] = mapped_column(String(EMAIL_MAX))
+    name: Mapped[str] = mapped_column(String(NAME_MAX), default="")
+    status: Mapped[str] = mapped_column(String(20), default=Status.PENDING.value)
+    role: Mapped[str] = mapped_column(String(20), default="attendee")
+    # Shareholder meetings: the holder's id in the share register and the shares they vote.
+    holder_id: Mapped[str | None] = mapped_column(String(64))
+    shares: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    broadcast: Mapped[Broadcast] = relationship(back_populates="registrations")
+    user: Mapped[User | None] = relationship()
