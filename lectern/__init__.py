@@ -25,6 +25,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     Path(app.config["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
     init_extensions(app)
     register_blueprints(app)
+    register_rooms()
     from lectern import errors, security
 
     errors.register(app)
@@ -42,8 +43,21 @@ def init_extensions(app: Flask) -> None:
         app,
         async_mode=app.config["SOCKETIO_ASYNC_MODE"],
         message_queue=app.config["REDIS_URL"],
+        channel=app.config["SOCKETIO_CHANNEL"],
         cors_allowed_origins=None,
     )
+
+
+def register_rooms() -> None:
+    """Make lessons and broadcasts joinable as live rooms, served on the ``/room`` namespace."""
+    from classroom.room import LESSON_ROOM
+    from rooms import namespace
+    from rooms.registry import register_kind
+    from webinar.room import BROADCAST_ROOM
+
+    register_kind(LESSON_ROOM)
+    register_kind(BROADCAST_ROOM)
+    namespace.register(socketio)
 
 
 def register_blueprints(app: Flask) -> None:

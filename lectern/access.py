@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from flask import abort
 from flask_login import current_user
@@ -22,9 +22,7 @@ def load_or_404(model: type[T], ident: int) -> T:
     return obj
 
 
-def require(
-    obj: T, allows: Callable[[object, T, A], bool], action: A, view: A
-) -> T:
+def require(obj: T, allows: Callable[[Any, T, A], bool], action: A, view: A) -> T:
     """``obj`` if the current user may ``action`` it: 404 if they may not even see it, else 403."""
     if not allows(current_user, obj, view):
         abort(404)

@@ -43,6 +43,8 @@ def build_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "SQLALCHEMY_DATABASE_URI": os.environ.get("DATABASE_URL")
         or f"sqlite:///{data_dir / 'lectern.db'}",
         "REDIS_URL": os.environ.get("REDIS_URL") or None,
+        # Redis channel shared by the web workers of one deployment.
+        "SOCKETIO_CHANNEL": os.environ.get("SOCKETIO_CHANNEL", "lectern"),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": env_flag("SESSION_COOKIE_SECURE", False),

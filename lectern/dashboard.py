@@ -33,8 +33,14 @@ class Session:
 def lesson_sessions() -> list[Session]:
     """Every lesson of the user's courses."""
     return [
-        Session("Lesson", lesson.title, course.title, lesson.starts_at, lesson.ends_at,
-                url_for("classroom.lesson", course_id=course.id, lesson_id=lesson.id))
+        Session(
+            "Lesson",
+            lesson.title,
+            course.title,
+            lesson.starts_at,
+            lesson.ends_at,
+            url_for("classroom.lesson", course_id=course.id, lesson_id=lesson.id),
+        )
         for course in visible_courses()
         for lesson in course.lessons
     ]
@@ -43,8 +49,14 @@ def lesson_sessions() -> list[Session]:
 def broadcast_sessions() -> list[Session]:
     """Broadcasts the user hosts or may join."""
     return [
-        Session(b.kind_label, b.title, f"hosted by {b.host.name}", b.starts_at, b.ends_at,
-                url_for("webinar.detail", broadcast_id=b.id))
+        Session(
+            b.kind_label,
+            b.title,
+            f"hosted by {b.host.name}",
+            b.starts_at,
+            b.ends_at,
+            url_for("webinar.detail", broadcast_id=b.id),
+        )
         for b in visible_broadcasts()
         if broadcast_allows(current_user, b, Action.JOIN)
         or broadcast_allows(current_user, b, Action.REGISTER)

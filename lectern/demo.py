@@ -59,35 +59,65 @@ def _course(users: dict[str, User]) -> None:
     db.session.flush()
     for n in (1, 2, 3):
         db.session.add(Enrollment(course_id=course.id, user_id=users[f"student{n}@example.com"].id))
-    db.session.add_all([
-        Lesson(course_id=course.id, title="Waves and oscillations",
-               starts_at=now - timedelta(minutes=5), duration_minutes=120),
-        Lesson(course_id=course.id, title="Energy and momentum",
-               starts_at=now + timedelta(days=7), duration_minutes=60),
-    ])
+    db.session.add_all(
+        [
+            Lesson(
+                course_id=course.id,
+                title="Waves and oscillations",
+                starts_at=now - timedelta(minutes=5),
+                duration_minutes=120,
+            ),
+            Lesson(
+                course_id=course.id,
+                title="Energy and momentum",
+                starts_at=now + timedelta(days=7),
+                duration_minutes=60,
+            ),
+        ]
+    )
 
 
 def _broadcasts(users: dict[str, User]) -> None:
     now = utcnow()
     host = users["host@example.com"]
     all_hands = Broadcast(
-        host_id=host.id, title="Quarterly all-hands", kind=Kind.ALL_HANDS.value,
-        registration_mode=Mode.OPEN.value, starts_at=now - timedelta(minutes=2),
-        duration_minutes=60, description="Results, roadmap and open questions.",
+        host_id=host.id,
+        title="Quarterly all-hands",
+        kind=Kind.ALL_HANDS.value,
+        registration_mode=Mode.OPEN.value,
+        starts_at=now - timedelta(minutes=2),
+        duration_minutes=60,
+        description="Results, roadmap and open questions.",
     )
     agm = Broadcast(
-        host_id=host.id, title="Annual shareholder meeting", kind=Kind.SHAREHOLDER.value,
-        registration_mode=Mode.INVITE.value, starts_at=now + timedelta(days=3),
-        duration_minutes=90, description="Accounts, dividend and board elections.",
+        host_id=host.id,
+        title="Annual shareholder meeting",
+        kind=Kind.SHAREHOLDER.value,
+        registration_mode=Mode.INVITE.value,
+        starts_at=now + timedelta(days=3),
+        duration_minutes=90,
+        description="Accounts, dividend and board elections.",
     )
     db.session.add_all([all_hands, agm])
     db.session.flush()
     holder = users["shareholder@example.com"]
-    db.session.add(Registration(
-        broadcast_id=agm.id, user_id=holder.id, email=holder.email, name=holder.name,
-        status=Status.APPROVED.value, holder_id="H-0001", shares=1200,
-    ))
-    db.session.add(Registration(
-        broadcast_id=all_hands.id, user_id=users["employee@example.com"].id,
-        email="employee@example.com", name="Eli Employee", status=Status.APPROVED.value,
-    ))
+    db.session.add(
+        Registration(
+            broadcast_id=agm.id,
+            user_id=holder.id,
+            email=holder.email,
+            name=holder.name,
+            status=Status.APPROVED.value,
+            holder_id="H-0001",
+            shares=1200,
+        )
+    )
+    db.session.add(
+        Registration(
+            broadcast_id=all_hands.id,
+            user_id=users["employee@example.com"].id,
+            email="employee@example.com",
+            name="Eli Employee",
+            status=Status.APPROVED.value,
+        )
+    )

@@ -7,12 +7,16 @@ from flask_migrate import upgrade
 
 from lectern import demo
 from lectern.extensions import db
+from rooms import presence
 
 
 def prepare(app: Flask) -> bool:
     """Create or upgrade the schema; seed demo data on a first start. True if it seeded."""
     with app.app_context():
         upgrade()
+        if not app.config["REDIS_URL"]:
+            # A lone web worker starting up holds no connections: presence starts empty.
+            presence.forget_all()
         if app.config["DEMO_DATA"] and demo.needs_seed():
             demo.seed()
             return True

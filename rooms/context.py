@@ -1,0 +1,67 @@
+"""What a handler works with: the acting participant, refusals, and the messages to send."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from rooms.policy import Perm, RoomPolicy
+
+
+class Refused(Exception):
+    """The caller may not do this (or it makes no sense now); the message says why."""
+
+
+@dataclass(frozen=True)
+class Actor:
+    """One participant's connection: who they are, in which room, with which role."""
+
+    user_id: int
+    name: str
+    role: str
+    room_id: int
+    policy: RoomPolicy
+    title: str = ""
+
+    @property
+    def perms(self) -> frozenset[Perm]:
+        return self.policy.perms(self.role)
+
+    def may(self, perm: Perm) -> bool:
+        return perm in self.perms
+
+    def require(self, perm: Perm) -> None:
+        """Refuse unless this participant's role grants ``perm``."""
+        if not self.may(perm):
+            raise Refused(f"your role ({self.role}) may not do this")
+
+
+def room_target(room_id: int) -> str:
+    """Socket.IO room of everyone in a live room."""
+    return f"room:{room_id}"
+
+
+def mods_target(room_id: int) -> str:
+    """Socket.IO room of the participants who moderate (see presence, pending questions)."""
+    return f"room:{room_id}:mods"
+
+
+def user_target(room_id: int, user_id: int) -> str:
+    """Socket.IO room of one user's connections to a live room (all their tabs)."""
+    return f"room:{room_id}:user:{user_id}"
+
+
+@dataclass
+class Outbox:
+    """Messages a handler wants sent, delivered only after its changes are committed."""
+
+    messages: list[tuple[str, str, Any]] = field(default_factory=list)  # (target, event, data)
+
+    def to_all(self, room_id: int, event: str, data: Any) -> None:
+        self.messages.append((room_target(room_id), event, data))
+
+    def to_mods(self, room_id: int, event: str, data: Any) -> None:
+        self.messages.append((mods_target(room_id), event, data))
+
+    def to_user(self, room_id: int, user_id: int, event: str, data: Any) -> None:
+        self.messages.append((user_target(room_id, user_id), event, data))

@@ -1,0 +1,202 @@
+"""Live-room state kept in the database (the source of truth), and the room's event log.
+
+Everything a participant sees in a room is rebuilt from these tables, so a reconnecting client
+or a restarted web worker loses nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from lectern.extensions import db
+from lectern.timeutil import utcnow
+
+QUESTION_MAX = 1000
+CHAT_MAX = 500
+POLL_QUESTION_MAX = 300
+POLL_OPTION_MAX = 120
+FILENAME_MAX = 200
+
+
+class Room(db.Model):  # type: ignore[name-defined]
+    """The live room of one lesson or broadcast, created on first join; ``kind:ref_id`` names it."""
+
+    __tablename__ = "rooms"
+    __table_args__ = (UniqueConstraint("kind", "ref_id", name="uq_rooms_kind_ref"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    ref_id: Mapped[int] = mapped_column(Integer)
+    chat_mode: Mapped[str] = mapped_column(String(10), default="everyone")  # everyone|hosts|off
+    moderated: Mapped[bool] = mapped_column(Boolean, default=False)
+    anonymous_questions: Mapped[bool] = mapped_column(Boolean, default=True)
+    deck_id: Mapped[int | None] = mapped_column(Integer)  # the deck being shown, if any
+    page: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.ref_id}"
+
+
+class Connection(db.Model):  # type: ignore[name-defined]
+    """One open Socket.IO connection to a room: presence is the set of these."""
+
+    __tablename__ = "room_connections"
+
+    sid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(20))
+    connected_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Hand(db.Model):  # type: ignore[name-defined]
+    """A raised hand; ``id`` is the server-assigned queue order, the same on every screen."""
+
+    __tablename__ = "hands"
+    __table_args__ = (Index("ix_hands_room_state", "room_id", "state"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    state: Mapped[str] = mapped_column(String(10), default="raised")  # raised|called|lowered|done
+    raised_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime)
+    ended_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class Grant(db.Model):  # type: ignore[name-defined]
+    """Permission to publish media given to someone whose role lacks it (called on, promoted)."""
+
+    __tablename__ = "publish_grants"
+    __table_args__ = (UniqueConstraint("room_id", "user_id", name="uq_grants_room_user"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    reason: Mapped[str] = mapped_column(String(20))
+    granted_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Question(db.Model):  # type: ignore[name-defined]
+    """A question for the presenter; ``votes`` caches the number of QuestionVote rows."""
+
+    __tablename__ = "questions"
+    __table_args__ = (Index("ix_questions_room_status", "room_id", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"))
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    anonymous: Mapped[bool] = mapped_column(Boolean, default=False)
+    text: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(10))  # pending|open|answered|dismissed
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False)
+    answer: Mapped[str | None] = mapped_column(Text)
+    answered_live: Mapped[bool] = mapped_column(Boolean, default=False)
+    votes: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class QuestionVote(db.Model):  # type: ignore[name-defined]
+    """One upvote: a user votes for a question at most once."""
+
+    __tablename__ = "question_votes"
+
+    question_id: Mapped[int] = mapped_column(
+        ForeignKey("questions.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class ChatMessage(db.Model):  # type: ignore[name-defined]
+    """A chat message in a room."""
+
+    __tablename__ = "chat_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), index=True)
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Poll(db.Model):  # type: ignore[name-defined]
+    """A single- or multiple-choice poll; results stay after it closes."""
+
+    __tablename__ = "polls"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), index=True)
+    question: Mapped[str] = mapped_column(String(POLL_QUESTION_MAX))
+    options: Mapped[list[str]] = mapped_column(JSON)
+    multiple: Mapped[bool] = mapped_column(Boolean, default=False)
+    state: Mapped[str] = mapped_column(String(10), default="open")  # open|closed
+    revealed: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class PollVote(db.Model):  # type: ignore[name-defined]
+    """One participant's ballot in a poll: the indexes of the options they chose."""
+
+    __tablename__ = "poll_votes"
+
+    poll_id: Mapped[int] = mapped_column(
+        ForeignKey("polls.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    choices: Mapped[list[int]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SlideDeck(db.Model):  # type: ignore[name-defined]
+    """An uploaded PDF, rendered page by page to images in the background."""
+
+    __tablename__ = "slide_decks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), index=True)
+    filename: Mapped[str] = mapped_column(String(FILENAME_MAX))
+    pages: Mapped[int] = mapped_column(Integer, default=0)
+    rendered: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(10), default="rendering")  # rendering|ready|failed
+    error: Mapped[str | None] = mapped_column(String(300))
+    uploaded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class RoomEvent(db.Model):  # type: ignore[name-defined]
+    """The room's timeline: every state change, appended in the same commit as the change."""
+
+    __tablename__ = "room_events"
+    __table_args__ = (Index("ix_room_events_room_ts", "room_id", "ts"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"))
+    ts: Mapped[float] = mapped_column(Float, default=time.time)  # Unix time, sub-second
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    type: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

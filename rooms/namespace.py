@@ -1,0 +1,169 @@
+"""The ``/room`` Socket.IO namespace: authenticate, dispatch each event to its handler, deliver.
+
+Handlers validate, check the sender's permission, write to the database (with the event log)
+and commit; only then are their messages emitted. Every event is acknowledged with
+``{"ok": true, ...}`` or ``{"ok": false, "error": reason}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, current_app, request
+from flask_login import current_user
+from flask_socketio import SocketIO, join_room
+
+from lectern.extensions import db
+from rooms import chat, hands, polls, presence, questions, slides
+from rooms.coalesce import INTERVAL_S, Coalescer
+from rooms.context import Actor, Outbox, Refused, mods_target, room_target, user_target
+from rooms.events import Event
+from rooms.models import Room
+from rooms.policy import Perm
+from rooms.ratelimit import Limiter
+from rooms.state import enter, snapshot
+from rooms.validate import Invalid, clean
+
+NAMESPACE = "/room"
+log = logging.getLogger(__name__)
+
+EVENTS: dict[str, Event] = {
+    e.name: e for module in (hands, questions, chat, polls, slides) for e in module.EVENTS
+}
+COALESCERS: tuple[Coalescer, ...] = (
+    questions.votes_coalescer,
+    polls.results_coalescer,
+    presence.count_coalescer,
+)
+
+actors: dict[str, Actor] = {}  # sid -> the participant on that connection (this worker's)
+limiter = Limiter()
+
+
+def socketio_ext() -> SocketIO:
+    return current_app.extensions["socketio"]
+
+
+def deliver(out: Outbox) -> None:
+    """Emit the outbox's messages (through the message queue when there is one)."""
+    sio = socketio_ext()
+    for target, event, data in out.messages:
+        sio.emit(event, data, to=target, namespace=NAMESPACE)
+
+
+def error(reason: str) -> dict[str, Any]:
+    return {"ok": False, "error": reason}
+
+
+def dispatch(name: str, sid: str, args: tuple[Any, ...]) -> dict[str, Any]:
+    """Run one client event for the connection ``sid``; never raises."""
+    actor = actors.get(sid)
+    if actor is None:
+        return error("not connected to a room")
+    event = EVENTS[name]
+    if len(args) > 1:
+        return error("send one payload object")
+    if not limiter.allow(actor.user_id, event.bucket):
+        return error("too many requests: slow down")
+    out = Outbox()
+    try:
+        extra = event.handler(actor, clean(event.fields, args[0] if args else None), out) or {}
+    except (Invalid, Refused) as refusal:
+        db.session.rollback()
+        return error(str(refusal))
+    except Exception:
+        db.session.rollback()
+        log.exception("event %s failed", name)
+        return error("internal error: nothing was changed")
+    deliver(out)
+    return {"ok": True, **extra}
+
+
+def on_connect(auth: Any = None) -> None:
+    """Admit a signed-in member to the room named in ``auth["room"]`` and send its state."""
+    if not current_user.is_authenticated:
+        raise ConnectionRefusedError("sign in first")
+    key = auth.get("room") if isinstance(auth, dict) else None
+    try:
+        actor, room = enter(current_user, key)
+    except Refused as refusal:
+        raise ConnectionRefusedError(str(refusal)) from None
+    sid = request.sid  # type: ignore[attr-defined]
+    actors[sid] = actor
+    join_room(room_target(room.id))
+    join_room(user_target(room.id, actor.user_id))
+    if actor.may(Perm.MODERATE):
+        join_room(mods_target(room.id))
+    out = Outbox()
+    presence.connect(actor, sid, out)
+    deliver(out)
+    start_flusher(current_app._get_current_object())  # type: ignore[attr-defined]
+
+
+def on_disconnect(reason: Any = None) -> None:
+    """Forget the connection; the user's last connection leaving is a leave."""
+    actor = actors.pop(request.sid, None)  # type: ignore[attr-defined]
+    if actor is None:
+        return
+    out = Outbox()
+    presence.disconnect(actor, request.sid, out)  # type: ignore[attr-defined]
+    deliver(out)
+
+
+def on_state(*args: Any) -> dict[str, Any]:
+    """``state.get``: the room's full state as the reply; clients ask on every (re)connect."""
+    actor = actors.get(request.sid)  # type: ignore[attr-defined]
+    if actor is None:
+        return error("not connected to a room")
+    room = db.session.get(Room, actor.room_id)
+    assert room is not None
+    return {"ok": True, "state": snapshot(actor, room)}
+
+
+def flush(app: Flask) -> None:
+    """Send every coalesced update that is due."""
+    with app.app_context():
+        out = Outbox()
+        for coalescer in COALESCERS:
+            out.messages.extend(coalescer.flush().messages)
+        deliver(out)
+        db.session.remove()
+
+
+def start_flusher(app: Flask) -> None:
+    """Start the periodic flush once per app (``ROOMS_FLUSH_INTERVAL`` 0: tests flush by hand)."""
+    interval = app.config.get("ROOMS_FLUSH_INTERVAL", INTERVAL_S)
+    if not interval or app.extensions.get("rooms_flusher"):
+        return
+    sio: SocketIO = app.extensions["socketio"]
+
+    def loop() -> None:
+        while True:
+            sio.sleep(interval)
+            try:
+                flush(app)
+            except Exception:
+                log.exception("flushing room updates failed")
+
+    app.extensions["rooms_flusher"] = sio.start_background_task(loop)
+
+
+def handler_for(name: str) -> Callable[..., dict[str, Any]]:
+    def handle(*args: Any) -> dict[str, Any]:
+        return dispatch(name, request.sid, args)  # type: ignore[attr-defined]
+
+    return handle
+
+
+def register(sio: SocketIO) -> None:
+    """Attach the namespace's handlers to the Socket.IO server just bound by ``init_app``.
+
+    Flask-SocketIO registers handlers on its current server, so this runs once per app.
+    """
+    sio.on_event("connect", on_connect, namespace=NAMESPACE)
+    sio.on_event("disconnect", on_disconnect, namespace=NAMESPACE)
+    sio.on_event("state.get", on_state, namespace=NAMESPACE)
+    for name in EVENTS:
+        sio.on_event(name, handler_for(name), namespace=NAMESPACE)

@@ -1,0 +1,46 @@
+"""Kinds of room (``lesson``, ``broadcast``): features register how to resolve a participant."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from accounts.models import User
+from rooms.policy import RoomPolicy
+
+
+@dataclass(frozen=True)
+class Membership:
+    """A user's place in one room: their role there and what the room is called."""
+
+    role: str
+    title: str
+    anonymous_questions: bool | None = None  # None: the policy's default
+
+
+@dataclass(frozen=True)
+class RoomKind:
+    """A kind of room and the feature's rule for who may enter it, with which role."""
+
+    name: str
+    policy: RoomPolicy
+    resolve: Callable[[User, int], Membership | None]  # (user, ref_id) -> membership or None
+
+
+KINDS: dict[str, RoomKind] = {}
+
+
+def register_kind(kind: RoomKind) -> None:
+    """Make rooms of ``kind.name`` joinable; registering twice replaces the first."""
+    KINDS[kind.name] = kind
+
+
+def parse_key(key: object) -> tuple[RoomKind, int] | None:
+    """``"lesson:12"`` -> (the lesson kind, 12); None for anything malformed or unknown."""
+    if not isinstance(key, str) or len(key) > 40 or ":" not in key:
+        return None
+    name, _, ref = key.partition(":")
+    kind = KINDS.get(name)
+    if kind is None or not ref.isdigit() or len(ref) > 12:
+        return None
+    return kind, int(ref)

@@ -1,0 +1,110 @@
+"""Finding a participant's room and building the full state a (re)connecting client receives."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from accounts.models import User
+from lectern.extensions import db
+from rooms import chat, hands, polls, presence, questions, slides
+from rooms.context import Actor, Refused
+from rooms.models import Grant, Room
+from rooms.policy import Perm
+from rooms.registry import Membership, RoomKind, parse_key
+
+
+def room_for(kind: RoomKind, ref_id: int, membership: Membership) -> Room:
+    """The room of ``kind:ref_id``, created with the policy's defaults on first use."""
+    query = select(Room).where(Room.kind == kind.name, Room.ref_id == ref_id)
+    room = db.session.scalar(query)
+    if room is not None:
+        return room
+    anonymous = membership.anonymous_questions
+    room = Room(
+        kind=kind.name,
+        ref_id=ref_id,
+        moderated=kind.policy.moderated,
+        anonymous_questions=kind.policy.anonymous_questions if anonymous is None else anonymous,
+    )
+    db.session.add(room)
+    try:
+        db.session.commit()
+    except IntegrityError:  # another worker created it first
+        db.session.rollback()
+        room = db.session.scalar(query)
+    assert room is not None
+    return room
+
+
+def enter(user: User, key: object) -> tuple[Actor, Room]:
+    """Resolve ``user`` joining room ``key``: their actor (role, permissions) and the room.
+
+    :raises Refused: for a malformed key, an unknown room or a user who may not join it.
+    """
+    parsed = parse_key(key)
+    if parsed is None:
+        raise Refused("no such room")
+    kind, ref_id = parsed
+    membership = kind.resolve(user, ref_id)
+    if membership is None:
+        raise Refused("you are not a member of this room")
+    room = room_for(kind, ref_id, membership)
+    actor = Actor(
+        user_id=user.id,
+        name=user.name,
+        role=membership.role,
+        room_id=room.id,
+        policy=kind.policy,
+        title=membership.title,
+    )
+    return actor, room
+
+
+def may_publish(actor: Actor) -> bool:
+    """Whether the actor's role publishes, or a presenter granted it (called on, promoted)."""
+    if actor.may(Perm.PUBLISH):
+        return True
+    return (
+        db.session.scalar(
+            select(Grant.id).where(Grant.room_id == actor.room_id, Grant.user_id == actor.user_id)
+        )
+        is not None
+    )
+
+
+def snapshot(actor: Actor, room: Room) -> dict[str, Any]:
+    """Everything the participant may see, in one message: a reconnect replaces all state."""
+    queue = hands.queue(room.id)
+    if not (actor.may(Perm.MANAGE_HANDS) or actor.policy.hand_queue_public):
+        queue = [h for h in queue if h["user_id"] == actor.user_id]
+    return {
+        "room": {
+            "id": room.id,
+            "key": room.key,
+            "title": actor.title,
+            "chat_mode": room.chat_mode,
+            "moderated": room.moderated,
+            "anonymous_questions": room.anonymous_questions,
+        },
+        "me": {
+            "user_id": actor.user_id,
+            "name": actor.name,
+            "role": actor.role,
+            "permissions": sorted(actor.perms),
+            "can_publish": may_publish(actor),
+        },
+        "presence": {
+            "count": presence.count(room.id),
+            "people": presence.people(room.id) if actor.may(Perm.SEE_PRESENCE) else None,
+        },
+        "hands": {"queue": queue, "position": hands.position(hands.queue(room.id), actor.user_id)},
+        "questions": questions.visible(room.id, actor),
+        "my_votes": questions.my_votes(room.id, actor.user_id),
+        "chat": chat.history(room.id),
+        "polls": polls.visible(actor),
+        "slides": slides.current(room),
+        "decks": slides.decks(room.id) if actor.may(Perm.PRESENT) else None,
+    }
