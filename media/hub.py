@@ -1,0 +1,152 @@
+"""Fan-out of one published track to many viewers, without decoding or encoding.
+
+The publisher's ``RTCRtpReceiver`` reassembles complete frames from RTP and normally hands them
+to a decoder thread through a queue. :func:`tap_receiver` puts a :class:`FrameTap` in that
+queue's place, so complete encoded frames go to a :class:`TrackHub` instead; each viewer's
+:class:`ViewerTrack` yields them to aiortc's sender, which only packetizes and encrypts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiortc import RTCRtpReceiver
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from media.packets import EncodedFrame, is_vp8_keyframe
+
+# A viewer more than this many frames behind is cut back to the next keyframe.
+VIDEO_BACKLOG = 45
+AUDIO_BACKLOG = 60
+PLI_INTERVAL_S = 0.3
+
+
+class TrackHub:
+    """One published track: the frames it receives go to every subscribed viewer."""
+
+    def __init__(self, kind: str, request_keyframe: Callable[[], None]) -> None:
+        self.kind = kind
+        self.viewers: set[ViewerTrack] = set()
+        self._request_keyframe = request_keyframe
+        self._last_pli = 0.0
+        self.frames = 0
+        self.keyframes = 0
+
+    def push(self, frame: EncodedFrame) -> None:
+        """Hand one complete frame to every viewer (called on the event loop)."""
+        self.frames += 1
+        self.keyframes += frame.keyframe
+        for viewer in tuple(self.viewers):
+            viewer.offer(frame)
+
+    def request_keyframe(self) -> None:
+        """Ask the publisher for a keyframe, at most once per ``PLI_INTERVAL_S``."""
+        now = time.monotonic()
+        if self.kind == "video" and now - self._last_pli >= PLI_INTERVAL_S:
+            self._last_pli = now
+            self._request_keyframe()
+
+    def subscribe(self) -> ViewerTrack:
+        """A new viewer's track; video starts at the next keyframe, which is asked for now."""
+        viewer = ViewerTrack(self)
+        self.viewers.add(viewer)
+        self.request_keyframe()
+        return viewer
+
+    def end(self) -> None:
+        """The publisher left: end every viewer's track."""
+        for viewer in tuple(self.viewers):
+            viewer.finish()
+        self.viewers.clear()
+
+
+class ViewerTrack(MediaStreamTrack):
+    """What one viewer's sender reads: the hub's frames through a bounded queue."""
+
+    def __init__(self, hub: TrackHub) -> None:
+        super().__init__()
+        self.kind = hub.kind
+        self.hub = hub
+        self.backlog = VIDEO_BACKLOG if hub.kind == "video" else AUDIO_BACKLOG
+        self.waiting_keyframe = hub.kind == "video"
+        self.dropped = 0
+        self._frames: asyncio.Queue[EncodedFrame | None] = asyncio.Queue()
+
+    def offer(self, frame: EncodedFrame) -> None:
+        """Queue ``frame`` unless this viewer waits for a keyframe or has fallen too far behind."""
+        if self.waiting_keyframe:
+            if not frame.keyframe:
+                return
+            self.waiting_keyframe = False
+        if self._frames.qsize() >= self.backlog:
+            self._fall_back()
+            if self.waiting_keyframe and not frame.keyframe:
+                return
+            self.waiting_keyframe = False
+        self._frames.put_nowait(frame)
+
+    def _fall_back(self) -> None:
+        """Drop the backlog; video resumes at the next keyframe, audio just skips ahead."""
+        while not self._frames.empty():
+            self._frames.get_nowait()
+            self.dropped += 1
+        if self.kind == "video":
+            self.waiting_keyframe = True
+            self.hub.request_keyframe()
+
+    async def recv(self) -> Any:
+        frame = await self._frames.get()
+        if frame is None:
+            self.stop()
+            raise MediaStreamError
+        return frame
+
+    def finish(self) -> None:
+        self._frames.put_nowait(None)
+
+    def stop(self) -> None:
+        super().stop()
+        self.hub.viewers.discard(self)
+
+
+class FrameTap(queue.Queue):
+    """Stands in for a receiver's decoder queue: complete frames go to the hub, not a decoder.
+
+    ``None`` (the receiver stopping) still reaches the idle decoder thread so it exits.
+    """
+
+    def __init__(self, hub: TrackHub) -> None:
+        super().__init__()
+        self.hub = hub
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        if item is None:
+            super().put(None)
+            return
+        codec, jitter_frame = item
+        data = bytes(jitter_frame.data)
+        keyframe = self.hub.kind == "audio" or is_vp8_keyframe(data)
+        self.hub.push(
+            EncodedFrame(data, jitter_frame.timestamp, codec.clockRate, keyframe, time.monotonic())
+        )
+
+
+def tap_receiver(receiver: RTCRtpReceiver, kind: str) -> TrackHub:
+    """Divert ``receiver``'s frames into a new hub (before the receiver starts)."""
+
+    pending: set[asyncio.Task[None]] = set()
+
+    def pli() -> None:
+        sources = receiver.getSynchronizationSources()
+        if sources:
+            task = asyncio.ensure_future(receiver._send_rtcp_pli(sources[0].source))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+    hub = TrackHub(kind, pli)
+    receiver._RTCRtpReceiver__decoder_queue = FrameTap(hub)  # type: ignore[attr-defined]
+    return hub

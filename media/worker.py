@@ -1,0 +1,276 @@
+"""A media worker: an asyncio + aiortc process that forwards published streams to viewers.
+
+It listens on a loopback TCP port for the web app's requests, one JSON object per line (see
+``docs/protocol.md``, "Media worker channel"): ``publish`` and ``view`` take a browser's SDP offer
+and a token signed by the web app and return the answer; ``close``, ``close_stream``,
+``close_room`` and ``stats`` manage and describe what runs. Run it with
+``python -m media.worker --port P`` (``MEDIA_SECRET`` in the environment).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import resource
+import signal
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiortc.rtcrtpreceiver
+import aiortc.rtcrtpsender
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCSessionDescription
+
+from media import ice, tokens
+from media.hub import TrackHub, tap_receiver
+from media.packets import packer_for
+
+log = logging.getLogger("media.worker")
+
+MAX_LINE = 256 * 1024
+CODECS = {"video": ("video/VP8", "video/rtx"), "audio": ("audio/opus",)}
+COUNTERS = {"encoders": 0, "decoders": 0}
+
+
+def count_codecs() -> None:
+    """Count every encoder and decoder aiortc creates here: forwarding must create none."""
+
+    def counted(fn: Any, name: str) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            COUNTERS[name] += 1
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    aiortc.rtcrtpsender.get_encoder = counted(aiortc.rtcrtpsender.get_encoder, "encoders")
+    aiortc.rtcrtpreceiver.get_decoder = counted(aiortc.rtcrtpreceiver.get_decoder, "decoders")
+
+
+def pin_codecs(pc: RTCPeerConnection) -> None:
+    """VP8 and Opus only, so every viewer decodes exactly what the publisher sends."""
+    for transceiver in pc.getTransceivers():
+        caps = RTCRtpSender.getCapabilities(transceiver.kind) or RTCRtpReceiver.getCapabilities(
+            transceiver.kind
+        )
+        if caps is None:
+            continue
+        wanted = [c for c in caps.codecs if c.mimeType in CODECS.get(transceiver.kind, ())]
+        transceiver.setCodecPreferences(wanted)
+
+
+@dataclass
+class Stream:
+    """One publisher connection (camera + microphone, or a screen) and its fan-out hubs."""
+
+    id: str
+    room: str
+    user: int
+    pc: RTCPeerConnection
+    hubs: dict[str, TrackHub] = field(default_factory=dict)
+    viewers: set[str] = field(default_factory=set)
+    started: float = field(default_factory=time.monotonic)
+
+
+class Worker:
+    """The registry of streams and peer connections of this process."""
+
+    def __init__(self, secret: str, ice_servers: list[dict[str, Any]]) -> None:
+        self.secret = secret
+        self.ice_servers = ice_servers
+        self.streams: dict[str, Stream] = {}
+        self.viewers: dict[str, tuple[RTCPeerConnection, str]] = {}  # peer -> (pc, stream id)
+
+    def new_pc(self, on_dead: Any) -> RTCPeerConnection:
+        pc = RTCPeerConnection(ice.configuration(self.ice_servers))
+
+        @pc.on("connectionstatechange")
+        async def state_changed() -> None:
+            if pc.connectionState in ("failed", "closed"):
+                await on_dead()
+
+        return pc
+
+    async def publish(self, msg: dict[str, Any]) -> dict[str, Any]:
+        grant = tokens.verify(self.secret, msg.get("token"), "publish")
+        stream_id = str(grant.get("stream") or uuid.uuid4().hex)
+        pc = self.new_pc(lambda: self.close_stream({"stream": stream_id}))
+        stream = Stream(id=stream_id, room=grant["room"], user=grant["user"], pc=pc)
+        await stream.pc.setRemoteDescription(offer(msg))
+        for transceiver in stream.pc.getTransceivers():
+            if transceiver.kind in CODECS and transceiver.kind not in stream.hubs:
+                stream.hubs[transceiver.kind] = tap_receiver(transceiver.receiver, transceiver.kind)
+        if not stream.hubs:
+            await stream.pc.close()
+            return {"ok": False, "error": "the offer has no audio or video to publish"}
+        pin_codecs(stream.pc)
+        self.streams[stream.id] = stream
+        answer = await stream.pc.createAnswer()
+        await stream.pc.setLocalDescription(answer)
+        return {
+            "ok": True,
+            "stream": stream.id,
+            "kinds": sorted(stream.hubs),
+            **describe(stream.pc),
+        }
+
+    async def view(self, msg: dict[str, Any]) -> dict[str, Any]:
+        grant = tokens.verify(self.secret, msg.get("token"), "view")
+        stream = self.streams.get(grant.get("stream", ""))
+        if stream is None or stream.room != grant["room"]:
+            return {"ok": False, "error": "no such stream"}
+        peer = uuid.uuid4().hex
+        pc = self.new_pc(lambda: self.close({"peer": peer}))
+        await pc.setRemoteDescription(offer(msg))
+        for kind, hub in stream.hubs.items():
+            sender = pc.addTrack(hub.subscribe())
+            sender._RTCRtpSender__encoder = packer_for(kind)  # type: ignore[attr-defined]
+            sender._send_keyframe = hub.request_keyframe  # type: ignore[method-assign]
+        pin_codecs(pc)
+        self.viewers[peer] = (pc, stream.id)
+        stream.viewers.add(peer)
+        answer = await pc.createAnswer()
+        await pc.setLocalDescription(answer)
+        return {"ok": True, "peer": peer, **describe(pc)}
+
+    async def close(self, msg: dict[str, Any]) -> dict[str, Any]:
+        """Close one viewer connection."""
+        entry = self.viewers.pop(str(msg.get("peer")), None)
+        if entry is None:
+            return {"ok": True, "closed": 0}
+        pc, stream_id = entry
+        if stream_id in self.streams:
+            self.streams[stream_id].viewers.discard(str(msg.get("peer")))
+        for sender in pc.getSenders():
+            if sender.track:
+                sender.track.stop()
+        await pc.close()
+        return {"ok": True, "closed": 1}
+
+    async def close_stream(self, msg: dict[str, Any]) -> dict[str, Any]:
+        """End a published stream and every viewer connection of it."""
+        stream = self.streams.pop(str(msg.get("stream")), None)
+        if stream is None:
+            return {"ok": True, "closed": 0}
+        for hub in stream.hubs.values():
+            hub.end()
+        for peer in tuple(stream.viewers):
+            await self.close({"peer": peer})
+        await stream.pc.close()
+        return {"ok": True, "closed": 1}
+
+    async def close_room(self, msg: dict[str, Any]) -> dict[str, Any]:
+        ids = [s.id for s in self.streams.values() if s.room == msg.get("room")]
+        for stream_id in ids:
+            await self.close_stream({"stream": stream_id})
+        return {"ok": True, "closed": len(ids)}
+
+    async def stats(self, msg: dict[str, Any]) -> dict[str, Any]:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return {
+            "ok": True,
+            "pid": os.getpid(),
+            "streams": len(self.streams),
+            "viewers": len(self.viewers),
+            "cpu_s": usage.ru_utime + usage.ru_stime,
+            "encoders": COUNTERS["encoders"],
+            "decoders": COUNTERS["decoders"],
+            "frames": {
+                s.id: {k: h.frames for k, h in s.hubs.items()} for s in self.streams.values()
+            },
+        }
+
+    async def ping(self, msg: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "pid": os.getpid()}
+
+    async def shutdown(self) -> None:
+        for stream_id in tuple(self.streams):
+            await self.close_stream({"stream": stream_id})
+
+
+def offer(msg: dict[str, Any]) -> RTCSessionDescription:
+    sdp = msg.get("sdp")
+    if not isinstance(sdp, str) or not sdp.startswith("v=0") or len(sdp) > MAX_LINE:
+        raise ValueError("sdp must be an SDP offer")
+    return RTCSessionDescription(sdp=sdp, type="offer")
+
+
+def describe(pc: RTCPeerConnection) -> dict[str, str]:
+    return {"sdp": pc.localDescription.sdp, "type": pc.localDescription.type}
+
+
+OPS = ("publish", "view", "close", "close_stream", "close_room", "stats", "ping")
+
+
+async def handle_line(worker: Worker, line: bytes) -> dict[str, Any]:
+    """Run one request; errors become ``{"ok": false, "error": ...}``, never a crash."""
+    try:
+        msg = json.loads(line)
+        if not isinstance(msg, dict) or msg.get("op") not in OPS:
+            return {"ok": False, "error": "unknown op"}
+        reply: dict[str, Any] = await getattr(worker, msg["op"])(msg)
+    except tokens.BadToken as exc:
+        reply = {"ok": False, "error": f"refused: {exc}"}
+    except (ValueError, KeyError, TypeError) as exc:
+        reply = {"ok": False, "error": f"bad request: {exc}"}
+    except Exception as exc:  # a broken peer must not take the worker down
+        log.exception("request failed")
+        reply = {"ok": False, "error": f"internal error: {type(exc).__name__}"}
+    if isinstance(msg, dict) and "id" in msg:
+        reply["id"] = msg["id"]
+    return reply
+
+
+async def serve_client(
+    worker: Worker, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    try:
+        while line := await reader.readline():
+            reply = await handle_line(worker, line)
+            writer.write(json.dumps(reply).encode() + b"\n")
+            await writer.drain()
+    except (ConnectionError, asyncio.LimitOverrunError, ValueError):
+        pass
+    finally:
+        writer.close()
+
+
+async def main(host: str, port: int) -> None:
+    secret = os.environ.get("MEDIA_SECRET", "")
+    if not secret:
+        raise SystemExit("MEDIA_SECRET must be set")
+    ice.limit_host_addresses(
+        [a for a in os.environ.get("MEDIA_HOST_ADDRESSES", "").split(",") if a]
+    )
+    count_codecs()
+    worker = Worker(secret, ice.parse_ice_servers(os.environ.get("ICE_SERVERS")))
+    server = await asyncio.start_server(
+        lambda r, w: serve_client(worker, r, w), host, port, limit=MAX_LINE
+    )
+    bound = server.sockets[0].getsockname()[1]
+    print(f"media worker listening on {host}:{bound}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with server:
+        await stop.wait()
+    with contextlib.suppress(Exception):
+        await worker.shutdown()
+
+
+def run() -> None:
+    parser = argparse.ArgumentParser(description="Lectern media worker (asyncio + aiortc).")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    logging.basicConfig(level=os.environ.get("MEDIA_LOG_LEVEL", "WARNING"))
+    asyncio.run(main(args.host, args.port))
+
+
+if __name__ == "__main__":
+    run()
