@@ -16,10 +16,12 @@ eventlet.monkey_patch()
 import argparse
 import os
 
-from lectern import create_app
+from lectern import create_app, mediaworkers
 from lectern.demo import DEMO_PASSWORD, DEMO_USERS
 from lectern.extensions import socketio
 from lectern.schema import prepare
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -35,10 +37,16 @@ def main(argv: list[str] | None = None) -> None:
     overrides = {"SOCKETIO_ASYNC_MODE": "eventlet"}
     if args.data_dir:
         overrides["DATA_DIR"] = args.data_dir
+    if args.host in LOOPBACK and "MEDIA_HOST_ADDRESSES" not in os.environ:
+        # Served on loopback only: keep media there too (aioice skips 127.0.0.1 by itself).
+        overrides["MEDIA_HOST_ADDRESSES"] = "127.0.0.1"
     app = create_app(overrides)
     seeded = prepare(app)
+    supervisor = mediaworkers.start(app, socketio)
     print(f"Lectern is running on http://{args.host}:{args.port}/", flush=True)
     print(f"Data folder: {app.config['DATA_DIR']}" + (" (demo data created)" if seeded else ""))
+    if supervisor is not None:
+        print(f"Media workers: {', '.join(supervisor.addrs)}")
     if app.config["DEMO_DATA"]:
         print(f"Demo logins (password: {DEMO_PASSWORD}):")
         for email, name, role in DEMO_USERS:

@@ -10,6 +10,7 @@ from flask import Flask
 
 from lectern.config import build_config
 from lectern.extensions import csrf, db, login, migrate, socketio
+from media.channel import MediaChannel
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,6 +25,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(build_config(config))
     Path(app.config["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
     init_extensions(app)
+    app.extensions["media"] = MediaChannel(app.config["MEDIA_WORKER_ADDRS"])
     register_blueprints(app)
     register_rooms()
     from lectern import errors, security
@@ -65,9 +67,11 @@ def register_blueprints(app: Flask) -> None:
     from accounts import bp as accounts_bp
     from classroom import bp as classroom_bp
     from lectern.dashboard import bp as dashboard_bp
+    from rooms.routes import bp as rooms_bp
     from webinar import bp as webinar_bp
 
     app.register_blueprint(accounts_bp)
     app.register_blueprint(dashboard_bp)
     app.register_blueprint(classroom_bp, url_prefix="/courses")
     app.register_blueprint(webinar_bp, url_prefix="/broadcasts")
+    app.register_blueprint(rooms_bp, url_prefix="/rooms")

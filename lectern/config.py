@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from media.settings import derive_secret, parse_ice_servers
+
 TRUE_WORDS = {"1", "true", "yes", "on"}
 
 
@@ -54,6 +56,13 @@ def build_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "LOGIN_LOCK_SECONDS": int(os.environ.get("LOGIN_LOCK_SECONDS", "300")),
         "DEMO_DATA": env_flag("DEMO_DATA", True),
         "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,
+        # Largest slide deck (PDF) a presenter may upload, in MiB; below MAX_CONTENT_LENGTH.
+        "SLIDES_MAX_MB": float(os.environ.get("SLIDES_MAX_MB", "50")),
+        # Media: worker addresses to use ("host:port,..."), or how many workers app.py starts.
+        "MEDIA_WORKER_ADDRS": [a for a in os.environ.get("MEDIA_WORKER_ADDRS", "").split(",") if a],
+        "MEDIA_WORKERS": int(os.environ.get("MEDIA_WORKERS") or os.cpu_count() or 1),
+        "ICE_SERVERS": parse_ice_servers(os.environ.get("ICE_SERVERS")),
+        "MEDIA_HOST_ADDRESSES": os.environ.get("MEDIA_HOST_ADDRESSES", ""),
         "WTF_CSRF_TIME_LIMIT": None,
         "SOCKETIO_ASYNC_MODE": "threading",
     }
@@ -61,4 +70,8 @@ def build_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     config["DATA_DIR"] = str(data_dir)
     if not config.get("SECRET_KEY"):
         config["SECRET_KEY"] = os.environ.get("SECRET_KEY") or persistent_secret(data_dir)
+    if not config.get("MEDIA_SECRET"):
+        config["MEDIA_SECRET"] = os.environ.get("MEDIA_SECRET") or derive_secret(
+            config["SECRET_KEY"]
+        )
     return config

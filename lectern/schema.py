@@ -7,7 +7,7 @@ from flask_migrate import upgrade
 
 from lectern import demo
 from lectern.extensions import db
-from rooms import presence
+from rooms import media, presence
 
 
 def prepare(app: Flask) -> bool:
@@ -17,6 +17,7 @@ def prepare(app: Flask) -> bool:
         if not app.config["REDIS_URL"]:
             # A lone web worker starting up holds no connections: presence starts empty.
             presence.forget_all()
+            media.forget_all()
         if app.config["DEMO_DATA"] and demo.needs_seed():
             demo.seed()
             return True

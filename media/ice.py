@@ -8,23 +8,14 @@ aioice leaves 127.0.0.1 out on its own.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import aioice.ice
 from aiortc import RTCConfiguration, RTCIceServer
 
+from media.settings import parse_ice_servers
 
-def parse_ice_servers(raw: str | None) -> list[dict[str, Any]]:
-    """The ``ICE_SERVERS`` setting as a list of dicts (browser ``RTCIceServer`` shape)."""
-    if not raw:
-        return []
-    servers = json.loads(raw)
-    if not isinstance(servers, list) or not all(
-        isinstance(s, dict) and "urls" in s for s in servers
-    ):
-        raise ValueError('ICE_SERVERS must be a JSON list of {"urls": ...} objects')
-    return servers
+__all__ = ["configuration", "limit_host_addresses", "parse_ice_servers"]
 
 
 def configuration(servers: list[dict[str, Any]]) -> RTCConfiguration:

@@ -22,6 +22,7 @@ class Actor:
     room_id: int
     policy: RoomPolicy
     title: str = ""
+    sid: str = ""  # the Socket.IO connection this actor speaks through
 
     @property
     def perms(self) -> frozenset[Perm]:

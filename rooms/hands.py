@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from lectern.extensions import db
 from lectern.timeutil import utcnow
-from rooms import log
+from rooms import log, media
 from rooms.context import Actor, Outbox, Refused
 from rooms.events import Event
 from rooms.models import Grant, Hand
@@ -46,11 +46,13 @@ def active_hand(room_id: int, user_id: int) -> Hand | None:
 
 
 def publish_queue(actor: Actor, out: Outbox) -> list[dict[str, Any]]:
-    """Send the queue to moderators (and to everyone where the policy shows it)."""
+    """Send the queue to moderators, or to everyone where the policy shows it (moderators are
+    in the room too: sending to both would reach them twice)."""
     current = queue(actor.room_id)
-    out.to_mods(actor.room_id, "hand.queue", {"queue": current})
     if actor.policy.hand_queue_public:
         out.to_all(actor.room_id, "hand.queue", {"queue": current})
+    else:
+        out.to_mods(actor.room_id, "hand.queue", {"queue": current})
     return current
 
 
@@ -81,11 +83,14 @@ def end_hand(actor: Actor, hand: Hand, state: str, out: Outbox) -> None:
     hand.state = state
     hand.ended_at = utcnow()
     hand.ended_by = actor.user_id
-    db.session.execute(
-        delete(Grant).where(
+    grant = db.session.scalar(
+        select(Grant).where(
             Grant.room_id == actor.room_id, Grant.user_id == hand.user_id, Grant.reason == "called"
         )
     )
+    if grant is not None:  # the microphone goes back: their streams end too
+        db.session.delete(grant)
+        media.stop_streams(actor.room_id, out, user_id=hand.user_id)
     log.record(actor.room_id, actor.user_id, f"hand.{state}", hand_id=hand.id, user_id=hand.user_id)
     out.to_user(actor.room_id, hand.user_id, "hand.state", {"state": state, "can_publish": False})
 

@@ -200,3 +200,17 @@ class RoomEvent(db.Model):  # type: ignore[name-defined]
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     type: Mapped[str] = mapped_column(String(40))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class MediaStream(db.Model):  # type: ignore[name-defined]
+    """A live published stream (camera + microphone, or a screen) on a media worker."""
+
+    __tablename__ = "media_streams"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the worker's stream id
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    sid: Mapped[str] = mapped_column(String(64))  # the publisher's Socket.IO connection
+    source: Mapped[str] = mapped_column(String(10))  # camera|screen
+    worker: Mapped[str] = mapped_column(String(64))  # host:port of the media worker
+    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -7,6 +7,7 @@ and commit; only then are their messages emitted. Every event is acknowledged wi
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -16,7 +17,7 @@ from flask_login import current_user
 from flask_socketio import SocketIO, join_room
 
 from lectern.extensions import db
-from rooms import chat, hands, polls, presence, questions, slides
+from rooms import chat, hands, media, polls, presence, questions, slides
 from rooms.coalesce import INTERVAL_S, Coalescer
 from rooms.context import Actor, Outbox, Refused, mods_target, room_target, user_target
 from rooms.events import Event
@@ -30,7 +31,7 @@ NAMESPACE = "/room"
 log = logging.getLogger(__name__)
 
 EVENTS: dict[str, Event] = {
-    e.name: e for module in (hands, questions, chat, polls, slides) for e in module.EVENTS
+    e.name: e for module in (hands, questions, chat, polls, slides, media) for e in module.EVENTS
 }
 COALESCERS: tuple[Coalescer, ...] = (
     questions.votes_coalescer,
@@ -91,6 +92,7 @@ def on_connect(auth: Any = None) -> None:
     except Refused as refusal:
         raise ConnectionRefusedError(str(refusal)) from None
     sid = request.sid  # type: ignore[attr-defined]
+    actor = dataclasses.replace(actor, sid=sid)
     actors[sid] = actor
     join_room(room_target(room.id))
     join_room(user_target(room.id, actor.user_id))
@@ -108,7 +110,8 @@ def on_disconnect(reason: Any = None) -> None:
     if actor is None:
         return
     out = Outbox()
-    presence.disconnect(actor, request.sid, out)  # type: ignore[attr-defined]
+    media.stop_streams(actor.room_id, out, sid=actor.sid)
+    presence.disconnect(actor, actor.sid, out)
     deliver(out)
 
 

@@ -23,6 +23,7 @@ RATES: dict[str, Rate] = {
     "question": Rate(burst=5, per_second=0.2),  # 5 at once, then one every 5 s
     "chat": Rate(burst=10, per_second=1.0),
     "hand": Rate(burst=10, per_second=1.0),
+    "media": Rate(burst=10, per_second=1.0),
 }
 
 

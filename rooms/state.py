@@ -9,9 +9,10 @@ from sqlalchemy.exc import IntegrityError
 
 from accounts.models import User
 from lectern.extensions import db
-from rooms import chat, hands, polls, presence, questions, slides
+from rooms import chat, hands, media, polls, presence, questions, slides
 from rooms.context import Actor, Refused
-from rooms.models import Grant, Room
+from rooms.grants import may_publish
+from rooms.models import Room
 from rooms.policy import Perm
 from rooms.registry import Membership, RoomKind, parse_key
 
@@ -63,18 +64,6 @@ def enter(user: User, key: object) -> tuple[Actor, Room]:
     return actor, room
 
 
-def may_publish(actor: Actor) -> bool:
-    """Whether the actor's role publishes, or a presenter granted it (called on, promoted)."""
-    if actor.may(Perm.PUBLISH):
-        return True
-    return (
-        db.session.scalar(
-            select(Grant.id).where(Grant.room_id == actor.room_id, Grant.user_id == actor.user_id)
-        )
-        is not None
-    )
-
-
 def snapshot(actor: Actor, room: Room) -> dict[str, Any]:
     """Everything the participant may see, in one message: a reconnect replaces all state."""
     queue = hands.queue(room.id)
@@ -107,4 +96,6 @@ def snapshot(actor: Actor, room: Room) -> dict[str, Any]:
         "polls": polls.visible(actor),
         "slides": slides.current(room),
         "decks": slides.decks(room.id) if actor.may(Perm.PRESENT) else None,
+        "streams": media.streams(room.id),
+        "ice_servers": media.ice_servers(),
     }

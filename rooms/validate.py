@@ -16,13 +16,15 @@ class Text:
     max: int
     min: int = 1
     required: bool = True
+    strip: bool = True
 
     def clean(self, name: str, value: Any) -> Any:
         if value is None and not self.required:
             return None
         if not isinstance(value, str):
             raise Invalid(f"{name} must be text")
-        value = value.strip()
+        if self.strip:
+            value = value.strip()
         if len(value) < self.min:
             raise Invalid(f"{name} must not be empty")
         if len(value) > self.max:
