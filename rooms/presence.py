@@ -93,7 +93,7 @@ def disconnect(actor: Actor, sid: str, out: Outbox) -> None:
         log.record(actor.room_id, actor.user_id, "presence.leave")
     db.session.commit()
     if last:
-        out.to_mods(actor.room_id, "presence.leave", {"user_id": actor.user_id})
+        out.to_mods(actor.room_id, "presence.leave", {"user_id": actor.user_id, "name": actor.name})
     count_coalescer.mark(("count", actor.room_id), count_update(actor.room_id))
 
 

@@ -41,6 +41,8 @@ def parse_key(key: object) -> tuple[RoomKind, int] | None:
         return None
     name, _, ref = key.partition(":")
     kind = KINDS.get(name)
-    if kind is None or not ref.isdigit() or len(ref) > 12:
+    # str.isdigit() alone accepts "²" (int() fails on it) and "٣" (int() reads 3): a room is
+    # named by ASCII digits only.
+    if kind is None or not (ref.isascii() and ref.isdigit()) or len(ref) > 12:
         return None
     return kind, int(ref)

@@ -1,0 +1,113 @@
+"""HTTP side of a live room: slide uploads, their progress and their page images (JSON API).
+
+Access follows the room: the caller must be a member (else 404, as for any room they cannot
+see); uploading needs ``Perm.PRESENT``. A deck that is not being shown is visible only to
+presenters, so an upload stays private until it is put on screen. CSRF protection stays on:
+the page's script sends the token in the ``X-CSRFToken`` header.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify, request, send_file
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from lectern.extensions import db
+from rooms import uploads
+from rooms.context import Actor, Refused
+from rooms.models import Room, SlideDeck
+from rooms.policy import Perm
+from rooms.slides import deck_view
+from rooms.state import enter
+
+bp = Blueprint("rooms", __name__)
+
+PAGE_MAX_AGE = 24 * 3600  # a rendered page never changes: a new upload is a new deck
+
+
+class ApiError(Exception):
+    """A refusal, answered as ``{"ok": false, "error": message}`` with ``status``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def refusal(status: int, message: str) -> tuple[Response, int]:
+    return jsonify(ok=False, error=message), status
+
+
+@bp.errorhandler(ApiError)
+def api_error(error: ApiError) -> tuple[Response, int]:
+    return refusal(error.status, str(error))
+
+
+@bp.errorhandler(CSRFError)
+def csrf_error(error: CSRFError) -> tuple[Response, int]:
+    return refusal(400, "the security token is missing or expired: reload the page")
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def too_large(error: RequestEntityTooLarge) -> tuple[Response, int]:
+    return refusal(413, "the file is too large")
+
+
+def member(kind: str, ref_id: int) -> tuple[Actor, Room]:
+    """The signed-in caller's place in room ``kind:ref_id``; 404 unless they are a member."""
+    if not current_user.is_authenticated:
+        raise ApiError(401, "sign in first")
+    try:
+        return enter(current_user, f"{kind}:{ref_id}")
+    except Refused:
+        raise ApiError(404, "no such room") from None
+
+
+def visible_deck(actor: Actor, room: Room, deck_id: int) -> SlideDeck:
+    """A deck of this room that the caller may see: presenters see all, others the one shown."""
+    deck = db.session.get(SlideDeck, deck_id)
+    if deck is None or deck.room_id != room.id:
+        raise ApiError(404, "no such slide deck")
+    if not (actor.may(Perm.PRESENT) or room.deck_id == deck.id):
+        raise ApiError(404, "no such slide deck")
+    return deck
+
+
+@bp.post("/<kind>/<int:ref_id>/slides")
+def upload(kind: str, ref_id: int) -> tuple[Response, int]:
+    """Upload a PDF (multipart field ``file``); its pages are rendered in the background."""
+    actor, _ = member(kind, ref_id)
+    if not actor.may(Perm.PRESENT):
+        raise ApiError(403, f"your role ({actor.role}) may not upload slides")
+    file = request.files.get("file")
+    if file is None or not file.filename:
+        raise ApiError(400, "choose a PDF file to upload")
+    try:
+        deck = uploads.store(actor, file)
+    except uploads.UploadError as error:
+        raise ApiError(error.status, str(error)) from None
+    view = deck_view(deck)  # as stored, before the renderer can change it
+    uploads.start_render(current_app._get_current_object(), deck.id)  # type: ignore[attr-defined]
+    return jsonify(ok=True, deck=view), 201
+
+
+@bp.get("/<kind>/<int:ref_id>/slides/<int:deck_id>")
+def status(kind: str, ref_id: int, deck_id: int) -> Response:
+    """The deck's rendering progress (the progress bar's fallback when the socket is down)."""
+    actor, room = member(kind, ref_id)
+    return jsonify(ok=True, deck=deck_view(visible_deck(actor, room, deck_id)))
+
+
+@bp.get("/<kind>/<int:ref_id>/slides/<int:deck_id>/<int:page>.png")
+def page_image(kind: str, ref_id: int, deck_id: int, page: int) -> Response:
+    """One rendered page; browsers may keep it, but only for this user (private)."""
+    actor, room = member(kind, ref_id)
+    deck = visible_deck(actor, room, deck_id)
+    path = uploads.page_path(deck.id, page)
+    if not 1 <= page <= deck.rendered or not path.is_file():
+        raise ApiError(404, "that page is not available")
+    response = send_file(path, mimetype="image/png", max_age=PAGE_MAX_AGE, conditional=True)
+    response.cache_control.public = False
+    response.cache_control.private = True
+    response.cache_control.immutable = True
+    return response
