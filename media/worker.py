@@ -25,10 +25,12 @@ from typing import Any
 import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from media import ice, tokens
 from media.hub import TrackHub, tap_receiver
 from media.packets import packer_for
+from media.rtp import RtpFanout, RtpViewer, tap_rtp
 
 log = logging.getLogger("media.worker")
 
@@ -72,6 +74,7 @@ class Stream:
     user: int
     pc: RTCPeerConnection
     hubs: dict[str, TrackHub] = field(default_factory=dict)
+    fanouts: dict[str, RtpFanout] = field(default_factory=dict)  # "rtp" forwarding mode
     viewers: set[str] = field(default_factory=set)
     started: float = field(default_factory=time.monotonic)
 
@@ -79,9 +82,10 @@ class Stream:
 class Worker:
     """The registry of streams and peer connections of this process."""
 
-    def __init__(self, secret: str, ice_servers: list[dict[str, Any]]) -> None:
+    def __init__(self, secret: str, ice_servers: list[dict[str, Any]], mode: str = "rtp") -> None:
         self.secret = secret
         self.ice_servers = ice_servers
+        self.mode = mode  # "rtp": forward packets; "frames": forward frames through aiortc senders
         self.streams: dict[str, Stream] = {}
         self.viewers: dict[str, tuple[RTCPeerConnection, str]] = {}  # peer -> (pc, stream id)
 
@@ -102,8 +106,12 @@ class Worker:
         stream = Stream(id=stream_id, room=grant["room"], user=grant["user"], pc=pc)
         await stream.pc.setRemoteDescription(offer(msg))
         for transceiver in stream.pc.getTransceivers():
-            if transceiver.kind in CODECS and transceiver.kind not in stream.hubs:
-                stream.hubs[transceiver.kind] = tap_receiver(transceiver.receiver, transceiver.kind)
+            kind = transceiver.kind
+            if kind in CODECS and kind not in stream.hubs:
+                hub = stream.hubs[kind] = tap_receiver(transceiver.receiver, kind)
+                if self.mode == "rtp":
+                    stream.fanouts[kind] = RtpFanout(kind, hub.request_keyframe)
+                    tap_rtp(transceiver.receiver, stream.fanouts[kind])
         if not stream.hubs:
             await stream.pc.close()
             return {"ok": False, "error": "the offer has no audio or video to publish"}
@@ -127,6 +135,9 @@ class Worker:
         pc = self.new_pc(lambda: self.close({"peer": peer}))
         await pc.setRemoteDescription(offer(msg))
         for kind, hub in stream.hubs.items():
+            if self.mode == "rtp":
+                RtpViewer(pc.addTrack(IdleTrack(kind)), stream.fanouts[kind])
+                continue
             sender = pc.addTrack(hub.subscribe())
             sender._RTCRtpSender__encoder = packer_for(kind)  # type: ignore[attr-defined]
             sender._send_keyframe = hub.request_keyframe  # type: ignore[method-assign]
@@ -158,6 +169,8 @@ class Worker:
             return {"ok": True, "closed": 0}
         for hub in stream.hubs.values():
             hub.end()
+        for fanout in stream.fanouts.values():
+            fanout.end()
         for peer in tuple(stream.viewers):
             await self.close({"peer": peer})
         await stream.pc.close()
@@ -177,6 +190,7 @@ class Worker:
             "streams": len(self.streams),
             "viewers": len(self.viewers),
             "cpu_s": usage.ru_utime + usage.ru_stime,
+            "mode": self.mode,
             "encoders": COUNTERS["encoders"],
             "decoders": COUNTERS["decoders"],
             "frames": {
@@ -190,6 +204,17 @@ class Worker:
     async def shutdown(self) -> None:
         for stream_id in tuple(self.streams):
             await self.close_stream({"stream": stream_id})
+
+
+class IdleTrack(MediaStreamTrack):
+    """The track an RTP-forwarding viewer's sender holds: it is never read."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+
+    async def recv(self) -> Any:
+        raise MediaStreamError
 
 
 def offer(msg: dict[str, Any]) -> RTCSessionDescription:
@@ -247,7 +272,10 @@ async def main(host: str, port: int) -> None:
         [a for a in os.environ.get("MEDIA_HOST_ADDRESSES", "").split(",") if a]
     )
     count_codecs()
-    worker = Worker(secret, ice.parse_ice_servers(os.environ.get("ICE_SERVERS")))
+    mode = os.environ.get("MEDIA_FORWARD", "rtp")
+    if mode not in ("rtp", "frames"):
+        raise SystemExit("MEDIA_FORWARD must be rtp or frames")
+    worker = Worker(secret, ice.parse_ice_servers(os.environ.get("ICE_SERVERS")), mode)
     server = await asyncio.start_server(
         lambda r, w: serve_client(worker, r, w), host, port, limit=MAX_LINE
     )
