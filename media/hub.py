@@ -31,6 +31,7 @@ class TrackHub:
     def __init__(self, kind: str, request_keyframe: Callable[[], None]) -> None:
         self.kind = kind
         self.viewers: set[ViewerTrack] = set()
+        self.sinks: list[Callable[[EncodedFrame], None]] = []  # e.g. a recording's writer
         self._request_keyframe = request_keyframe
         self._last_pli = 0.0
         self.frames = 0
@@ -42,6 +43,8 @@ class TrackHub:
         self.keyframes += frame.keyframe
         for viewer in tuple(self.viewers):
             viewer.offer(frame)
+        for sink in tuple(self.sinks):
+            sink(frame)
 
     def request_keyframe(self) -> None:
         """Ask the publisher for a keyframe, at most once per ``PLI_INTERVAL_S``."""

@@ -20,6 +20,7 @@ import signal
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiortc.rtcrtpreceiver
@@ -30,6 +31,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from media import ice, tokens
 from media.hub import TrackHub, tap_receiver
 from media.packets import packer_for
+from media.recorder import RoomRecording
 from media.rtp import RtpFanout, RtpViewer, tap_rtp
 
 log = logging.getLogger("media.worker")
@@ -88,6 +90,7 @@ class Worker:
         self.mode = mode  # "rtp": forward packets; "frames": forward frames through aiortc senders
         self.streams: dict[str, Stream] = {}
         self.viewers: dict[str, tuple[RTCPeerConnection, str]] = {}  # peer -> (pc, stream id)
+        self.recordings: dict[str, RoomRecording] = {}  # room -> its running recording
 
     def new_pc(self, on_dead: Any) -> RTCPeerConnection:
         pc = RTCPeerConnection(ice.configuration(self.ice_servers))
@@ -117,6 +120,8 @@ class Worker:
             return {"ok": False, "error": "the offer has no audio or video to publish"}
         pin_codecs(stream.pc)
         self.streams[stream.id] = stream
+        if stream.room in self.recordings:
+            self.recordings[stream.room].attach(stream.id, stream.user, stream.hubs)
         answer = await stream.pc.createAnswer()
         await stream.pc.setLocalDescription(answer)
         return {
@@ -167,6 +172,8 @@ class Worker:
         stream = self.streams.pop(str(msg.get("stream")), None)
         if stream is None:
             return {"ok": True, "closed": 0}
+        if stream.room in self.recordings:
+            self.recordings[stream.room].detach(stream.id)
         for hub in stream.hubs.values():
             hub.end()
         for fanout in stream.fanouts.values():
@@ -181,6 +188,28 @@ class Worker:
         for stream_id in ids:
             await self.close_stream({"stream": stream_id})
         return {"ok": True, "closed": len(ids)}
+
+    async def record_start(self, msg: dict[str, Any]) -> dict[str, Any]:
+        """Record the room's streams, present and future, into the grant's folder."""
+        grant = tokens.verify(self.secret, msg.get("token"), "record")
+        room, directory = grant["room"], Path(grant["dir"])
+        if room in self.recordings:
+            return {"ok": False, "error": "this room is already being recorded"}
+        directory.mkdir(parents=True, exist_ok=True)
+        recording = self.recordings[room] = RoomRecording(room, directory)
+        for stream in self.streams.values():
+            if stream.room == room:
+                recording.attach(stream.id, stream.user, stream.hubs)
+        recording.write_manifest()
+        return {"ok": True, "started_at": recording.started_at}
+
+    async def record_stop(self, msg: dict[str, Any]) -> dict[str, Any]:
+        """Finish the room's recording; the reply carries its manifest."""
+        grant = tokens.verify(self.secret, msg.get("token"), "record")
+        recording = self.recordings.pop(grant["room"], None)
+        if recording is None:
+            return {"ok": False, "error": "this room is not being recorded"}
+        return {"ok": True, "manifest": await recording.stop()}
 
     async def stats(self, msg: dict[str, Any]) -> dict[str, Any]:
         usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -202,6 +231,8 @@ class Worker:
         return {"ok": True, "pid": os.getpid()}
 
     async def shutdown(self) -> None:
+        for room in tuple(self.recordings):
+            await self.recordings.pop(room).stop()
         for stream_id in tuple(self.streams):
             await self.close_stream({"stream": stream_id})
 
@@ -228,7 +259,17 @@ def describe(pc: RTCPeerConnection) -> dict[str, str]:
     return {"sdp": pc.localDescription.sdp, "type": pc.localDescription.type}
 
 
-OPS = ("publish", "view", "close", "close_stream", "close_room", "stats", "ping")
+OPS = (
+    "publish",
+    "view",
+    "close",
+    "close_stream",
+    "close_room",
+    "record_start",
+    "record_stop",
+    "stats",
+    "ping",
+)
 
 
 async def handle_line(worker: Worker, line: bytes) -> dict[str, Any]:

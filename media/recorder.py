@@ -1,0 +1,216 @@
+"""Recording: one more subscriber of the forwarded frames, remuxed into WebM with no transcoding.
+
+Each published stream of a recorded room becomes one segment file ``<stream>.webm`` (VP8 +
+Opus). While recording, files are written as live WebM (clusters of at most a second, flushed as
+they are written), so a worker killed mid-recording leaves files that play up to a second or two
+before the kill. A normal stop remuxes each segment into a seekable file with cues.
+``manifest.json`` beside them always lists the segments and their times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+
+from media.packets import EncodedFrame
+
+log = logging.getLogger(__name__)
+MS = Fraction(1, 1000)
+LIVE_OPTIONS = {"live": "1", "cluster_time_limit": "1000", "flush_packets": "1"}
+MAX_PENDING_AUDIO = 150  # audio kept while a segment waits for its first video keyframe
+
+
+def vp8_size(data: bytes) -> tuple[int, int]:
+    """Width and height from a VP8 key frame header (RFC 6386, 9.1)."""
+    if len(data) < 10 or data[3:6] != b"\x9d\x01\x2a":
+        return 0, 0
+    return int.from_bytes(data[6:8], "little") & 0x3FFF, int.from_bytes(
+        data[8:10], "little"
+    ) & 0x3FFF
+
+
+class SegmentWriter:
+    """One stream's tracks remuxed into one live WebM file, timed by arrival."""
+
+    def __init__(self, path: Path, kinds: set[str], t0: float) -> None:
+        self.path = path
+        self.kinds = kinds
+        self.t0 = t0  # time.monotonic() when the recording started
+        self.container: Any = None
+        self.streams: dict[str, Any] = {}
+        self.pending: list[tuple[str, EncodedFrame]] = []
+        self.anchors: dict[str, tuple[float, int]] = {}  # kind -> (ms at first frame, its pts)
+        self.last_ms: dict[str, int] = {}
+        self.first_ms: int | None = None
+        self.frames = 0
+
+    def on_frame(self, kind: str, frame: EncodedFrame) -> None:
+        """Called for every forwarded frame; video starts the file at its first keyframe."""
+        if self.container is None:
+            if "video" in self.kinds and not (kind == "video" and frame.keyframe):
+                if kind == "audio":
+                    self.pending = [*self.pending[-MAX_PENDING_AUDIO:], (kind, frame)]
+                return
+            self._open(frame if kind == "video" else None)
+            for pending_kind, pending in self.pending:
+                self._mux(pending_kind, pending)
+            self.pending = []
+        self._mux(kind, frame)
+
+    def _open(self, keyframe: EncodedFrame | None) -> None:
+        self.container = av.open(str(self.path), "w", format="webm", options=LIVE_OPTIONS)
+        if "video" in self.kinds:
+            width, height = vp8_size(keyframe.data) if keyframe else (0, 0)
+            self.streams["video"] = self.container.add_mux_stream(
+                "vp8", width=width, height=height, time_base=MS
+            )
+        if "audio" in self.kinds:
+            self.streams["audio"] = self.container.add_mux_stream("opus", rate=48000, time_base=MS)
+
+    def _ms(self, kind: str, frame: EncodedFrame) -> int:
+        """Milliseconds since the recording started: the track's first frame is placed by its
+        arrival, later ones by their RTP timestamps from there (smooth, and in sync)."""
+        if kind not in self.anchors:
+            self.anchors[kind] = ((frame.arrived - self.t0) * 1000, frame.pts)
+        start, pts0 = self.anchors[kind]
+        ms = int(start + (frame.pts - pts0) * frame.time_base * 1000)
+        return max(ms, self.last_ms.get(kind, -1) + 1)
+
+    def _mux(self, kind: str, frame: EncodedFrame) -> None:
+        if kind not in self.streams or self.container is None:
+            return
+        ms = self._ms(kind, frame)
+        packet = av.Packet(frame.data)
+        packet.stream = self.streams[kind]
+        packet.pts = packet.dts = ms
+        packet.time_base = MS
+        packet.is_keyframe = frame.keyframe
+        try:
+            self.container.mux(packet)
+        except av.FFmpegError as exc:
+            log.warning("recording %s: dropped a %s frame: %s", self.path.name, kind, exc)
+            return
+        self.last_ms[kind] = ms
+        self.first_ms = ms if self.first_ms is None else min(self.first_ms, ms)
+        self.frames += 1
+
+    def close(self) -> bool:
+        """Close the live file; False when nothing was ever written."""
+        if self.container is None:
+            return False
+        self.container.close()
+        self.container = None
+        return True
+
+
+def finalize(path: Path) -> None:
+    """Remux a live WebM into a seekable one with cues and a duration (no transcoding)."""
+    tmp = path.with_suffix(".final.webm")
+    with av.open(str(path)) as src, av.open(str(tmp), "w", format="webm") as dst:
+        mapping = {s.index: dst.add_stream_from_template(s) for s in src.streams}
+        for packet in src.demux():
+            if packet.dts is None:
+                continue
+            packet.stream = mapping[packet.stream.index]
+            dst.mux(packet)
+    os.replace(tmp, path)
+
+
+@dataclass
+class Segment:
+    stream: str
+    user: int
+    kinds: list[str]
+    file: str
+    writer: SegmentWriter
+    start_s: float
+    end_s: float | None = None
+    taps: list[tuple[Any, Any]] = field(default_factory=list)  # (hub, the sink added to it)
+
+
+@dataclass
+class RoomRecording:
+    """A room being recorded: a segment per stream, and the manifest that lists them."""
+
+    room: str
+    directory: Path
+    t0: float = field(default_factory=time.monotonic)
+    started_at: float = field(default_factory=time.time)
+    segments: dict[str, Segment] = field(default_factory=dict)
+
+    def elapsed(self) -> float:
+        return round(time.monotonic() - self.t0, 3)
+
+    def attach(self, stream_id: str, user: int, hubs: dict[str, Any]) -> None:
+        """Start recording a stream; its hubs feed the segment's writer."""
+        writer = SegmentWriter(self.directory / f"{stream_id}.webm", set(hubs), self.t0)
+        segment = Segment(
+            stream_id, user, sorted(hubs), f"{stream_id}.webm", writer, self.elapsed()
+        )
+        self.segments[stream_id] = segment
+        for kind, hub in hubs.items():
+
+            def sink(frame: EncodedFrame, kind: str = kind) -> None:
+                writer.on_frame(kind, frame)
+
+            hub.sinks.append(sink)
+            segment.taps.append((hub, sink))
+            hub.request_keyframe()
+        self.write_manifest()
+
+    def detach(self, stream_id: str) -> None:
+        """The stream ended: close its segment."""
+        segment = self.segments.get(stream_id)
+        if segment is None or segment.end_s is not None:
+            return
+        for hub, sink in segment.taps:
+            if sink in hub.sinks:
+                hub.sinks.remove(sink)
+        segment.end_s = self.elapsed()
+        if not segment.writer.close():
+            del self.segments[stream_id]
+        self.write_manifest()
+
+    def manifest(self, ended: bool = False) -> dict[str, Any]:
+        return {
+            "room": self.room,
+            "started_at": self.started_at,
+            "ended": ended,
+            "duration_s": self.elapsed() if ended else None,
+            "segments": [
+                {
+                    "stream": s.stream,
+                    "user": s.user,
+                    "kinds": s.kinds,
+                    "file": s.file,
+                    "start_s": s.start_s,
+                    "end_s": s.end_s,
+                    "first_media_ms": s.writer.first_ms,
+                }
+                for s in self.segments.values()
+            ],
+        }
+
+    def write_manifest(self, ended: bool = False) -> None:
+        tmp = self.directory / "manifest.json.tmp"
+        tmp.write_text(json.dumps(self.manifest(ended), indent=1))
+        os.replace(tmp, self.directory / "manifest.json")
+
+    async def stop(self) -> dict[str, Any]:
+        """Close every segment, make them seekable, and write the final manifest."""
+        for stream_id in list(self.segments):
+            self.detach(stream_id)
+        loop = asyncio.get_running_loop()
+        for segment in self.segments.values():
+            await loop.run_in_executor(None, finalize, self.directory / segment.file)
+        self.write_manifest(ended=True)
+        return self.manifest(ended=True)
