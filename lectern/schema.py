@@ -7,7 +7,7 @@ from flask_migrate import upgrade
 
 from lectern import demo
 from lectern.extensions import db
-from rooms import media, presence
+from rooms import media, presence, recording
 
 
 def prepare(app: Flask) -> bool:
@@ -18,6 +18,7 @@ def prepare(app: Flask) -> bool:
             # A lone web worker starting up holds no connections: presence starts empty.
             presence.forget_all()
             media.forget_all()
+            recording.interrupt_all()
         if app.config["DEMO_DATA"] and demo.needs_seed():
             demo.seed()
             return True

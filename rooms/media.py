@@ -17,7 +17,7 @@ from sqlalchemy import delete, select
 from lectern.extensions import db
 from media import tokens
 from media.channel import MediaChannel, MediaUnavailable
-from rooms import log
+from rooms import log, recording
 from rooms.context import Actor, Outbox, Refused
 from rooms.events import Event
 from rooms.grants import may_publish
@@ -88,16 +88,16 @@ def publish(actor: Actor, data: dict[str, Any], out: Outbox) -> dict[str, Any]:
         raise Refused("the media server is not reachable; try again in a moment") from exc
     if not reply.get("ok"):
         raise Refused(f"media server refused: {reply.get('error')}")
-    db.session.add(
-        MediaStream(
-            id=reply["stream"],
-            room_id=actor.room_id,
-            user_id=actor.user_id,
-            sid=actor.sid,
-            source=data["source"],
-            worker=worker,
-        )
+    stream = MediaStream(
+        id=reply["stream"],
+        room_id=actor.room_id,
+        user_id=actor.user_id,
+        sid=actor.sid,
+        source=data["source"],
+        worker=worker,
     )
+    db.session.add(stream)
+    recording.stream_started(actor.room_id, stream)
     log.record(
         actor.room_id, actor.user_id, "media.publish", stream=reply["stream"], source=data["source"]
     )
@@ -135,6 +135,7 @@ def stop_streams(room_id: int, out: Outbox, **match: Any) -> int:
                 media.call(stream.worker, "close_stream", stream=stream.id)
             except MediaUnavailable:
                 logger.warning("could not close stream %s on %s", stream.id, stream.worker)
+        recording.stream_stopped(room_id, stream.id)
         log.record(room_id, stream.user_id, "media.unpublish", stream=stream.id)
         db.session.delete(stream)
     if found:
@@ -167,6 +168,7 @@ def forget_worker(worker: str) -> list[int]:
 def worker_restarted(worker: str) -> Outbox:
     """Tell the rooms of a restarted worker that their streams are gone: clients renegotiate."""
     out = Outbox()
+    recording.interrupt_worker(worker, out)
     for room_id in forget_worker(worker):
         announce(room_id, out)
         out.to_all(room_id, "media.reset", {"reason": "the media server restarted"})

@@ -214,3 +214,43 @@ class MediaStream(db.Model):  # type: ignore[name-defined]
     source: Mapped[str] = mapped_column(String(10))  # camera|screen
     worker: Mapped[str] = mapped_column(String(64))  # host:port of the media worker
     started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Recording(db.Model):  # type: ignore[name-defined]
+    """A recording of a room: segment files in ``DATA_DIR/<directory>`` and a time window of the
+    room's event log (``started_ts`` .. ``ended_ts``) that the player replays beside them."""
+
+    __tablename__ = "recordings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(12))  # recording|ready|interrupted|failed
+    directory: Mapped[str] = mapped_column(String(200))  # relative to DATA_DIR
+    worker: Mapped[str] = mapped_column(String(64))
+    started_ts: Mapped[float] = mapped_column(Float)  # Unix time the worker started recording
+    ended_ts: Mapped[float | None] = mapped_column(Float)
+    started_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    share_token: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    @property
+    def duration_s(self) -> float | None:
+        return None if self.ended_ts is None else round(self.ended_ts - self.started_ts, 3)
+
+
+class RecordingSegment(db.Model):  # type: ignore[name-defined]
+    """One published stream's part of a recording: a WebM file and when it ran."""
+
+    __tablename__ = "recording_segments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recording_id: Mapped[int] = mapped_column(
+        ForeignKey("recordings.id", ondelete="CASCADE"), index=True
+    )
+    stream_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    source: Mapped[str] = mapped_column(String(10))  # camera|screen
+    file: Mapped[str] = mapped_column(String(100))
+    start_s: Mapped[float] = mapped_column(Float)  # offset from the recording's start
+    end_s: Mapped[float | None] = mapped_column(Float)

@@ -17,7 +17,7 @@ from flask_login import current_user
 from flask_socketio import SocketIO, join_room
 
 from lectern.extensions import db
-from rooms import chat, hands, media, polls, presence, questions, slides
+from rooms import chat, hands, media, polls, presence, questions, recording, slides
 from rooms.coalesce import INTERVAL_S, Coalescer
 from rooms.context import Actor, Outbox, Refused, mods_target, room_target, user_target
 from rooms.events import Event
@@ -31,7 +31,9 @@ NAMESPACE = "/room"
 log = logging.getLogger(__name__)
 
 EVENTS: dict[str, Event] = {
-    e.name: e for module in (hands, questions, chat, polls, slides, media) for e in module.EVENTS
+    e.name: e
+    for module in (hands, questions, chat, polls, slides, media, recording)
+    for e in module.EVENTS
 }
 COALESCERS: tuple[Coalescer, ...] = (
     questions.votes_coalescer,

@@ -22,6 +22,7 @@ class Perm(StrEnum):
     PRESENT = "slides.present"  # upload slides, change page
     SEE_PRESENCE = "presence.list"  # see who is in the room, not just how many
     PUBLISH = "media.publish"
+    RECORD = "recording.manage"  # start and stop recording
 
 
 # Everything a presenter (instructor, host) may do.

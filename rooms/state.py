@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from accounts.models import User
 from lectern.extensions import db
-from rooms import chat, hands, media, polls, presence, questions, slides
+from rooms import chat, hands, media, polls, presence, questions, recording, slides
 from rooms.context import Actor, Refused
 from rooms.grants import may_publish
 from rooms.models import Room
@@ -97,5 +97,6 @@ def snapshot(actor: Actor, room: Room) -> dict[str, Any]:
         "slides": slides.current(room),
         "decks": slides.decks(room.id) if actor.may(Perm.PRESENT) else None,
         "streams": media.streams(room.id),
+        "recording": recording.view(recording.running(room.id)),
         "ice_servers": media.ice_servers(),
     }
