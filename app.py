@@ -15,6 +15,7 @@ eventlet.monkey_patch()
 
 import argparse
 import os
+import sys
 
 from lectern import create_app, mediaworkers
 from lectern.demo import DEMO_PASSWORD, DEMO_USERS
@@ -34,6 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # logins show at once
     overrides = {"SOCKETIO_ASYNC_MODE": "eventlet"}
     if args.data_dir:
         overrides["DATA_DIR"] = args.data_dir

@@ -11,6 +11,7 @@ class LoginForm(FlaskForm):
     """E-mail and password."""
 
     email = EmailField(
-        "E-mail", validators=[DataRequired(), Email(check_deliverability=False), Length(max=EMAIL_MAX)]
+        "E-mail",
+        validators=[DataRequired(), Email(check_deliverability=False), Length(max=EMAIL_MAX)],
     )
     password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])

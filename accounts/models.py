@@ -17,7 +17,7 @@ EMAIL_MAX = 254
 NAME_MAX = 120
 
 
-class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
+class User(UserMixin, db.Model):  # type: ignore[name-defined]
     """A person who signs in; ``role`` is one of :data:`accounts.roles.ROLES`."""
 
     __tablename__ = "users"
@@ -40,7 +40,7 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
 
     def check_password(self, password: str) -> bool:
         """Whether ``password`` matches; accounts without a password never match."""
-        return bool(self.password_hash) and check_password_hash(self.password_hash, password)
+        return self.password_hash is not None and check_password_hash(self.password_hash, password)
 
     def can(self, perm: Perm) -> bool:
         """Whether this user's role grants the site-wide permission ``perm``."""
@@ -50,7 +50,7 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
         return f"<User {self.id} {self.email} {self.role}>"
 
 
-class LoginFailure(db.Model):  # type: ignore[name-defined,misc]
+class LoginFailure(db.Model):  # type: ignore[name-defined]
     """One failed sign-in, kept for a short window to slow password guessing."""
 
     __tablename__ = "login_failures"

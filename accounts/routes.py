@@ -7,12 +7,15 @@ from urllib.parse import urlsplit
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
+from werkzeug.security import check_password_hash, generate_password_hash
 from werkzeug.wrappers import Response
 
 from accounts import bp, throttle
 from accounts.forms import LoginForm
 from accounts.models import User
 from lectern.extensions import db, login
+
+DUMMY_HASH = generate_password_hash("no account has this password")
 
 
 @login.user_loader
@@ -27,7 +30,13 @@ login.login_message = "Please sign in to continue."
 
 def safe_next(target: str | None) -> str:
     """Only follow local ``next`` targets, never another site."""
-    if target and target.startswith("/") and not urlsplit(target).netloc and "\\" not in target:
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and not urlsplit(target).netloc
+        and "\\" not in target
+    ):
         return target
     return url_for("dashboard.index")
 
@@ -48,6 +57,9 @@ def login_page() -> str | Response | tuple[str, int]:
         flash(f"Too many failed sign-ins. Try again in {wait} seconds.", "error")
         return render_template("auth/login.html", form=form), 429
     user = db.session.scalar(select(User).where(User.email == email))
+    if user is None:
+        # Spend the same time as a wrong password, so timing does not reveal who has an account.
+        check_password_hash(DUMMY_HASH, form.password.data)
     if user is None or not user.check_password(form.password.data):
         throttle.record_failure(email, addr)
         flash("Wrong e-mail or password.", "error")

@@ -39,7 +39,9 @@ def seconds_locked(email: str, remote_addr: str) -> int:
             LoginFailure.remote_addr == remote_addr, LoginFailure.at >= since
         )
     ).all()
-    return max(_wait_after(list(by_email), limit), _wait_after(list(by_addr), limit * ADDRESS_FACTOR))
+    return max(
+        _wait_after(list(by_email), limit), _wait_after(list(by_addr), limit * ADDRESS_FACTOR)
+    )
 
 
 def record_failure(email: str, remote_addr: str) -> None:
@@ -58,6 +60,9 @@ def clear_failures(email: str) -> None:
 def failure_count(email: str) -> int:
     """Failures recorded for ``email`` inside the window (for tests and admin views)."""
     since = utcnow() - _window()
-    return db.session.scalar(
-        select(func.count()).where(LoginFailure.email == email, LoginFailure.at >= since)
-    ) or 0
+    return (
+        db.session.scalar(
+            select(func.count()).where(LoginFailure.email == email, LoginFailure.at >= since)
+        )
+        or 0
+    )

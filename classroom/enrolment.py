@@ -30,7 +30,10 @@ class EnrolResult:
 def enrol_emails(course: Course, text: str) -> EnrolResult:
     """Enrol every address in ``text``; if any is invalid or has no account, enrol nobody."""
     parsed = parse_email_list(text)
-    result = EnrolResult(invalid=parsed.invalid, too_many=len(parsed.emails) > MAX_ADDRESSES)
+    result = EnrolResult(
+        invalid=parsed.invalid or ([] if parsed.emails else ["(no e-mail address found)"]),
+        too_many=len(parsed.emails) > MAX_ADDRESSES,
+    )
     if result.too_many:
         return result
     users = {

@@ -15,7 +15,7 @@ TITLE_MAX = 200
 DESCRIPTION_MAX = 4000
 
 
-class Course(db.Model):  # type: ignore[name-defined,misc]
+class Course(db.Model):  # type: ignore[name-defined]
     """A course taught by its owner (an instructor) to enrolled students."""
 
     __tablename__ = "courses"
@@ -35,7 +35,7 @@ class Course(db.Model):  # type: ignore[name-defined,misc]
     )
 
 
-class Enrollment(db.Model):  # type: ignore[name-defined,misc]
+class Enrollment(db.Model):  # type: ignore[name-defined]
     """A student's membership of a course."""
 
     __tablename__ = "enrollments"
@@ -50,15 +50,13 @@ class Enrollment(db.Model):  # type: ignore[name-defined,misc]
     user: Mapped[User] = relationship()
 
 
-class Lesson(db.Model):  # type: ignore[name-defined,misc]
+class Lesson(db.Model):  # type: ignore[name-defined]
     """One scheduled lesson of a course: the unit that becomes a live room."""
 
     __tablename__ = "lessons"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    course_id: Mapped[int] = mapped_column(
-        ForeignKey("courses.id", ondelete="CASCADE"), index=True
-    )
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), index=True)
     title: Mapped[str] = mapped_column(String(TITLE_MAX))
     starts_at: Mapped[datetime] = mapped_column(DateTime, index=True)
     duration_minutes: Mapped[int] = mapped_column(Integer)

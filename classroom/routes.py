@@ -95,7 +95,9 @@ def enroll(course_id: int) -> Page:
     result = enrol_emails(course, form.emails.data)
     if not result.ok:
         return render_detail(course, 400, enroll_form=form, enrol_result=result)
-    flash(f"Enrolled {len(result.added)} student(s); {len(result.already)} already enrolled.", "info")
+    flash(
+        f"Enrolled {len(result.added)} student(s); {len(result.already)} already enrolled.", "info"
+    )
     return redirect(url_for("classroom.detail", course_id=course.id))
 
 

@@ -2,6 +2,7 @@
 
 from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 
 from classroom.models import DESCRIPTION_MAX
@@ -13,11 +14,13 @@ class BroadcastForm(FlaskForm):
     title = StringField("Title", validators=[DataRequired(), Length(max=TITLE_MAX)])
     description = TextAreaField("Description", validators=[Length(max=DESCRIPTION_MAX)])
     kind = SelectField(
-        "Kind", choices=[(k.value, label) for k, label in KIND_LABELS.items()],
+        "Kind",
+        choices=[SelectChoice(k.value, label) for k, label in KIND_LABELS.items()],
         validators=[DataRequired()],
     )
     registration_mode = SelectField(
-        "Registration", choices=[(m.value, label) for m, label in MODE_LABELS.items()],
+        "Registration",
+        choices=[SelectChoice(m.value, label) for m, label in MODE_LABELS.items()],
         validators=[DataRequired()],
     )
     starts_at = start_field()

@@ -48,8 +48,11 @@ class Status(StrEnum):
     DECLINED = "declined"
 
 
-KIND_LABELS = {Kind.ALL_HANDS: "All-hands", Kind.SHAREHOLDER: "Shareholder meeting",
-               Kind.WEBINAR: "Public webinar"}
+KIND_LABELS = {
+    Kind.ALL_HANDS: "All-hands",
+    Kind.SHAREHOLDER: "Shareholder meeting",
+    Kind.WEBINAR: "Public webinar",
+}
 MODE_LABELS = {Mode.OPEN: "Open", Mode.APPROVAL: "Host approval", Mode.INVITE: "Invite list only"}
 
 
@@ -57,7 +60,7 @@ def _in(column: str, enum: type[StrEnum]) -> str:
     return f"{column} IN (" + ", ".join(f"'{m.value}'" for m in enum) + ")"
 
 
-class Broadcast(db.Model):  # type: ignore[name-defined,misc]
+class Broadcast(db.Model):  # type: ignore[name-defined]
     """A one-to-many session run by a host: an all-hands, shareholder meeting or webinar."""
 
     __tablename__ = "broadcasts"
@@ -100,7 +103,7 @@ class Broadcast(db.Model):  # type: ignore[name-defined,misc]
         return MODE_LABELS[Mode(self.registration_mode)]
 
 
-class Registration(db.Model):  # type: ignore[name-defined,misc]
+class Registration(db.Model):  # type: ignore[name-defined]
     """A person's place in a broadcast: registered, invited, approved or declined."""
 
     __tablename__ = "registrations"

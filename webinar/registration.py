@@ -57,7 +57,10 @@ class InviteResult:
 def invite(broadcast: Broadcast, text: str) -> InviteResult:
     """Put every address in ``text`` on the invite list; if any is invalid, add none."""
     parsed = parse_email_list(text)
-    result = InviteResult(invalid=parsed.invalid, too_many=len(parsed.emails) > MAX_ADDRESSES)
+    result = InviteResult(
+        invalid=parsed.invalid or ([] if parsed.emails else ["(no e-mail address found)"]),
+        too_many=len(parsed.emails) > MAX_ADDRESSES,
+    )
     if not result.ok:
         return result
     existing = set(
@@ -75,7 +78,9 @@ def invite(broadcast: Broadcast, text: str) -> InviteResult:
         user = users.get(email)
         db.session.add(
             Registration(
-                broadcast_id=broadcast.id, email=email, name=user.name if user else "",
+                broadcast_id=broadcast.id,
+                email=email,
+                name=user.name if user else "",
                 status=Status.PENDING.value,
             )
         )

@@ -102,7 +102,8 @@ def register_self(broadcast_id: int) -> Page:
     broadcast = broadcast_for(broadcast_id, Action.REGISTER)
     reg = register(current_user, broadcast)
     flash(
-        "You are registered." if reg.status == "approved"
+        "You are registered."
+        if reg.status == "approved"
         else "Registration received: the host will review it.",
         "info",
     )
