@@ -10,17 +10,23 @@ import warnings
 warnings.filterwarnings("ignore", message=r"(?s).*Eventlet is deprecated")
 
 import eventlet
+import eventlet.wsgi
 
 eventlet.monkey_patch()
 
 import argparse
 import os
+import signal
+import socket
 import sys
+
+from flask import Flask
 
 from lectern import create_app, mediaworkers
 from lectern.demo import DEMO_PASSWORD, DEMO_USERS
 from lectern.extensions import socketio
 from lectern.schema import prepare
+from media.supervisor import Supervisor
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -45,6 +51,8 @@ def main(argv: list[str] | None = None) -> None:
     app = create_app(overrides)
     seeded = prepare(app)
     supervisor = mediaworkers.start(app, socketio)
+    # SIGTERM ends the process without atexit handlers: stop the media workers first.
+    signal.signal(signal.SIGTERM, lambda *_: shutdown(supervisor))
     print(f"Lectern is running on http://{args.host}:{args.port}/", flush=True)
     print(f"Data folder: {app.config['DATA_DIR']}" + (" (demo data created)" if seeded else ""))
     if supervisor is not None:
@@ -53,7 +61,26 @@ def main(argv: list[str] | None = None) -> None:
         print(f"Demo logins (password: {DEMO_PASSWORD}):")
         for email, name, role in DEMO_USERS:
             print(f"  {role:<10} {email:<26} {name}")
-    socketio.run(app, host=args.host, port=args.port, log_output=False)
+    serve(app, args.host, args.port)
+
+
+def shutdown(supervisor: Supervisor | None) -> None:
+    if supervisor is not None:
+        supervisor.terminate()
+    os._exit(0)
+
+
+def serve(app: Flask, host: str, port: int) -> None:
+    """eventlet's WSGI server with room for large audiences: a deep accept backlog, up to
+    ``MAX_CONNECTIONS`` simultaneous clients (eventlet's default is 1,024) and TCP_NODELAY, so a
+    message sent right after another is not held back ~40 ms by Nagle's algorithm."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = eventlet.listen(
+        (host, port), family, backlog=int(os.environ.get("LISTEN_BACKLOG", "1024"))
+    )
+    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited by accepted sockets
+    max_size = int(os.environ.get("MAX_CONNECTIONS", "10000"))
+    eventlet.wsgi.server(listener, app, log_output=False, max_size=max_size)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ class TrackHub:
         self.sinks: list[Callable[[EncodedFrame], None]] = []  # e.g. a recording's writer
         self._request_keyframe = request_keyframe
         self._last_pli = 0.0
+        self._deferred: asyncio.TimerHandle | None = None  # a request held back by the interval
         self.frames = 0
         self.keyframes = 0
 
@@ -47,11 +48,23 @@ class TrackHub:
             sink(frame)
 
     def request_keyframe(self) -> None:
-        """Ask the publisher for a keyframe, at most once per ``PLI_INTERVAL_S``."""
-        now = time.monotonic()
-        if self.kind == "video" and now - self._last_pli >= PLI_INTERVAL_S:
-            self._last_pli = now
-            self._request_keyframe()
+        """Ask the publisher for a keyframe, at most once per ``PLI_INTERVAL_S``.
+
+        A request within the interval is sent at its end, not dropped: whoever asked may have
+        started waiting after the keyframe the last request brought had gone by.
+        """
+        if self.kind != "video" or self._deferred is not None:
+            return
+        wait = self._last_pli + PLI_INTERVAL_S - time.monotonic()
+        if wait > 0:
+            self._deferred = asyncio.get_running_loop().call_later(wait, self._send_deferred)
+            return
+        self._last_pli = time.monotonic()
+        self._request_keyframe()
+
+    def _send_deferred(self) -> None:
+        self._deferred = None
+        self.request_keyframe()
 
     def subscribe(self) -> ViewerTrack:
         """A new viewer's track; video starts at the next keyframe, which is asked for now."""
@@ -62,6 +75,9 @@ class TrackHub:
 
     def end(self) -> None:
         """The publisher left: end every viewer's track."""
+        if self._deferred is not None:
+            self._deferred.cancel()
+            self._deferred = None
         for viewer in tuple(self.viewers):
             viewer.finish()
         self.viewers.clear()

@@ -21,7 +21,6 @@ from aiortc.codecs.vpx import VpxPayloadDescriptor
 from aiortc.rtp import RtpPacket
 
 HISTORY = 128  # aiortc's RTP_HISTORY_SIZE: NACKs are answered from this many packets
-PLI_INTERVAL_S = 0.3
 
 
 def starts_keyframe(kind: str, payload: bytes) -> bool:
@@ -114,14 +113,13 @@ class RtpFanout:
     def __init__(self, kind: str, request_keyframe: Callable[[], None]) -> None:
         self.kind = kind
         self.viewers: list[RtpViewer] = []
-        self._request_keyframe = request_keyframe
-        self._last_pli = 0.0
+        self._request_keyframe = request_keyframe  # the hub's: it spaces requests out
         self.packets = 0
 
     def request_keyframe(self) -> None:
-        now = asyncio.get_running_loop().time()
-        if self.kind == "video" and now - self._last_pli >= PLI_INTERVAL_S:
-            self._last_pli = now
+        # No throttle of its own: one here dropped the requests of viewers that joined within
+        # its interval, and they waited for a keyframe nobody had asked for.
+        if self.kind == "video":
             self._request_keyframe()
 
     async def push(self, packet: RtpPacket) -> None:

@@ -12,9 +12,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 START_TIMEOUT_S = 20.0
+# The folder holding the ``media`` package: ``python -m media.worker`` starts there, whatever
+# folder the web app was started from.
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -43,6 +47,7 @@ class Supervisor:
         self.ports = [free_port(host) for _ in range(max(1, count))]
         self.procs: list[subprocess.Popen[bytes] | None] = [None] * len(self.ports)
         self.restarts = 0
+        self.stopping = False  # set by stop(): a worker it ends must not be restarted
 
     @property
     def addrs(self) -> list[str]:
@@ -51,8 +56,19 @@ class Supervisor:
     def spawn(self, index: int) -> None:
         port = self.ports[index]
         self.procs[index] = subprocess.Popen(
-            [sys.executable, "-m", "media.worker", "--host", self.host, "--port", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "media.worker",
+                "--host",
+                self.host,
+                "--port",
+                str(port),
+                "--parent",
+                str(os.getpid()),
+            ],
             env=self.env,
+            cwd=PACKAGE_ROOT,
         )
         if not wait_for_port(self.host, port):
             log.error("media worker on port %d did not start", port)
@@ -64,7 +80,9 @@ class Supervisor:
 
     def check(self) -> list[str]:
         """Restart workers that exited; returns the addresses that were restarted."""
-        restarted = []
+        restarted: list[str] = []
+        if self.stopping:
+            return restarted
         for index, proc in enumerate(self.procs):
             if proc is not None and proc.poll() is not None:
                 log.warning(
@@ -75,7 +93,14 @@ class Supervisor:
                 restarted.append(self.addrs[index])
         return restarted
 
+    def terminate(self) -> None:
+        """Ask every worker to stop, without waiting (safe in a signal handler)."""
+        for proc in self.procs:
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+
     def stop(self) -> None:
+        self.stopping = True
         for proc in self.procs:
             if proc is not None and proc.poll() is None:
                 proc.terminate()

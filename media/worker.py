@@ -27,6 +27,7 @@ import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcpeerconnection import filter_preferred_codecs
 
 from media import ice, tokens
 from media.hub import TrackHub, tap_receiver
@@ -56,7 +57,11 @@ def count_codecs() -> None:
 
 
 def pin_codecs(pc: RTCPeerConnection) -> None:
-    """VP8 and Opus only, so every viewer decodes exactly what the publisher sends."""
+    """VP8 and Opus only, so every viewer decodes exactly what the publisher sends.
+
+    An answerer's codecs were negotiated in ``setRemoteDescription``, before preferences set
+    here could apply: the negotiated list is narrowed too, or the answer would keep H264 & co.
+    """
     for transceiver in pc.getTransceivers():
         caps = RTCRtpSender.getCapabilities(transceiver.kind) or RTCRtpReceiver.getCapabilities(
             transceiver.kind
@@ -65,6 +70,10 @@ def pin_codecs(pc: RTCPeerConnection) -> None:
             continue
         wanted = [c for c in caps.codecs if c.mimeType in CODECS.get(transceiver.kind, ())]
         transceiver.setCodecPreferences(wanted)
+        if transceiver._codecs:  # negotiated already (aiortc 1.16 internals)
+            transceiver._codecs = filter_preferred_codecs(transceiver._codecs, wanted)
+            if not transceiver._codecs:
+                raise ValueError(f"the offer has no {transceiver.kind} codec this server forwards")
 
 
 @dataclass
@@ -139,6 +148,7 @@ class Worker:
         peer = uuid.uuid4().hex
         pc = self.new_pc(lambda: self.close({"peer": peer}))
         await pc.setRemoteDescription(offer(msg))
+        pin_codecs(pc)  # before subscribing: an offer it refuses must leave nothing behind
         for kind, hub in stream.hubs.items():
             if self.mode == "rtp":
                 RtpViewer(pc.addTrack(IdleTrack(kind)), stream.fanouts[kind])
@@ -146,7 +156,6 @@ class Worker:
             sender = pc.addTrack(hub.subscribe())
             sender._RTCRtpSender__encoder = packer_for(kind)  # type: ignore[attr-defined]
             sender._send_keyframe = hub.request_keyframe  # type: ignore[method-assign]
-        pin_codecs(pc)
         self.viewers[peer] = (pc, stream.id)
         stream.viewers.add(peer)
         answer = await pc.createAnswer()
@@ -274,6 +283,7 @@ OPS = (
 
 async def handle_line(worker: Worker, line: bytes) -> dict[str, Any]:
     """Run one request; errors become ``{"ok": false, "error": ...}``, never a crash."""
+    msg: Any = None  # stays None when the line is not JSON
     try:
         msg = json.loads(line)
         if not isinstance(msg, dict) or msg.get("op") not in OPS:
@@ -305,7 +315,14 @@ async def serve_client(
         writer.close()
 
 
-async def main(host: str, port: int) -> None:
+async def watch_parent(parent: int, stop: asyncio.Event) -> None:
+    """Stop when the process that started us is gone (its children are re-parented)."""
+    while os.getppid() == parent:
+        await asyncio.sleep(1.0)
+    stop.set()
+
+
+async def main(host: str, port: int, parent: int | None = None) -> None:
     secret = os.environ.get("MEDIA_SECRET", "")
     if not secret:
         raise SystemExit("MEDIA_SECRET must be set")
@@ -326,8 +343,11 @@ async def main(host: str, port: int) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    watcher = asyncio.ensure_future(watch_parent(parent, stop)) if parent else None
     async with server:
         await stop.wait()
+    if watcher is not None:
+        watcher.cancel()
     with contextlib.suppress(Exception):
         await worker.shutdown()
 
@@ -336,9 +356,10 @@ def run() -> None:
     parser = argparse.ArgumentParser(description="Lectern media worker (asyncio + aiortc).")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--parent", type=int, default=None, help="exit when this pid is gone")
     args = parser.parse_args()
     logging.basicConfig(level=os.environ.get("MEDIA_LOG_LEVEL", "WARNING"))
-    asyncio.run(main(args.host, args.port))
+    asyncio.run(main(args.host, args.port, args.parent))
 
 
 if __name__ == "__main__":

@@ -35,11 +35,11 @@ EVENTS: dict[str, Event] = {
     for module in (hands, questions, chat, polls, slides, media, recording)
     for e in module.EVENTS
 }
-COALESCERS: tuple[Coalescer, ...] = (
-    questions.votes_coalescer,
-    polls.results_coalescer,
-    presence.count_coalescer,
-)
+COALESCERS: tuple[Coalescer, ...] = (questions.votes_coalescer, polls.results_coalescer)
+# The attendee count goes to the whole room and changes with every join: during a join storm
+# it is sent only every SLOW_EVERY flushes (2 s), not every 250 ms.
+SLOW_COALESCERS: tuple[Coalescer, ...] = (presence.count_coalescer,)
+SLOW_EVERY = 8
 
 actors: dict[str, Actor] = {}  # sid -> the participant on that connection (this worker's)
 limiter = Limiter()
@@ -127,11 +127,11 @@ def on_state(*args: Any) -> dict[str, Any]:
     return {"ok": True, "state": snapshot(actor, room)}
 
 
-def flush(app: Flask) -> None:
-    """Send every coalesced update that is due."""
+def flush(app: Flask, slow: bool = True) -> None:
+    """Send the coalesced updates (with ``slow``, the attendee counts too)."""
     with app.app_context():
         out = Outbox()
-        for coalescer in COALESCERS:
+        for coalescer in COALESCERS + (SLOW_COALESCERS if slow else ()):
             out.messages.extend(coalescer.flush().messages)
         deliver(out)
         db.session.remove()
@@ -145,10 +145,12 @@ def start_flusher(app: Flask) -> None:
     sio: SocketIO = app.extensions["socketio"]
 
     def loop() -> None:
+        tick = 0
         while True:
             sio.sleep(interval)
+            tick += 1
             try:
-                flush(app)
+                flush(app, slow=tick % SLOW_EVERY == 0)
             except Exception:
                 log.exception("flushing room updates failed")
 
