@@ -51,10 +51,12 @@ def visible(actor: Actor) -> list[dict[str, Any]]:
             .where(Poll.room_id == actor.room_id, PollVote.user_id == actor.user_id)
         ).all()
     )
+    # Unrevealed results go live to the moderators' room (results_update), so they see them here.
+    sees_results = actor.may(Perm.MANAGE_POLLS) or actor.may(Perm.MODERATE)
     shown = []
     for poll in polls:
         item = view(poll) | {"my_choices": mine.get(poll.id)}
-        if poll.revealed or actor.may(Perm.MANAGE_POLLS):
+        if poll.revealed or sees_results:
             item["results"] = results(poll)
         shown.append(item)
     return shown

@@ -1,0 +1,740 @@
+"""Signaling load on one web worker: N attendees in one broadcast room, measured end to end.
+
+    python bench/signaling.py --clients N [--procs K] [--green]
+
+Builds its own data folder and SQLite database (or uses DATABASE_URL), one host and N attendees
+registered for one broadcast, starts one ``python app.py`` worker (eventlet) on a free loopback
+port, and connects N real Socket.IO clients from K processes. aiohttp is not installed, so
+``socketio.AsyncClient`` cannot run: each process drives its share with the sync client, on OS
+threads (two per client) or, with ``--green``, on eventlet green threads in the client processes
+(the same client code without thousands of OS threads contending for the GIL). Session cookies
+are signed here, so no password is ever hashed.
+
+Figures (the last line of output is one JSON object with them):
+
+- ``connect_s``: wall time until all N are connected and have their ``state.get`` reply.
+- ``hand_p50_ms``/``hand_p99_ms``: one attendee at a time raises a hand (then lowers it); time
+  from its emit to the host receiving ``hand.raised``. The host and these attendees share a
+  process, so both ends use one clock.
+- ``qa_fanout_ms``: the host asks a question; time from its emit until the last of the N
+  attendees has received ``question.update`` (median of ``--rounds``). Every process reads the
+  same machine clock (``time.time()``).
+"""
+
+# ruff: noqa: E402  (a --green client process patches the standard library before other imports)
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import warnings
+
+GREEN_ENV = "LECTERN_BENCH_GREEN"
+# A spawned client process imports this file as __mp_main__ before it runs anything else.
+GREEN = os.environ.get(GREEN_ENV) == "1" and __name__ == "__mp_main__"
+if GREEN:
+    warnings.filterwarnings("ignore", message=r"(?s).*Eventlet is deprecated")
+    import eventlet
+
+    eventlet.monkey_patch()
+
+import argparse
+import contextlib
+import ctypes
+import functools
+import json
+import logging
+import math
+import resource
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections import defaultdict, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import socketio
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the app's packages, imported lazily by the coordinator
+NAMESPACE = "/room"
+START_TIMEOUT_S = 30.0
+CALL_TIMEOUT_S = 30.0  # one ack, or one client's connection handshake
+HAND_TIMEOUT_S = 5.0
+PASSWORD = "lectern-bench"  # every bench account's; hashed once, cheaply (cookies are signed)
+HAND_BURST = 10  # rooms.ratelimit: the "hand" bucket allows 10 at once, then 1 per second
+
+
+class BenchError(RuntimeError):
+    """The run cannot go on; the message says what happened."""
+
+
+# --- Setup: database rows and signed cookies (coordinator only; imports the app lazily) ---
+
+
+@dataclass
+class Roster:
+    """Who takes part: the room's key and a signed session cookie per participant."""
+
+    room: str
+    host: str  # the host's cookie
+    attendees: list[tuple[int, str]]  # (user id, cookie), one per attendee
+    cleanup: Callable[[], None] = lambda: None
+
+
+def build_roster(url: str, data_dir: Path, secret: str, clients: int) -> Roster:
+    """Migrate the database, insert the host, attendees, broadcast and registrations in bulk."""
+    from flask_migrate import upgrade
+
+    from lectern import create_app
+    from lectern.extensions import db
+
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": url,
+            "DATA_DIR": str(data_dir),
+            "SECRET_KEY": secret,
+            "DEMO_DATA": False,
+            "REDIS_URL": None,
+        }
+    )
+    tag = f"bench-{secrets.token_hex(4)}"
+    with app.app_context():
+        upgrade()
+        host_id, attendee_ids, broadcast_id = insert_people(tag, clients)
+        sign = app.session_interface.get_signing_serializer(app).dumps  # type: ignore[attr-defined]
+
+        def cookie(user_id: int) -> str:
+            return sign({"_user_id": str(user_id), "_fresh": True})
+
+        roster = Roster(
+            room=f"broadcast:{broadcast_id}",
+            host=cookie(host_id),
+            attendees=[(uid, cookie(uid)) for uid in attendee_ids],
+        )
+        db.session.remove()
+        db.engine.dispose()
+    roster.cleanup = lambda: delete_people(app, tag, broadcast_id)
+    return roster
+
+
+def insert_people(tag: str, clients: int) -> tuple[int, list[int], int]:
+    """Bulk-insert ``tag``'s host and attendees and the broadcast they registered for."""
+    from sqlalchemy import insert, select
+    from werkzeug.security import generate_password_hash
+
+    from accounts.models import User
+    from lectern.extensions import db
+    from lectern.timeutil import utcnow
+    from webinar.models import Broadcast, Registration
+
+    def person(n: int, role: str) -> dict[str, Any]:
+        email = f"{tag}-{role}-{n}@example.com"
+        return {"email": email, "name": f"{role.title()} {n}", "role": role}
+
+    rows = [person(0, "host")] + [person(n, "attendee") for n in range(1, clients + 1)]
+    hashed = generate_password_hash(PASSWORD, method="pbkdf2:sha256:1000")
+    db.session.execute(insert(User), [{**r, "password_hash": hashed} for r in rows])
+    found = db.session.execute(select(User.email, User.id).where(User.email.like(f"{tag}-%")))
+    ids = {email: uid for email, uid in found}
+    host_id = ids[rows[0]["email"]]
+    attendees = [(ids[r["email"]], r) for r in rows[1:]]
+    broadcast = Broadcast(
+        host_id=host_id,
+        title=f"Signaling bench ({clients} attendees)",
+        description="",
+        kind="all_hands",
+        registration_mode="invite",
+        starts_at=utcnow(),
+        duration_minutes=60,
+    )
+    db.session.add(broadcast)
+    db.session.flush()
+    regs = [
+        {
+            "broadcast_id": broadcast.id,
+            "user_id": uid,
+            "email": r["email"],
+            "name": r["name"],
+            "status": "approved",
+            "role": "attendee",
+        }
+        for uid, r in attendees
+    ]
+    db.session.execute(insert(Registration), regs)
+    db.session.commit()
+    return host_id, [uid for uid, _ in attendees], broadcast.id
+
+
+def delete_people(app: Any, tag: str, broadcast_id: int) -> None:
+    """Remove what this run added to a shared database (rows cascade from these)."""
+    from sqlalchemy import delete
+
+    from accounts.models import User
+    from lectern.extensions import db
+    from rooms.models import Room
+    from webinar.models import Broadcast
+
+    with app.app_context():
+        db.session.execute(
+            delete(Room).where(Room.kind == "broadcast", Room.ref_id == broadcast_id)
+        )
+        db.session.execute(delete(Broadcast).where(Broadcast.id == broadcast_id))
+        db.session.execute(delete(User).where(User.email.like(f"{tag}-%")))
+        db.session.commit()
+        db.session.remove()
+        db.engine.dispose()
+
+
+# --- The server: one `python app.py` process ---
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def die_with_parent() -> None:
+    """Runs in the server's child: SIGTERM it when the bench dies, however it dies (Linux)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def start_server(url: str, data_dir: Path, secret: str) -> Server:
+    """Start one web worker on a free port and wait until it serves the sign-in page."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "SECRET_KEY": secret,
+        "DEMO_DATA": "false",
+        "MEDIA_WORKERS": "0",  # signaling only: no media worker processes beside the server
+    }
+    env.pop("REDIS_URL", None)  # one worker: no message queue
+    env.pop(GREEN_ENV, None)
+    log = data_dir / "server.log"
+    command = [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [*command, "--data-dir", str(data_dir)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
+        )
+    server = Server(proc, port, log)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(f"the server exited:\n{log.read_text(errors='replace')}")
+        try:
+            with urllib.request.urlopen(f"{server.url}/login", timeout=2) as response:
+                if response.status == 200:
+                    return server
+        except OSError:
+            time.sleep(0.2)
+    stop_process(proc)
+    raise BenchError("the server did not start in time")
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def server_problems(log: Path, limit: int = 20) -> list[str]:
+    """Lines of the server's output that look like errors, for the report."""
+    words = ("Traceback", "Error", "ERROR", "Exception", "error:")
+    text = log.read_text(errors="replace") if log.exists() else ""
+    return [line for line in text.splitlines() if any(w in line for w in words)][:limit]
+
+
+# --- Client processes: each runs its share of the attendees (process 0 also the host) ---
+
+
+def new_client() -> socketio.Client:
+    return socketio.Client(reconnection=False, request_timeout=CALL_TIMEOUT_S)
+
+
+def join(client: socketio.Client, url: str, cookie: str, room: str) -> None:
+    """Connect to ``room`` and wait for its state, as the browser does."""
+    client.connect(
+        url,
+        headers={"Cookie": f"session={cookie}"},
+        transports=["websocket"],
+        namespaces=[NAMESPACE],
+        auth={"room": room},
+        wait_timeout=CALL_TIMEOUT_S,
+    )
+    reply = client.call("state.get", namespace=NAMESPACE, timeout=CALL_TIMEOUT_S)
+    if not reply.get("ok"):
+        raise BenchError(f"state.get refused: {reply}")
+
+
+def run_jobs(jobs: Sequence[Callable[[], object]], concurrency: int, timeout: float) -> list[str]:
+    """Run ``jobs`` on ``concurrency`` threads (green ones with --green); the errors raised.
+
+    Jobs not started by the deadline are dropped; one already running finishes on its own.
+    """
+    todo = deque(jobs)
+    errors: list[str] = []
+
+    def work() -> None:
+        while True:
+            try:
+                job = todo.popleft()
+            except IndexError:
+                return
+            try:
+                job()
+            except Exception as exc:
+                errors.append(repr(exc))
+
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    todo.clear()
+    return errors
+
+
+@dataclass
+class Crowd:
+    """One process's clients and what they received."""
+
+    url: str
+    room: str
+    people: list[tuple[int, str]]
+    host_cookie: str | None
+    clients: dict[int, socketio.Client] = field(default_factory=dict)  # user id -> connected
+    receipts: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
+    host: socketio.Client | None = None
+    raised: dict[int, float] = field(default_factory=dict)  # user id -> when the host heard
+    heard: threading.Condition = field(default_factory=threading.Condition)
+    dropped: list[int] = field(default_factory=list)  # attendees whose connection closed
+    counts: list[int] = field(default_factory=lambda: [0])  # presence.count messages received
+
+    def connect_host(self) -> dict[str, Any]:
+        assert self.host_cookie is not None
+        self.host = new_client()
+        self.host.on("hand.raised", self.on_raised, namespace=NAMESPACE)
+        join(self.host, self.url, self.host_cookie, self.room)
+        return {"ok": True}
+
+    def on_raised(self, data: dict[str, Any]) -> None:
+        at = time.perf_counter()
+        with self.heard:
+            self.raised[data["user_id"]] = at
+            self.heard.notify_all()
+
+    def on_count(self, data: dict[str, Any]) -> None:
+        self.counts[0] += 1  # a lost increment between threads only blurs a diagnostic
+
+    def on_update(self, data: dict[str, Any]) -> None:
+        self.receipts[data["id"]].append(time.time())  # list.append is atomic
+
+    def connect_one(self, user_id: int, cookie: str) -> None:
+        client = new_client()
+        client.on("question.update", self.on_update, namespace=NAMESPACE)
+        client.on("presence.count", self.on_count, namespace=NAMESPACE)
+        client.on("disconnect", lambda *_: self.dropped.append(user_id), namespace=NAMESPACE)
+        join(client, self.url, cookie, self.room)
+        self.clients[user_id] = client
+
+    def connect_all(self, concurrency: int, timeout: float) -> dict[str, Any]:
+        """Connect every attendee of this process, ``concurrency`` handshakes at a time."""
+        jobs = [functools.partial(self.connect_one, uid, cookie) for uid, cookie in self.people]
+        errors = run_jobs(jobs, concurrency, timeout)
+        return {
+            "connected": len(self.clients),
+            "failed": len(errors),
+            "unfinished": len(self.people) - len(self.clients) - len(errors),
+            "errors": sorted(set(errors))[:5],
+            **self.status(),
+        }
+
+    def status(self) -> dict[str, Any]:
+        """Attendees here who lost their connection since joining; presence counts received."""
+        return {"dropped": len(set(self.dropped)), "presence_counts": self.counts[0]}
+
+    def sample_hands(self, samples: int, gap: float) -> dict[str, Any]:
+        """Raise and lower one hand at a time, round-robin over this process's attendees."""
+        latencies: list[float] = []
+        errors: list[str] = []
+        order = list(self.clients.items())
+        for i in range(samples):
+            user_id, client = order[i % len(order)]
+            outcome = self.one_hand(user_id, client)
+            if isinstance(outcome, str):
+                errors.append(outcome)
+            else:
+                latencies.append(outcome)
+            time.sleep(gap)  # pacing: stay inside each attendee's hand-raising rate limit
+        return {"latencies_ms": latencies, "errors": errors[:10], "error_count": len(errors)}
+
+    def one_hand(self, user_id: int, client: socketio.Client) -> float | str:
+        """Milliseconds from the attendee's ``hand.raise`` to the host's ``hand.raised``."""
+        acked: list[Any] = []
+        with self.heard:
+            self.raised.pop(user_id, None)
+        sent = time.perf_counter()
+        client.emit("hand.raise", {}, namespace=NAMESPACE, callback=acked.append)
+        with self.heard:
+            got = self.heard.wait_for(lambda: user_id in self.raised, timeout=HAND_TIMEOUT_S)
+            at = self.raised.get(user_id)
+        lowered = client.call("hand.lower", {}, namespace=NAMESPACE, timeout=CALL_TIMEOUT_S)
+        if not got or at is None:
+            return f"no hand.raised within {HAND_TIMEOUT_S} s (ack {acked}, lower {lowered})"
+        if not lowered.get("ok"):
+            return f"hand.lower refused: {lowered}"
+        return (at - sent) * 1000.0
+
+    def ask(self, text: str) -> dict[str, Any]:
+        """The host asks a question; returns when it was sent (wall clock) and its id."""
+        assert self.host is not None
+        sent = time.time()
+        reply = self.host.call(
+            "question.ask", {"text": text}, namespace=NAMESPACE, timeout=CALL_TIMEOUT_S
+        )
+        if not reply.get("ok"):
+            raise BenchError(f"question.ask refused: {reply}")
+        return {"sent": sent, "id": reply["question"]["id"]}
+
+    def receipts_of(self, question_id: int, timeout: float) -> dict[str, Any]:
+        """Wait until every connected attendee here has the question; the last arrival time."""
+        deadline = time.monotonic() + timeout
+        while len(self.receipts[question_id]) < len(self.clients) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        times = self.receipts[question_id]
+        return {"count": len(times), "last": max(times, default=None), **self.status()}
+
+    def close(self) -> dict[str, Any]:
+        everyone = [*self.clients.values(), *([self.host] if self.host else [])]
+        run_jobs([c.disconnect for c in everyone], 32, 20.0)
+        return {"ok": True}
+
+
+def crowd_main(conn: Connection, url: str, room: str, people: list, host: str | None) -> None:
+    """A client process: answer the coordinator's commands until told to close (or orphaned)."""
+    # A dropped connection is counted (Crowd.dropped); the client's own error line is noise.
+    logging.getLogger("engineio.client").setLevel(logging.CRITICAL)
+    crowd = Crowd(url, room, people, host)
+    commands: dict[str, Callable[..., dict[str, Any]]] = {
+        "host": crowd.connect_host,
+        "connect": crowd.connect_all,
+        "hands": crowd.sample_hands,
+        "ask": crowd.ask,
+        "receipts": crowd.receipts_of,
+        "close": crowd.close,
+    }
+    conn.send({"ready": True})
+    while True:
+        try:
+            while not conn.poll(0):  # never block in the pipe: green clients must keep running
+                time.sleep(0.01)
+            name, kwargs = conn.recv()
+        except (EOFError, OSError):  # the coordinator is gone
+            os._exit(1)
+        try:
+            conn.send(commands[name](**kwargs))
+        except Exception as exc:
+            conn.send({"error": repr(exc)})
+        if name == "close":
+            os._exit(0)  # skip joining hundreds of client threads
+
+
+@dataclass
+class Proc:
+    process: Any  # multiprocessing.Process (spawn context)
+    conn: Connection
+
+    def send(self, name: str, **kwargs: Any) -> None:
+        self.conn.send((name, kwargs))
+
+    def reply(self, timeout: float) -> dict[str, Any]:
+        if not self.conn.poll(timeout):
+            raise BenchError(f"a client process gave no reply within {timeout:.0f} s")
+        try:
+            answer = self.conn.recv()
+        except EOFError:
+            raise BenchError(f"client process {self.process.pid} exited") from None
+        if "error" in answer:
+            raise BenchError(f"a client process failed: {answer['error']}")
+        return answer
+
+    def ask(self, name: str, timeout: float, **kwargs: Any) -> dict[str, Any]:
+        self.send(name, **kwargs)
+        return self.reply(timeout)
+
+
+def start_crowds(url: str, roster: Roster, procs: int, green: bool) -> list[Proc]:
+    """Spawn ``procs`` client processes; process 0 also holds the host."""
+    os.environ[GREEN_ENV] = "1" if green else "0"  # read by the children as they start
+    ctx = mp.get_context("spawn")
+    started = []
+    for i in range(procs):
+        parent, child = ctx.Pipe()
+        share = (url, roster.room, roster.attendees[i::procs], roster.host if i == 0 else None)
+        process = ctx.Process(target=crowd_main, args=(child, *share), daemon=True)
+        process.start()
+        started.append(Proc(process, parent))
+    for proc in started:
+        proc.reply(START_TIMEOUT_S)
+    return started
+
+
+def stop_crowds(crowds: list[Proc]) -> None:
+    """Ask every client process to close its clients; kill those still there after 30 s."""
+    for proc in crowds:
+        with contextlib.suppress(OSError):  # already gone
+            proc.send("close")
+    deadline = time.monotonic() + 30
+    for proc in crowds:
+        proc.process.join(timeout=max(0.0, deadline - time.monotonic()))
+        if proc.process.is_alive():
+            proc.process.kill()
+            proc.process.join(timeout=5)
+
+
+# --- Measurements ---
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class CpuMeter:
+    """CPU used by the server and by the client processes between ``start`` and ``report``."""
+
+    server: int
+    clients: list[int]
+    marks: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    def read(self) -> tuple[float, float, float]:
+        return (
+            time.monotonic(),
+            cpu_seconds(self.server),
+            sum(cpu_seconds(pid) for pid in self.clients),
+        )
+
+    def start(self) -> None:
+        self.marks = self.read()
+
+    def report(self, phase: str) -> None:
+        now, server, clients = self.read()
+        wall, server0, clients0 = self.marks
+        elapsed = max(now - wall, 1e-9)
+        print(
+            f"  cpu during {phase}: server {server - server0:.1f} s "
+            f"({(server - server0) / elapsed:.0%} of a core), "
+            f"client processes {clients - clients0:.1f} s",
+            flush=True,
+        )
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def measure_connect(
+    crowds: list[Proc], clients: int, args: argparse.Namespace, cpu: CpuMeter
+) -> float:
+    """Seconds until every attendee is connected with its state; the host joins first."""
+    crowds[0].ask("host", CALL_TIMEOUT_S * 2)
+    cpu.start()
+    started = time.monotonic()
+    for proc in crowds:
+        proc.send("connect", concurrency=args.concurrency, timeout=args.connect_timeout)
+    results = [proc.reply(args.connect_timeout + 30) for proc in crowds]
+    elapsed = time.monotonic() - started
+    connected = sum(r["connected"] for r in results)
+    dropped = sum(r["dropped"] for r in results)
+    counts = sum(r["presence_counts"] for r in results)
+    print(f"connected {connected}/{clients} in {elapsed:.2f} s, dropped since: {dropped}")
+    print(f"  presence.count messages received by the attendees meanwhile: {counts}")
+    cpu.report("connect")
+    if connected < clients or dropped:
+        for r in results:
+            print(f"  process: {r}", flush=True)
+        raise BenchError(f"{connected} of {clients} attendees connected, {dropped} dropped")
+    return elapsed
+
+
+def hand_gap(samples: int, samplers: int) -> float:
+    """Seconds between samples so no attendee outruns the hand rate limit (raise + lower = 2)."""
+    per_attendee = math.ceil(samples / samplers)
+    return max(0.02, (2 * per_attendee - (HAND_BURST - 2)) / samples)
+
+
+def measure_hands(crowds: list[Proc], roster: Roster, samples: int, cpu: CpuMeter) -> list[float]:
+    samplers = len(roster.attendees[0 :: len(crowds)])
+    gap = hand_gap(samples, samplers)
+    timeout = samples * (gap + HAND_TIMEOUT_S) + 30
+    cpu.start()
+    result = crowds[0].ask("hands", timeout, samples=samples, gap=gap)
+    print(
+        f"hand samples: {len(result['latencies_ms'])} over {samplers} attendees "
+        f"(gap {gap * 1000:.0f} ms), errors: {result['error_count']} {result['errors']}",
+        flush=True,
+    )
+    cpu.report("hand samples")
+    if not result["latencies_ms"]:
+        raise BenchError("no hand sample succeeded")
+    return result["latencies_ms"]
+
+
+def measure_fanout(crowds: list[Proc], clients: int, round_no: int, timeout: float) -> float:
+    """Milliseconds from the host's question to the last attendee's ``question.update``."""
+    asked = crowds[0].ask("ask", CALL_TIMEOUT_S * 2, text=f"Bench question {round_no}")
+    for proc in crowds:
+        proc.send("receipts", question_id=asked["id"], timeout=timeout)
+    results = [proc.reply(timeout + 30) for proc in crowds]
+    count = sum(r["count"] for r in results)
+    if count < clients:
+        dropped = sum(r["dropped"] for r in results)
+        raise BenchError(
+            f"question {asked['id']} reached {count} of {clients} attendees ({dropped} dropped)"
+        )
+    last = max(r["last"] for r in results)
+    return (last - asked["sent"]) * 1000.0
+
+
+# --- Running it ---
+
+
+def raise_open_files() -> int:
+    """Lift the soft open-file limit to the hard one (each client and connection is a file)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        soft = hard
+    return soft
+
+
+def measure(server: Server, roster: Roster, args: argparse.Namespace) -> dict[str, Any]:
+    crowds = start_crowds(server.url, roster, args.procs, args.green)
+    cpu = CpuMeter(server.proc.pid, [c.process.pid for c in crowds])
+    try:
+        connect_s = measure_connect(crowds, args.clients, args, cpu)
+        time.sleep(args.settle)  # let the joins' presence updates drain before timing
+        hands = measure_hands(crowds, roster, args.samples, cpu)
+        fanouts = []
+        for n in range(1, args.rounds + 1):
+            fanouts.append(measure_fanout(crowds, args.clients, n, args.fanout_timeout))
+            print(f"question round {n}: last of {args.clients} after {fanouts[-1]:.1f} ms")
+            time.sleep(0.5)
+    finally:
+        stop_crowds(crowds)
+    return {
+        "clients": args.clients,
+        "connect_s": round(connect_s, 3),
+        "hand_p50_ms": round(percentile(hands, 50), 2),
+        "hand_p99_ms": round(percentile(hands, 99), 2),
+        "qa_fanout_ms": round(statistics.median(fanouts), 1),
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    limit = raise_open_files()
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"open-file limit: {limit}; load average: {load} on {os.cpu_count()} cores", flush=True)
+    data_dir = Path(tempfile.mkdtemp(prefix="lectern-bench-"))
+    url = os.environ.get("DATABASE_URL") or f"sqlite:///{data_dir / 'lectern.db'}"
+    secret = secrets.token_hex(32)
+    server = None
+    roster = None
+    try:
+        started = time.monotonic()
+        roster = build_roster(url, data_dir, secret, args.clients)
+        print(f"set up {args.clients} attendees in {time.monotonic() - started:.1f} s", flush=True)
+        server = start_server(url, data_dir, secret)
+        print(f"server on {server.url} (pid {server.proc.pid})", flush=True)
+        return measure(server, roster, args)
+    finally:
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"load average at the end: {load}", flush=True)
+        if server is not None:
+            stop_process(server.proc)
+            problems = server_problems(server.log)
+            print(f"server error lines: {len(problems)}", flush=True)
+            for line in problems:
+                print(f"  {line}", flush=True)
+        if roster is not None and os.environ.get("DATABASE_URL"):
+            roster.cleanup()
+        if args.keep:
+            print(f"kept {data_dir}")
+        else:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, required=True, help="attendees to connect")
+    parser.add_argument("--procs", type=int, default=4, help="client processes (default 4)")
+    parser.add_argument("--samples", type=int, default=200, help="hand samples (default 200)")
+    parser.add_argument("--rounds", type=int, default=3, help="question rounds (default 3)")
+    parser.add_argument(
+        "--concurrency", type=int, default=8, help="handshakes in flight per process (default 8)"
+    )
+    parser.add_argument("--connect-timeout", type=float, default=180.0)
+    parser.add_argument("--fanout-timeout", type=float, default=30.0)
+    parser.add_argument("--settle", type=float, default=2.0, help="pause after connecting (s)")
+    parser.add_argument(
+        "--green", action="store_true", help="clients on eventlet green threads, not OS threads"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the data folder and its log")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the clean-up still runs
+    figures: dict[str, Any] = {"clients": args.clients}
+    code = 0
+    try:
+        figures = run(args)
+    except BenchError as exc:
+        print(f"bench failed: {exc}", flush=True)
+        code = 1
+    keys = ("connect_s", "hand_p50_ms", "hand_p99_ms", "qa_fanout_ms")
+    print(json.dumps({"clients": args.clients} | {k: figures.get(k) for k in keys}), flush=True)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

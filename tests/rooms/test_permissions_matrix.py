@@ -1,0 +1,234 @@
+"""Who may enter which room, and which role may send which event: tables, not branches."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from accounts.models import User
+from lectern.extensions import db
+from rooms import chat, hands, namespace, polls, questions, slides
+from rooms.context import Refused
+from rooms.log import timeline
+from rooms.models import Hand, Poll, Question, SlideDeck
+from rooms.state import enter
+
+ROLES = ("instructor", "student", "host", "panelist", "attendee")
+Y, N = True, False
+
+# action -> (event sent, type it is logged as, allowed for each of ROLES in order)
+MATRIX: dict[str, tuple[str, str, tuple[bool, ...]]] = {
+    "raise hand": ("hand.raise", "hand.raise", (Y, Y, Y, Y, Y)),
+    "lower another's hand": ("hand.lower", "hand.lowered", (Y, N, Y, Y, N)),
+    "lower all hands": ("hand.lower_all", "hand.lowered", (Y, N, Y, Y, N)),
+    "call on a hand": ("hand.call", "hand.called", (Y, N, Y, Y, N)),
+    "ask": ("question.ask", "question.ask", (Y, Y, Y, Y, Y)),
+    "upvote": ("question.upvote", "question.upvote", (Y, Y, Y, Y, Y)),
+    "approve a question": ("question.approve", "question.approve", (Y, N, Y, Y, N)),
+    "answer a question": ("question.answer", "question.answer", (Y, N, Y, Y, N)),
+    "pin a question": ("question.pin", "question.pin", (Y, N, Y, Y, N)),
+    "dismiss a question": ("question.dismiss", "question.dismiss", (Y, N, Y, Y, N)),
+    "chat": ("chat.send", "chat.message", (Y, Y, Y, Y, Y)),
+    "set the chat mode": ("chat.mode", "chat.mode", (Y, N, Y, N, N)),
+    "open a poll": ("poll.open", "poll.open", (Y, N, Y, N, N)),
+    "vote": ("poll.vote", "poll.vote", (Y, Y, Y, Y, Y)),
+    "close a poll": ("poll.close", "poll.close", (Y, N, Y, N, N)),
+    "reveal results": ("poll.reveal", "poll.reveal", (Y, N, Y, N, N)),
+    "change the slide": ("slides.goto", "slides.page", (Y, N, Y, N, N)),
+}
+
+
+def add(row: Any) -> int:
+    db.session.add(row)
+    db.session.commit()
+    return row.id
+
+
+def question(room_id: int, author: int, status: str = "open") -> int:
+    return add(Question(room_id=room_id, author_id=author, text="Q?", status=status))
+
+
+def poll(room_id: int) -> int:
+    return add(Poll(room_id=room_id, question="Which?", options=["a", "b"]))
+
+
+def raised(room_id: int, user_id: int) -> int:
+    add(Hand(room_id=room_id, user_id=user_id))
+    return user_id
+
+
+def deck(room_id: int) -> int:
+    return add(SlideDeck(room_id=room_id, filename="d.pdf", pages=3, rendered=3, status="ready"))
+
+
+# action -> payload, given (room id, another participant's user id); rows it needs are added
+PAYLOADS: dict[str, Callable[[int, int], Any]] = {
+    "raise hand": lambda r, o: {},
+    "lower another's hand": lambda r, o: {"user_id": raised(r, o)},
+    "lower all hands": lambda r, o: raised(r, o) and {},
+    "call on a hand": lambda r, o: {"user_id": raised(r, o)},
+    "ask": lambda r, o: {"text": "Why?"},
+    "upvote": lambda r, o: {"id": question(r, o)},
+    "approve a question": lambda r, o: {"id": question(r, o, "pending")},
+    "answer a question": lambda r, o: {"id": question(r, o), "text": "Because."},
+    "pin a question": lambda r, o: {"id": question(r, o)},
+    "dismiss a question": lambda r, o: {"id": question(r, o)},
+    "chat": lambda r, o: {"text": "hi"},
+    "set the chat mode": lambda r, o: {"mode": "hosts"},
+    "open a poll": lambda r, o: {"question": "Tea?", "options": ["yes", "no"]},
+    "vote": lambda r, o: {"id": poll(r), "choices": [0]},
+    "close a poll": lambda r, o: {"id": poll(r)},
+    "reveal results": lambda r, o: {"id": poll(r)},
+    "change the slide": lambda r, o: {"deck_id": deck(r), "page": 2},
+}
+
+CASES = [
+    pytest.param(action, role, allowed[i], id=f"{role}-{action.replace(' ', '_')}")
+    for action, (_, _, allowed) in MATRIX.items()
+    for i, role in enumerate(ROLES)
+]
+
+
+def test_the_table_covers_every_event_of_the_room_features():
+    """Media and recording events need a media worker: they are tested with it."""
+    features = {e.name for module in (hands, questions, chat, polls, slides) for e in module.EVENTS}
+    assert {event for event, _, _ in MATRIX.values()} == features
+    assert features <= set(namespace.EVENTS)
+    assert set(PAYLOADS) == set(MATRIX)
+
+
+@pytest.mark.parametrize(("action", "role", "allowed"), CASES)
+def test_role_may_or_may_not(room, action, role, allowed):
+    person, key = room.role(role)
+    other = room.students[1] if key == room.lesson else room.attendees[1]
+    actor, observer = room.join(person, key), room.join(other, key)
+    room_id = room.room_id(key)
+    payload = PAYLOADS[action](room_id, other.id)
+    event, logged, _ = MATRIX[action]
+    actor.drain()
+    observer.drain()
+    before = room.dump()
+
+    reply = actor.emit(event, payload)
+
+    if allowed:
+        assert reply["ok"] is True, reply
+        assert room.dump() != before
+        last = timeline(room_id)[-1]
+        assert (last["type"], last["actor_id"]) == (logged, person.id)
+    else:
+        assert reply == {"ok": False, "error": f"your role ({role}) may not do this"}
+        assert room.dump() == before
+        assert actor.drain() == [] and observer.drain() == []
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_everyone_may_read_the_room_state(room, role):
+    person, key = room.role(role)
+    state = room.join(person, key).state()
+    assert state["me"]["role"] == role
+    assert state["room"]["key"] == key
+    presenter = role in ("instructor", "host")
+    assert (state["decks"] is not None) == presenter
+    assert state["me"]["can_publish"] == (role in ("instructor", "host", "panelist"))
+
+
+# -- entering a room ---------------------------------------------------------------------------
+
+
+def arabic_digits(n: int) -> str:
+    return str(n).translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+
+
+# (test id, auth payload built from the world): none of these names a room
+MALFORMED: list[tuple[str, Callable[[Any], Any]]] = [
+    ("not-a-number", lambda w: {"room": "lesson:abc"}),
+    ("empty", lambda w: {"room": ""}),
+    ("null", lambda w: {"room": None}),
+    ("int", lambda w: {"room": 123}),
+    ("huge", lambda w: {"room": "x" * 1000}),
+    ("list", lambda w: {"room": ["lesson", w.lesson_id]}),
+    ("object", lambda w: {"room": {"kind": "lesson"}}),
+    ("extra-part", lambda w: {"room": f"lesson:{w.lesson_id}:1"}),
+    ("space", lambda w: {"room": f"lesson: {w.lesson_id}"}),
+    ("negative", lambda w: {"room": f"lesson:-{w.lesson_id}"}),
+    ("upper-case-kind", lambda w: {"room": f"LESSON:{w.lesson_id}"}),
+    ("superscript", lambda w: {"room": "lesson:²"}),
+    ("arabic-indic-digits", lambda w: {"room": f"lesson:{arabic_digits(w.lesson_id)}"}),
+    ("13-digits", lambda w: {"room": f"lesson:{w.lesson_id:013d}"}),
+    ("unknown-kind", lambda w: {"room": f"course:{w.course_id}"}),
+    ("no-room", lambda w: {}),
+    ("bare-string", lambda w: w.lesson),
+    ("no-auth", lambda w: None),
+]
+
+
+def assert_refused(room, client) -> None:
+    """The connection was refused and left nothing behind."""
+    assert not client.connected
+    assert namespace.actors == {}
+    assert room.dump()["room_connections"] == []
+
+
+@pytest.mark.parametrize("build", [b for _, b in MALFORMED], ids=[i for i, _ in MALFORMED])
+def test_malformed_room_keys_are_refused(room, build):
+    payload = build(room)
+    client = room.connect(room.students[0], payload)
+    assert_refused(room, client)
+    assert room.dump()["rooms"] == []
+    key = payload.get("room") if isinstance(payload, dict) else None
+    with pytest.raises(Refused, match="no such room"):
+        enter(db.session.get(User, room.students[0].id), key)
+
+
+def test_signed_out_visitors_are_refused(room, app):
+    assert_refused(room, room.connect(None, {"room": room.lesson}))
+    with (
+        app.app_context(),
+        app.test_request_context(),
+        pytest.raises(ConnectionRefusedError, match="sign in first"),
+    ):
+        namespace.on_connect({"room": room.lesson})
+
+
+def refused_membership(room, person, key) -> None:
+    assert_refused(room, room.connect(person, {"room": key}))
+    with pytest.raises(Refused, match="you are not a member of this room"):
+        enter(db.session.get(User, person.id), key)
+
+
+@pytest.mark.parametrize("key", ["lesson:999999", "broadcast:999999", "lesson:0"])
+def test_unknown_rooms_are_refused(room, key):
+    refused_membership(room, room.students[0], key)
+
+
+def test_a_lesson_of_a_course_one_is_not_enrolled_in(room, courses):
+    other = courses.make(db.session.get(User, room.instructor.id), title="Elsewhere")
+    key = f"lesson:{courses.lesson(other).id}"
+    refused_membership(room, room.students[0], key)
+    refused_membership(room, room.outsider, room.lesson)
+    refused_membership(room, room.host, room.lesson)
+    room.join(room.instructor, key)  # its owner may
+
+
+def test_lesson_students_are_not_broadcast_attendees(room):
+    refused_membership(room, room.students[0], room.broadcast)  # not registered: a visitor
+
+
+@pytest.mark.parametrize("status", ["pending", "declined"])
+def test_registrants_not_yet_approved_are_refused(room, broadcasts, status):
+    cast = broadcasts.make(db.session.get(User, room.host.id), mode="approval")
+    broadcasts.register(cast, db.session.get(User, room.outsider.id), status=status)
+    refused_membership(room, room.outsider, f"broadcast:{cast.id}")
+
+
+def test_invite_only_broadcasts_refuse_outsiders_and_unclaimed_invitations(room, broadcasts):
+    cast = broadcasts.make(db.session.get(User, room.host.id), mode="invite")
+    broadcasts.register(cast, email=room.students[0].email, status="pending")
+    broadcasts.register(cast, db.session.get(User, room.students[1].id))
+    key = f"broadcast:{cast.id}"
+    refused_membership(room, room.outsider, key)
+    refused_membership(room, room.students[0], key)  # invited, not yet registered
+    assert room.join(room.students[1], key).state()["me"]["role"] == "attendee"
