@@ -85,7 +85,7 @@ def dispatch(name: str, sid: str, args: tuple[Any, ...]) -> dict[str, Any]:
 
 
 def on_connect(auth: Any = None) -> None:
-    """Admit a signed-in member to the room named in ``auth["room"]`` (it then asks ``state.get``)."""
+    """Admit a signed-in member to the room ``auth["room"]``; the client then asks ``state.get``."""
     if not current_user.is_authenticated:
         raise ConnectionRefusedError("sign in first")
     key = auth.get("room") if isinstance(auth, dict) else None
