@@ -99,6 +99,7 @@ class ViewerTrack(MediaStreamTrack):
         """Queue ``frame`` unless this viewer waits for a keyframe or has fallen too far behind."""
         if self.waiting_keyframe:
             if not frame.keyframe:
+                self.hub.request_keyframe()  # ask again (rate-limited) until one comes
                 return
             self.waiting_keyframe = False
         if self._frames.qsize() >= self.backlog:
@@ -160,9 +161,13 @@ def tap_receiver(receiver: RTCRtpReceiver, kind: str) -> TrackHub:
     pending: set[asyncio.Task[None]] = set()
 
     def pli() -> None:
-        sources = receiver.getSynchronizationSources()
-        if sources:
-            task = asyncio.ensure_future(receiver._send_rtcp_pli(sources[0].source))
+        # aiortc lists SSRCs as packets arrive, retransmissions (RTX) included: Chromium sends
+        # RTX padding first, and a PLI naming the RTX SSRC is ignored. Name the media SSRC.
+        rtx = receiver._RTCRtpReceiver__rtx_ssrc  # type: ignore[attr-defined]  # rtx -> media
+        media = [s.source for s in receiver.getSynchronizationSources() if s.source not in rtx]
+        media = media or list(rtx.values())
+        if media:
+            task = asyncio.ensure_future(receiver._send_rtcp_pli(media[0]))
             pending.add(task)
             task.add_done_callback(pending.discard)
 

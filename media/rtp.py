@@ -78,6 +78,7 @@ class RtpViewer:
         """Rewrite ``packet`` for this viewer, remember it for NACKs and send it."""
         if self.waiting_keyframe:
             if not starts_keyframe(self.kind, packet.payload):
+                self.fanout.request_keyframe()  # ask again (rate-limited) until one comes
                 return
             self.waiting_keyframe = False
         out = RtpPacket(

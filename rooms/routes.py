@@ -1,4 +1,4 @@
-"""HTTP side of a live room: slide uploads, their progress and their page images (JSON API).
+"""HTTP side of a live room: the room page, slide uploads, their progress and page images.
 
 Access follows the room: the caller must be a member (else 404, as for any room they cannot
 see); uploading needs ``Perm.PRESENT``. A deck that is not being shown is visible only to
@@ -8,14 +8,24 @@ the page's script sends the token in the ``X-CSRFToken`` header.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify, request, send_file
-from flask_login import current_user
-from flask_wtf.csrf import CSRFError
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    jsonify,
+    render_template,
+    request,
+    send_file,
+)
+from flask_login import current_user, login_required
+from flask_wtf.csrf import CSRFError, generate_csrf
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from lectern.extensions import db
 from rooms import uploads
 from rooms.context import Actor, Refused
+from rooms.grants import may_publish
 from rooms.models import Room, SlideDeck
 from rooms.policy import Perm
 from rooms.slides import deck_view
@@ -71,6 +81,24 @@ def visible_deck(actor: Actor, room: Room, deck_id: int) -> SlideDeck:
     if not (actor.may(Perm.PRESENT) or room.deck_id == deck.id):
         raise ApiError(404, "no such slide deck")
     return deck
+
+
+@bp.get("/<kind>/<int:ref_id>")
+@login_required
+def room_page(kind: str, ref_id: int) -> str:
+    """The live room page; its script connects to ``/room`` and fetches the state itself."""
+    try:
+        actor, room = enter(current_user, f"{kind}:{ref_id}")
+    except Refused:
+        abort(404)
+    return render_template(
+        "room.html",
+        actor=actor,
+        room=room,
+        permissions=" ".join(sorted(actor.perms)),
+        can_publish=may_publish(actor),
+        csrf=generate_csrf(),
+    )
 
 
 @bp.post("/<kind>/<int:ref_id>/slides")

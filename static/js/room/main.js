@@ -1,0 +1,25 @@
+// The live room page: read the settings the server put on #room, connect, start each part.
+
+import * as chat from "./chat.js";
+import * as hands from "./hands.js";
+import * as media from "./media.js";
+import * as polls from "./polls.js";
+import * as presence from "./presence.js";
+import * as qa from "./qa.js";
+import * as recording from "./recording.js";
+import { Room, statusBar } from "./signaling.js";
+import * as slides from "./slides.js";
+import * as tabs from "./tabs.js";
+
+const root = document.getElementById("room");
+const settings = {
+  userId: Number(root.dataset.userId),
+  permissions: root.dataset.permissions.split(" ").filter(Boolean),
+  csrf: root.dataset.csrf,
+  slidesUrl: root.dataset.slidesUrl,
+};
+
+const room = new Room(root.dataset.room, settings);
+tabs.init();
+statusBar(room);
+for (const part of [presence, hands, qa, chat, polls, slides, media, recording]) part.init(room);

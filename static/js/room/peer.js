@@ -1,0 +1,69 @@
+// WebRTC plumbing shared by publishing and viewing: the room's ICE servers, waiting for ICE
+// gathering before an offer is sent, and the connection-quality hint read from getStats().
+
+const GATHER_MS = 2000;
+
+/** The RTCPeerConnection configuration: the ICE servers the room's state names. */
+export function iceConfig(room) {
+  return { iceServers: (room.state && room.state.ice_servers) || [] };
+}
+
+/** Resolve when ICE gathering is complete, or after GATHER_MS with what was gathered. */
+export function gathered(pc) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      pc.removeEventListener("icegatheringstatechange", check);
+      resolve();
+    };
+    const check = () => { if (pc.iceGatheringState === "complete") done(); };
+    const timer = setTimeout(done, GATHER_MS);
+    pc.addEventListener("icegatheringstatechange", check);
+  });
+}
+
+// Thresholds for the hint: packet loss (ratio), round-trip time (s), frames per second.
+function grade(lossRatio, rtt, fps, limited) {
+  if (lossRatio > 0.08 || rtt > 0.5 || (fps !== null && fps < 5)) return "poor";
+  if (lossRatio > 0.02 || rtt > 0.25 || (fps !== null && fps < 12) || limited) return "fair";
+  return "good";
+}
+
+/**
+ * Read `entry.pc`'s statistics (inbound: a viewer; else a publisher) and grade them;
+ * `expectVideo`: the viewer was answered with a video track.
+ * Keeps the counters in `entry.stats` ({lost, packets, frames}) to compare with next time.
+ * Returns [level, text]: level is good | fair | poor | wait.
+ */
+export async function measure(entry, inbound, expectVideo = false) {
+  const report = await entry.pc.getStats();
+  let rtt = 0;
+  let lost = 0;
+  let packets = 0;
+  let fps = null;
+  let frames = null;
+  let limited = false;
+  report.forEach((s) => {
+    if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") rtt = s.currentRoundTripTime || rtt;
+    if (inbound && s.type === "inbound-rtp") {
+      lost += s.packetsLost || 0;
+      packets += s.packetsReceived || 0;
+      if (s.kind === "video") [fps, frames] = [s.framesPerSecond ?? null, s.framesDecoded || 0];
+    }
+    if (!inbound && s.type === "remote-inbound-rtp") lost = Math.max(lost, s.fractionLost || 0);
+    if (!inbound && s.type === "outbound-rtp" && s.kind === "video") {
+      fps = s.framesPerSecond ?? null;
+      limited = s.qualityLimitationReason === "bandwidth";
+    }
+  });
+  const before = entry.stats || { lost: 0, packets: 0, frames: 0 };
+  entry.stats = { lost, packets, frames };
+  const ratio = inbound ? Math.max(0, lost - before.lost) / Math.max(1, packets - before.packets + lost - before.lost) : lost;
+  if (inbound && (frames === 0 || (frames === null && expectVideo))) return ["wait", "Waiting for video…"];
+  if (inbound && frames !== null && frames === before.frames) return ["poor", "Video paused"];
+  if (inbound && !packets) return ["wait", "Connecting…"];
+  const level = grade(ratio, rtt, fps, limited);
+  return [level, { good: "Good connection", fair: "Fair connection", poor: "Poor connection" }[level]];
+}
+

@@ -1,0 +1,191 @@
+// Polls: hosts open single- or multiple-choice polls, see results live, reveal them and close
+// the poll; participants vote once and see the results once revealed.
+
+import { announce, el, toast } from "./dom.js";
+import * as tabs from "./tabs.js";
+
+let room;
+const $ = (id) => document.getElementById(id);
+const MAX_OPTIONS = 10;
+
+function upsert(poll) {
+  const polls = room.state.polls;
+  const index = polls.findIndex((p) => p.id === poll.id);
+  const merged = index >= 0 ? { ...polls[index], ...poll } : { my_choices: null, ...poll };
+  if (!merged.revealed && !room.may("poll.manage")) delete merged.results; // hidden again
+  if (index >= 0) polls[index] = merged;
+  else polls.push(merged);
+  return index < 0;
+}
+
+function ballot(poll) {
+  const type = poll.multiple ? "checkbox" : "radio";
+  const options = poll.options.map((option, i) =>
+    el("li", {}, el("label", { class: "check" },
+      el("input", { type, name: `poll-${poll.id}`, value: String(i) }), ` ${option}`)));
+  const form = el("form", { class: "ballot stack" },
+    el("fieldset", {}, el("legend", { class: "sr-only", text: poll.question }), el("ol", { class: "choices" }, ...options)),
+    el("button", { type: "submit", text: "Vote" }));
+  form.addEventListener("submit", (event) => vote(event, poll));
+  return form;
+}
+
+function results(poll) {
+  const { counts, ballots } = poll.results;
+  const rows = poll.options.map((option, i) => {
+    const share = ballots ? Math.round((100 * counts[i]) / ballots) : 0;
+    const label = `${option}: ${counts[i]} (${share}%)`;
+    return el("li", { class: "result" },
+      el("span", { class: "result-label", text: label }),
+      el("progress", { max: String(Math.max(ballots, 1)), value: String(counts[i]), "aria-label": label }));
+  });
+  const who = poll.revealed ? "" : " (only presenters see these)";
+  return el("div", { class: "results" },
+    el("p", { class: "muted", text: `${ballots} ${ballots === 1 ? "vote" : "votes"}${who}` }),
+    el("ol", { class: "bars" }, ...rows));
+}
+
+function hostTools(poll) {
+  const tools = el("div", { class: "tools" });
+  const reveal = el("button", {
+    type: "button", class: "small secondary",
+    text: poll.revealed ? "Hide results" : "Reveal results",
+  });
+  reveal.addEventListener("click", () => act("poll.reveal", { id: poll.id, revealed: !poll.revealed }));
+  tools.append(reveal);
+  if (poll.state === "open") {
+    const close = el("button", { type: "button", class: "small secondary", text: "Close poll" });
+    close.addEventListener("click", () => act("poll.close", { id: poll.id }));
+    tools.append(close);
+  }
+  return tools;
+}
+
+function card(poll) {
+  const mine = poll.my_choices;
+  const state = poll.state === "open" ? "Open" : "Closed";
+  const node = el("li", { class: "poll", "data-id": String(poll.id), "data-state": poll.state },
+    el("p", { class: "flags", text: `${state}${poll.multiple ? " · choose any" : " · choose one"}` }),
+    el("h3", { class: "poll-question", text: poll.question }));
+  if (mine) {
+    node.append(el("p", { class: "voted", text: `You voted: ${mine.map((i) => poll.options[i]).join(", ")}` }));
+  } else if (poll.state === "open" && room.may("poll.vote")) {
+    node.append(ballot(poll));
+  }
+  if (poll.results) node.append(results(poll));
+  if (room.may("poll.manage")) node.append(hostTools(poll));
+  return node;
+}
+
+function render() {
+  const list = $("poll-list");
+  // A ballot being filled in must survive updates of other polls: only redraw what changed.
+  const polls = [...room.state.polls].sort((a, b) => b.id - a.id);
+  const keep = new Map([...list.children].map((n) => [n.dataset.id, n]));
+  list.replaceChildren(...polls.map((poll) => {
+    const signature = JSON.stringify(poll);
+    const old = keep.get(String(poll.id));
+    if (old && old.signature === signature) return old;
+    const node = card(poll);
+    node.signature = signature;
+    return node;
+  }));
+  $("polls-empty").hidden = polls.length > 0;
+}
+
+async function act(event, data) {
+  const reply = await room.send(event, data);
+  if (!reply.ok) toast(reply.error);
+  return reply;
+}
+
+async function vote(event, poll) {
+  event.preventDefault();
+  const picked = [...event.target.querySelectorAll("input:checked")].map((i) => Number(i.value));
+  if (!picked.length) return toast("Choose an option first.");
+  const reply = await act("poll.vote", { id: poll.id, choices: picked });
+  if (!reply.ok) return;
+  upsert({ id: poll.id, my_choices: reply.choices });
+  render();
+  announce("Your vote was counted.");
+}
+
+// --- the host's form ---
+
+function optionRow(value = "") {
+  const list = $("poll-options");
+  const n = list.children.length + 1;
+  const input = el("input", { maxlength: "120", required: true, "aria-label": `Option ${n}` });
+  input.value = value;
+  const remove = el("button", { type: "button", class: "small secondary", text: "Remove", "aria-label": `Remove option ${n}` });
+  const row = el("li", { class: "option-row" }, input, remove);
+  remove.addEventListener("click", () => {
+    if (list.children.length > 2) row.remove();
+    renumber();
+  });
+  list.append(row);
+  renumber();
+  return input;
+}
+
+function renumber() {
+  const rows = [...$("poll-options").children];
+  rows.forEach((row, i) => {
+    row.querySelector("input").setAttribute("aria-label", `Option ${i + 1}`);
+    row.querySelector("button").setAttribute("aria-label", `Remove option ${i + 1}`);
+    row.querySelector("button").disabled = rows.length <= 2;
+  });
+  $("poll-add").disabled = rows.length >= MAX_OPTIONS;
+}
+
+function resetForm() {
+  $("poll-question").value = "";
+  $("poll-multiple").checked = false;
+  $("poll-options").replaceChildren();
+  optionRow();
+  optionRow();
+}
+
+async function create(event) {
+  event.preventDefault();
+  const options = [...$("poll-options").querySelectorAll("input")].map((i) => i.value.trim()).filter(Boolean);
+  const reply = await act("poll.open", {
+    question: $("poll-question").value,
+    options,
+    multiple: $("poll-multiple").checked,
+  });
+  if (!reply.ok) return;
+  upsert({ ...reply.poll, results: { id: reply.poll.id, counts: options.map(() => 0), ballots: 0 } });
+  render();
+  resetForm();
+  $("poll-new").open = false;
+}
+
+function onUpdate(poll) {
+  const isNew = upsert(poll);
+  render();
+  if (isNew) {
+    tabs.notify("polls");
+    if (!room.may("poll.manage")) {
+      toast(`New poll: ${poll.question}`);
+    }
+  }
+}
+
+function onResults(data) {
+  if (!room.state.polls.some((p) => p.id === data.id)) return;
+  upsert({ id: data.id, results: data });
+  render();
+}
+
+export function init(r) {
+  room = r;
+  if ($("poll-form")) {
+    $("poll-form").addEventListener("submit", create);
+    $("poll-add").addEventListener("click", () => optionRow().focus());
+    resetForm();
+  }
+  room.onState(render);
+  room.on("poll.update", onUpdate);
+  room.on("poll.results", onResults);
+}

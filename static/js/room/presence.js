@@ -1,0 +1,57 @@
+// Presence: everyone sees how many are in the room; moderators see who.
+
+import { clock, el, syncList } from "./dom.js";
+
+let room;
+const $ = (id) => document.getElementById(id);
+
+function renderCount() {
+  const count = room.state.presence.count;
+  $("presence-count").textContent = `${count} ${count === 1 ? "person" : "people"} here`;
+}
+
+function build() {
+  const node = el("li", { class: "person" });
+  node.parts = { name: el("span", { class: "name" }), meta: el("small") };
+  node.append(node.parts.name, " ", node.parts.meta);
+  return node;
+}
+
+function update(node, person) {
+  node.parts.name.textContent = person.name + (person.user_id === room.userId ? " (you)" : "");
+  const since = person.joined_at ? ` · since ${clock(person.joined_at)}` : "";
+  node.parts.meta.textContent = `${person.role}${since}`;
+}
+
+function renderPeople() {
+  const list = $("people-list");
+  const people = room.state.presence.people;
+  if (!list || !people) return;
+  syncList(list, people, (p) => p.user_id, build, update);
+}
+
+function render() {
+  renderCount();
+  renderPeople();
+}
+
+export function init(r) {
+  room = r;
+  room.onState(render);
+  room.on("presence.count", (data) => {
+    room.state.presence.count = data.count;
+    renderCount();
+  });
+  room.on("presence.join", (person) => {
+    const people = room.state.presence.people;
+    if (!people || people.some((p) => p.user_id === person.user_id)) return;
+    people.push({ ...person, joined_at: new Date().toISOString() });
+    renderPeople();
+  });
+  room.on("presence.leave", (person) => {
+    const people = room.state.presence.people;
+    if (!people) return;
+    room.state.presence.people = people.filter((p) => p.user_id !== person.user_id);
+    renderPeople();
+  });
+}

@@ -1,0 +1,200 @@
+// Q&A: ask (optionally anonymously), upvote (a toggle), sort by votes or time; moderators
+// approve pending questions, answer them (live or in writing), pin and dismiss.
+
+import { announce, clock, el, syncList, toast } from "./dom.js";
+import * as tabs from "./tabs.js";
+
+let room;
+const $ = (id) => document.getElementById(id);
+const PUBLIC = ["open", "answered"];
+
+function questions() {
+  return room.state.questions;
+}
+
+function upsert(q) {
+  const list = questions();
+  const index = list.findIndex((x) => x.id === q.id);
+  if (index >= 0) list[index] = { ...list[index], ...q };
+  else list.push(q);
+}
+
+function sorted(list) {
+  const byVotes = $("qa-sort").value === "votes";
+  return [...list].sort((a, b) => {
+    if (a.pinned !== b.pinned) return a.pinned ? -1 : 1;
+    if (byVotes && a.votes !== b.votes) return b.votes - a.votes;
+    return b.id - a.id; // newer first
+  });
+}
+
+function build(q) {
+  const node = el("li", { class: "question" });
+  node.dataset.key = String(q.id); // syncList sets it too, after build: the tools need it now
+  const p = (node.parts = {
+    flags: el("p", { class: "flags" }),
+    text: el("p", { class: "text", id: `question-${q.id}` }),
+    meta: el("p", { class: "meta" }),
+    answer: el("p", { class: "answer" }),
+    vote: el("button", { type: "button", class: "vote", "aria-pressed": "false" }),
+    tools: el("div", { class: "tools" }),
+  });
+  p.vote.setAttribute("aria-describedby", `question-${q.id}`);
+  p.vote.addEventListener("click", () => upvote(Number(node.dataset.key)));
+  node.append(p.vote, el("div", { class: "body" }, p.flags, p.text, p.meta, p.answer, p.tools));
+  if (room.may("question.moderate")) addTools(node);
+  return node;
+}
+
+function tool(node, name, label, onClick) {
+  // Described by the question's text: "Approve" alone does not say which question.
+  const button = el("button", { type: "button", class: `small secondary ${name}`, text: label });
+  button.setAttribute("aria-describedby", `question-${node.dataset.key}`);
+  button.addEventListener("click", () => onClick(Number(node.dataset.key)));
+  node.parts[name] = button;
+  node.parts.tools.append(button);
+}
+
+function addTools(node) {
+  tool(node, "approve", "Approve", (id) => moderate("question.approve", { id }));
+  tool(node, "live", "Answered live", (id) => moderate("question.answer", { id }));
+  tool(node, "write", "Write answer", () => openAnswer(node));
+  tool(node, "pin", "Pin", (id) => moderate("question.pin", { id, pinned: !isPinned(id) }));
+  tool(node, "dismiss", "Dismiss", (id) => moderate("question.dismiss", { id }));
+  node.parts.dismiss.classList.add("danger");
+}
+
+function isPinned(id) {
+  const q = questions().find((x) => x.id === id);
+  return Boolean(q && q.pinned);
+}
+
+function openAnswer(node) {
+  if (node.querySelector(".answer-form")) return;
+  const id = Number(node.dataset.key);
+  const text = el("textarea", { rows: "2", maxlength: "4000", required: true, "aria-label": "Written answer" });
+  const form = el("form", { class: "answer-form stack" }, text,
+    el("div", { class: "form-row" },
+      el("button", { type: "submit", text: "Publish answer" }),
+      el("button", { type: "button", class: "secondary", text: "Cancel", onclick: () => form.remove() })));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (await moderate("question.answer", { id, text: text.value })) form.remove();
+  });
+  node.parts.tools.after(form);
+  text.focus();
+}
+
+function update(node, q) {
+  const p = node.parts;
+  const voted = room.state.my_votes.includes(q.id);
+  const open = PUBLIC.includes(q.status);
+  node.dataset.status = q.status;
+  node.classList.toggle("pinned", q.pinned);
+  p.flags.textContent = [
+    q.pinned ? "Pinned" : "",
+    q.status === "pending" ? "Waiting for approval" : "",
+    q.status === "answered" ? "Answered" : "",
+  ].filter(Boolean).join(" · ");
+  p.flags.hidden = !p.flags.textContent;
+  p.text.textContent = q.text;
+  p.meta.textContent = `${q.anonymous ? "Anonymous" : q.author} · ${clock(q.created_at)}`;
+  p.answer.hidden = q.status !== "answered";
+  p.answer.textContent = q.answer ? `Answer: ${q.answer}` : "Answered live";
+  p.vote.textContent = `▲ ${q.votes}`;
+  p.vote.setAttribute("aria-pressed", String(voted));
+  p.vote.setAttribute("aria-label", `${voted ? "Remove your upvote" : "Upvote"} (${q.votes} votes)`);
+  p.vote.disabled = !open || !room.may("question.upvote");
+  if (p.approve) {
+    p.approve.hidden = q.status !== "pending";
+    p.live.hidden = q.status === "answered";
+    p.write.textContent = q.status === "answered" ? "Edit answer" : "Write answer";
+    p.pin.textContent = q.pinned ? "Unpin" : "Pin";
+    p.pin.setAttribute("aria-pressed", String(q.pinned));
+    p.pin.hidden = !open;
+  }
+}
+
+function render() {
+  const all = questions().filter((q) => q.status !== "dismissed");
+  const pendingList = $("qa-pending");
+  const moderating = Boolean(pendingList);
+  const main = moderating ? all.filter((q) => q.status !== "pending") : all;
+  syncList($("qa-list"), sorted(main), (q) => q.id, build, update);
+  if (moderating) {
+    const pending = all.filter((q) => q.status === "pending").sort((a, b) => a.id - b.id);
+    syncList(pendingList, pending, (q) => q.id, build, update);
+    $("pending-title").hidden = pending.length === 0;
+    $("pending-title").textContent = `Waiting for approval (${pending.length})`;
+  }
+  $("qa-empty").hidden = all.length > 0;
+  const anon = $("ask-anon-label");
+  if (anon) anon.hidden = !room.state.room.anonymous_questions;
+}
+
+async function upvote(id) {
+  const reply = await room.send("question.upvote", { id });
+  if (!reply.ok) return toast(reply.error);
+  const votes = new Set(room.state.my_votes);
+  if (reply.voted) votes.add(id);
+  else votes.delete(id);
+  room.state.my_votes = [...votes];
+  upsert({ id, votes: reply.votes });
+  render();
+}
+
+async function moderate(event, data) {
+  const reply = await room.send(event, data);
+  if (!reply.ok) {
+    toast(reply.error);
+    return false;
+  }
+  upsert(reply.question);
+  render();
+  return true;
+}
+
+async function ask(event) {
+  event.preventDefault();
+  const text = $("ask-text");
+  const anon = $("ask-anon");
+  const reply = await room.send("question.ask", { text: text.value, anonymous: anon.checked });
+  if (!reply.ok) return toast(reply.error);
+  upsert(reply.question);
+  render();
+  text.value = "";
+  if (reply.question.status === "pending") toast("Sent: your question appears to others once a moderator approves it.");
+  else announce("Question sent.");
+}
+
+function onUpdate(q) {
+  const known = questions().some((x) => x.id === q.id);
+  upsert(q);
+  render();
+  if (!known) {
+    tabs.notify("qa");
+    if (q.status === "pending" && room.may("question.moderate")) announce("A question is waiting for approval.");
+  }
+}
+
+function onRemove(data) {
+  room.state.questions = questions().filter((q) => q.id !== data.id);
+  render();
+}
+
+function onVotes(data) {
+  if (!questions().some((q) => q.id === data.id)) return;
+  upsert(data);
+  render();
+}
+
+export function init(r) {
+  room = r;
+  const form = $("ask-form");
+  if (form) form.addEventListener("submit", ask);
+  $("qa-sort").addEventListener("change", render);
+  room.onState(render);
+  room.on("question.update", onUpdate);
+  room.on("question.remove", onRemove);
+  room.on("question.votes", onVotes);
+}

@@ -1,0 +1,165 @@
+// The room's connection: one Socket.IO socket on /room, the client's copy of the room state,
+// and the connection status (connecting, live, reconnecting, ended).
+//
+// After every connect, automatic reconnects included, the client asks for `state.get` and
+// replaces its whole state with the reply. Events that arrive while that request is out are
+// kept and applied again on top of the new state (every handler is idempotent), so nothing
+// that happened in between is lost or counted twice.
+
+import { io } from "../../vendor/socket.io-4.8.4/socket.io.esm.min.js";
+
+const ACK_TIMEOUT_MS = 10000;
+const RETRY_SYNC_MS = 2000;
+
+export class Room {
+  /** @param {string} key "lesson:12" or "broadcast:3" */
+  constructor(key, settings) {
+    this.key = key;
+    this.settings = settings; // from the page: userId, permissions, csrf, slidesUrl
+    this.state = null;
+    this.status = "connecting";
+    this.statusDetail = "";
+    this.handlers = new Map(); // event -> [fn(data)]
+    this.stateHandlers = [];
+    this.statusHandlers = [];
+    this.syncing = null; // events received during state.get: [event, data]
+    this.socket = io("/room", {
+      auth: { room: key },
+      transports: ["websocket", "polling"], // WebSocket first; polling where it is blocked
+      tryAllTransports: true,
+      reconnectionDelayMax: 5000,
+    });
+    this.watchConnection();
+  }
+
+  /** Whether the user's role grants `perm` ("hand.raise", ...). */
+  may(perm) {
+    const perms = this.state ? this.state.me.permissions : this.settings.permissions;
+    return perms.includes(perm);
+  }
+
+  get userId() {
+    return this.settings.userId;
+  }
+
+  /** Call `fn(data)` for each server event `name` (and for local events of that name). */
+  on(name, fn) {
+    if (!this.handlers.has(name)) {
+      this.handlers.set(name, []);
+      if (!name.startsWith("local:")) this.socket.on(name, (data) => this.receive(name, data));
+    }
+    this.handlers.get(name).push(fn);
+  }
+
+  /** Call `fn(state)` after every full state replacement (first connect and reconnects). */
+  onState(fn) {
+    this.stateHandlers.push(fn);
+    if (this.state) fn(this.state);
+  }
+
+  /** Call `fn(status, detail)` when the connection status changes. */
+  onStatus(fn) {
+    this.statusHandlers.push(fn);
+    fn(this.status, this.statusDetail);
+  }
+
+  /** Tell the other modules about something that happened here (e.g. "local:can_publish"). */
+  local(name, data) {
+    for (const fn of this.handlers.get(name) || []) fn(data);
+  }
+
+  /** Send an event; resolves with its ack ({ok: true, ...} or {ok: false, error}). */
+  send(name, data = {}) {
+    if (!this.socket.connected) {
+      return Promise.resolve({ ok: false, error: "You are offline: try again once reconnected." });
+    }
+    return new Promise((resolve) => {
+      this.socket.timeout(ACK_TIMEOUT_MS).emit(name, data, (err, reply) => {
+        if (err) resolve({ ok: false, error: "The server did not answer in time." });
+        else resolve(reply && typeof reply === "object" ? reply : { ok: false, error: "Bad reply." });
+      });
+    });
+  }
+
+  receive(name, data) {
+    if (this.syncing) this.syncing.push([name, data]);
+    if (!this.state) return;
+    for (const fn of this.handlers.get(name) || []) fn(data);
+  }
+
+  setStatus(status, detail = "") {
+    this.status = status;
+    this.statusDetail = detail;
+    for (const fn of this.statusHandlers) fn(status, detail);
+  }
+
+  async sync() {
+    this.syncing = [];
+    const reply = await this.send("state.get");
+    const missed = this.syncing;
+    this.syncing = null;
+    if (!reply.ok) {
+      this.setStatus("reconnecting", reply.error || "could not load the room");
+      setTimeout(() => { if (this.socket.connected) this.sync(); }, RETRY_SYNC_MS);
+      return;
+    }
+    this.state = reply.state;
+    for (const fn of this.stateHandlers) fn(this.state);
+    for (const [name, data] of missed) this.receive(name, data);
+    this.setStatus("live");
+  }
+
+  watchConnection() {
+    const socket = this.socket;
+    socket.on("connect", () => {
+      this.setStatus(this.state ? "reconnecting" : "connecting", "loading the room");
+      this.sync();
+    });
+    socket.on("disconnect", (reason) => {
+      if (reason === "io server disconnect" || reason === "io client disconnect") {
+        this.setStatus("ended", "You left the room.");
+      } else {
+        this.setStatus("reconnecting", "");
+      }
+    });
+    socket.on("connect_error", (err) => {
+      if (!socket.active) {
+        // Refused by the server (not a member, signed out): retrying will not help.
+        this.setStatus("ended", err && err.message ? err.message : "The room refused the connection.");
+      } else if (this.status !== "connecting") {
+        this.setStatus("reconnecting", "");
+      }
+    });
+    socket.io.on("reconnect_attempt", (attempt) => {
+      this.setStatus("reconnecting", `attempt ${attempt}`);
+    });
+  }
+
+  /** Try again after the connection ended (the status bar's Reconnect button). */
+  reconnect() {
+    this.setStatus(this.state ? "reconnecting" : "connecting", "");
+    this.socket.connect();
+  }
+}
+
+const STATUS_TEXT = {
+  connecting: "Connecting…",
+  live: "Live",
+  reconnecting: "Connection lost: reconnecting…",
+  ended: "Disconnected",
+};
+
+/** Show the connection status in the bar at the top of the room. */
+export function statusBar(room) {
+  const bar = document.getElementById("conn");
+  const text = document.getElementById("conn-text");
+  const retry = document.getElementById("conn-retry");
+  retry.addEventListener("click", () => room.reconnect());
+  room.onStatus((status, detail) => {
+    bar.dataset.state = status;
+    const base = STATUS_TEXT[status] || status;
+    text.textContent = status === "live" || !detail ? base : `${base} (${detail})`;
+    retry.hidden = status !== "ended";
+    document.getElementById("room").dataset.connection = status;
+  });
+}

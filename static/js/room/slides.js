@@ -1,0 +1,253 @@
+// Slides: everyone sees the page the presenter shows (late joiners too, from the state);
+// presenters upload PDFs (with a progress bar for the upload and the rendering), pick a deck,
+// and move through its pages with thumbnails, buttons or the arrow keys.
+
+import { announce, el, syncList, toast, typing } from "./dom.js";
+
+let room;
+let selected = null; // the deck id the presenter is looking at
+let tracking = null; // {deckId, lastEvent} while an upload renders
+let pollTimer = null;
+const $ = (id) => document.getElementById(id);
+const POLL_MS = 1000;
+const QUIET_MS = 3000; // no progress event for this long: ask over HTTP instead
+const DONE_SHOWN_MS = 8000;
+
+function pageUrl(deckId, page) {
+  return `${room.settings.slidesUrl}/${deckId}/${page}.png`;
+}
+
+// --- what everyone sees ---
+
+function renderCurrent() {
+  const shown = room.state.slides;
+  const figure = $("slide");
+  figure.hidden = !shown;
+  $("screen").classList.toggle("has-slides", Boolean(shown));
+  if (!shown) return;
+  const { deck, page } = shown;
+  const img = $("slide-img");
+  const url = pageUrl(deck.id, page);
+  if (img.getAttribute("src") !== url) img.src = url;
+  img.alt = `Slide ${page} of ${deck.pages}: ${deck.filename}`;
+  $("slide-caption").textContent = `Slide ${page} of ${deck.pages}`;
+}
+
+function onPage(shown) {
+  room.state.slides = shown;
+  renderCurrent();
+  renderPresenter();
+}
+
+// --- the presenter's tools ---
+
+function decks() {
+  return room.state.decks || [];
+}
+
+function deckLabel(deck) {
+  if (deck.status === "failed") return `${deck.filename} (failed)`;
+  if (deck.status === "rendering") return `${deck.filename} (preparing ${deck.rendered}/${deck.pages || "?"})`;
+  return `${deck.filename} (${deck.pages} pages)`;
+}
+
+function renderPicker() {
+  const select = $("deck-select");
+  const list = decks();
+  if (selected === null || !list.some((d) => d.id === selected)) {
+    const shown = room.state.slides;
+    selected = shown ? shown.deck.id : list.length ? list[list.length - 1].id : null;
+  }
+  const options = list.length
+    ? list.map((d) => el("option", { value: String(d.id), text: deckLabel(d) }))
+    : [el("option", { value: "", text: "No decks yet: upload a PDF" })];
+  select.replaceChildren(...options);
+  select.value = selected === null ? "" : String(selected);
+  select.disabled = !list.length;
+}
+
+function buildThumb(item) {
+  const button = el("button", { type: "button", class: "thumb" },
+    el("img", { alt: "", loading: "lazy", src: pageUrl(item.deck, item.page) }),
+    el("span", { text: String(item.page) }));
+  button.addEventListener("click", () => go(item.deck, item.page));
+  return el("li", {}, button);
+}
+
+function updateThumb(node, item) {
+  const button = node.firstElementChild;
+  button.setAttribute("aria-label", `Show page ${item.page}`);
+  if (item.current) button.setAttribute("aria-current", "true");
+  else button.removeAttribute("aria-current");
+}
+
+function renderThumbs() {
+  const deck = decks().find((d) => d.id === selected);
+  const shown = room.state.slides;
+  const items = [];
+  for (let page = 1; deck && page <= deck.rendered; page++) {
+    const current = Boolean(shown && shown.deck.id === deck.id && shown.page === page);
+    items.push({ deck: deck.id, page, current });
+  }
+  syncList($("thumbs"), items, (t) => `${t.deck}:${t.page}`, buildThumb, updateThumb);
+  const [prev, next] = [$("slide-prev"), $("slide-next")];
+  prev.disabled = !step(-1);
+  next.disabled = !step(1);
+}
+
+function renderPresenter() {
+  if (!$("deck-select")) return;
+  renderPicker();
+  renderThumbs();
+  if (!decks().length) $("upload-box").open = true; // nothing to show yet: offer the upload
+}
+
+/** The page `delta` away from the one shown (in the selected deck), or null. Moving forward
+ * in a deck that is not on screen starts it at page 1. */
+function step(delta) {
+  const deck = decks().find((d) => d.id === selected);
+  if (!deck || !deck.rendered) return null;
+  const shown = room.state.slides;
+  if (!shown || shown.deck.id !== deck.id) return delta < 0 ? null : { deck: deck.id, page: 1 };
+  const page = shown.page + delta;
+  return page >= 1 && page <= deck.rendered ? { deck: deck.id, page } : null;
+}
+
+async function go(deckId, page) {
+  const reply = await room.send("slides.goto", { deck_id: deckId, page });
+  if (!reply.ok) return toast(reply.error);
+  onPage(reply.slides);
+  announce(`Showing slide ${page}.`);
+}
+
+function move(delta) {
+  const target = step(delta);
+  if (target) go(target.deck, target.page);
+}
+
+function onKey(event) {
+  if (typing(event) || event.altKey || event.ctrlKey || event.metaKey) return;
+  if (event.target instanceof Element && event.target.closest('[role="tablist"]')) return;
+  const delta = { ArrowRight: 1, PageDown: 1, ArrowLeft: -1, PageUp: -1 }[event.key];
+  if (!delta) return;
+  event.preventDefault();
+  move(delta);
+}
+
+// --- uploading ---
+
+function progress(value, max, text) {
+  $("upload-progress").hidden = false;
+  const bar = $("upload-bar");
+  bar.max = max;
+  bar.value = value;
+  $("upload-text").textContent = text;
+}
+
+function showDeckProgress(deck) {
+  if (deck.status === "ready") progress(1, 1, `Ready: ${deck.filename}, ${deck.pages} pages. Choose a page to show it.`);
+  else if (deck.status === "failed") progress(0, 1, `Could not prepare ${deck.filename}: ${deck.error || "unknown error"}`);
+  else if (!deck.pages) progress(0, 1, "Preparing the slides…");
+  else progress(deck.rendered, deck.pages, `Preparing page ${deck.rendered} of ${deck.pages}…`);
+}
+
+function onDeck(deck) {
+  if (!room.state.decks) return;
+  const list = room.state.decks;
+  const index = list.findIndex((d) => d.id === deck.id);
+  if (index >= 0) list[index] = deck;
+  else list.push(deck);
+  if (tracking && tracking.deckId === deck.id) {
+    tracking.lastEvent = Date.now();
+    showDeckProgress(deck);
+    if (deck.status !== "rendering") finishTracking(deck);
+  }
+  renderPresenter();
+}
+
+function finishTracking(deck) {
+  tracking = null;
+  clearInterval(pollTimer);
+  pollTimer = null;
+  if (deck.status === "ready") {
+    announce(`Slides ready: ${deck.pages} pages.`);
+    $("upload-box").open = false;
+    setTimeout(() => { if (!tracking) $("upload-progress").hidden = true; }, DONE_SHOWN_MS);
+  } else {
+    announce("The slides could not be prepared.");
+  }
+}
+
+async function pollStatus() {
+  if (!tracking) return;
+  const quiet = Date.now() - tracking.lastEvent > QUIET_MS;
+  if (room.status === "live" && !quiet) return;
+  try {
+    const response = await fetch(`${room.settings.slidesUrl}/${tracking.deckId}`, {
+      headers: { Accept: "application/json" }, credentials: "same-origin",
+    });
+    const body = await response.json();
+    if (body.ok) onDeck(body.deck);
+  } catch {
+    // offline too: the next tick tries again
+  }
+}
+
+function upload(event) {
+  event.preventDefault();
+  const input = $("upload-file");
+  const file = input.files[0];
+  if (!file) return toast("Choose a PDF file first.");
+  const form = new FormData();
+  form.append("file", file);
+  const xhr = new XMLHttpRequest();
+  xhr.open("POST", room.settings.slidesUrl);
+  xhr.setRequestHeader("X-CSRFToken", room.settings.csrf);
+  xhr.setRequestHeader("Accept", "application/json");
+  xhr.upload.addEventListener("progress", (e) => {
+    if (e.lengthComputable) progress(e.loaded, e.total, `Uploading… ${Math.round((100 * e.loaded) / e.total)}%`);
+  });
+  xhr.addEventListener("load", () => uploaded(xhr, input));
+  xhr.addEventListener("error", () => progress(0, 1, "The upload failed: check your connection and try again."));
+  progress(0, 1, "Uploading…");
+  $("upload-form").querySelector("button").disabled = true;
+  xhr.send(form);
+}
+
+function uploaded(xhr, input) {
+  $("upload-form").querySelector("button").disabled = false;
+  let body = null;
+  try {
+    body = JSON.parse(xhr.responseText);
+  } catch {
+    body = { ok: false, error: `the server answered ${xhr.status}` };
+  }
+  if (!body.ok) return progress(0, 1, `The upload was refused: ${body.error}`);
+  input.value = "";
+  selected = body.deck.id;
+  tracking = { deckId: body.deck.id, lastEvent: Date.now() };
+  clearInterval(pollTimer);
+  pollTimer = setInterval(pollStatus, POLL_MS);
+  onDeck(body.deck);
+  showDeckProgress(body.deck);
+}
+
+export function init(r) {
+  room = r;
+  room.onState(() => {
+    renderCurrent();
+    renderPresenter();
+  });
+  room.on("slides.page", onPage);
+  if ($("upload-form")) {
+    $("upload-form").addEventListener("submit", upload);
+    $("deck-select").addEventListener("change", (e) => {
+      selected = Number(e.target.value) || null;
+      renderThumbs();
+    });
+    $("slide-prev").addEventListener("click", () => move(-1));
+    $("slide-next").addEventListener("click", () => move(1));
+    document.addEventListener("keydown", onKey);
+    room.on("slides.deck", onDeck);
+  }
+}

@@ -1,0 +1,321 @@
+"""Fixtures for the browser tests: a real Lectern server and headless Chromium driving it.
+
+The server is ``python app.py`` with its demo data (a live lesson, a live all-hands broadcast,
+the demo accounts) on a fresh SQLite folder, with one media worker. Chromium is Debian's
+(``/usr/bin/chromium``, never a Playwright download) with fake camera and microphone, WebRTC on
+loopback allowed. Screenshots go to ``test-artifacts/browser/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_c
+import pytest
+
+from lectern import ROOT
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+]
+DEMO_PASSWORD = "lectern-demo"
+START_TIMEOUT_S = 60.0
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+LAPTOP = {"width": 1366, "height": 768}
+PHONE = {"width": 390, "height": 844}
+
+# Records every RTCPeerConnection a page makes, so tests can read getStats() without the page
+# exposing anything for them.
+RECORD_PEERS = """
+(() => {
+  const Native = window.RTCPeerConnection;
+  if (!Native) return;
+  window.__peers = [];
+  window.RTCPeerConnection = class extends Native {
+    constructor(...args) { super(...args); window.__peers.push(this); }
+  };
+})();
+"""
+
+
+# The user refuses the camera and microphone (the fake-UI flag would otherwise allow them).
+DENY_CAMERA = """
+navigator.mediaDevices.getUserMedia = () =>
+  Promise.reject(new DOMException("Permission denied", "NotAllowedError"));
+"""
+
+
+def in_ci(config: pytest.Config) -> bool:
+    """The root conftest's ``in_ci()``, taken from pytest's own registry of conftest modules:
+    its module name depends on whether ``tests/`` is a package, its path does not."""
+    root_conftest = config.pluginmanager.get_plugin(str(ROOT / "tests" / "conftest.py"))
+    return bool(root_conftest.in_ci())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """The running ``python app.py`` and where its output goes."""
+
+    url: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+def wait_until_up(server: Server) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            break
+        try:
+            with urllib.request.urlopen(f"{server.url}/login", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.2)
+    raise RuntimeError(f"the server did not start:\n{server.output()[-3000:]}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """End the server and its media worker (they share the process group started for it)."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    with contextlib.suppress(ProcessLookupError):  # a media worker left behind
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """``python app.py`` with demo data on a fresh SQLite folder and one media worker."""
+    base = tmp_path_factory.mktemp("browser-server")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(MEDIA_WORKERS="1", DEMO_DATA="1", PYTHONUNBUFFERED="1")
+    env.pop("MEDIA_WORKER_ADDRS", None)
+    log = base / "server.log"
+    command = [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--data-dir", str(base / "data")]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    running = Server(url=f"http://127.0.0.1:{port}", proc=proc, log=log)
+    try:
+        wait_until_up(running)
+        yield running
+    finally:
+        stop(proc)
+
+
+@pytest.fixture(scope="session")
+def browser(pytestconfig: pytest.Config) -> Iterator[Any]:
+    """Headless Chromium from Debian; skipped without it on a developer's machine, never in CI."""
+    if not CHROMIUM.exists():
+        if in_ci(pytestconfig):
+            pytest.fail(f"{CHROMIUM} is required in CI")
+        pytest.skip(f"{CHROMIUM} is not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@dataclass
+class Person:
+    """One signed-in participant: their browser context and page, and what went wrong there."""
+
+    email: str
+    page: Any
+    problems: list[str] = field(default_factory=list)  # page errors, failed requests, dialogs
+
+    def watch(self) -> None:
+        """Note script errors, dialogs (none should open) and failed requests."""
+        self.page.on("pageerror", self.on_error)
+        self.page.on("dialog", self.on_dialog)
+        self.page.on("response", self.on_response)
+
+    def on_error(self, error: Any) -> None:
+        self.problems.append(f"page error: {error}")
+
+    def on_dialog(self, dialog: Any) -> None:
+        self.problems.append(f"dialog opened: {dialog.message}")
+        dialog.dismiss()
+
+    def on_response(self, response: Any) -> None:
+        if response.status >= 400 and not response.url.endswith("/favicon.ico"):
+            self.problems.append(f"{response.status} {response.url}")
+
+
+class People:
+    """Opens a browser context per person and signs them in through the login form."""
+
+    def __init__(self, browser: Any, server: Server) -> None:
+        self.browser = browser
+        self.server = server
+        self.contexts: list[Any] = []
+        self.people: list[Person] = []
+
+    def sign_in(
+        self, email: str, viewport: dict[str, int] = LAPTOP, init_script: str = ""
+    ) -> Person:
+        """A new browser context for ``email``, signed in; ``init_script`` runs in every page
+        before the page's own scripts."""
+        phone = viewport["width"] < 600
+        context = self.browser.new_context(
+            base_url=self.server.url,
+            viewport=viewport,
+            is_mobile=phone,
+            has_touch=phone,
+        )
+        context.set_default_timeout(15_000)
+        context.add_init_script(RECORD_PEERS + init_script)
+        self.contexts.append(context)
+        page = context.new_page()
+        person = Person(email=email, page=page)
+        person.watch()
+        self.people.append(person)
+        page.goto("/login")
+        page.get_by_label("E-mail").fill(email)
+        page.get_by_label("Password").fill(DEMO_PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(lambda url: "/login" not in url)
+        return person
+
+    def close(self) -> None:
+        for context in self.contexts:
+            context.close()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keep each phase's report on the test item, for fixtures that save evidence on failure."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+@pytest.fixture
+def people(
+    browser: Any, server: Server, request: pytest.FixtureRequest, artifacts: Path
+) -> Iterator[People]:
+    """Participants of one test; when it fails, a screenshot of each and the server's log."""
+    crowd = People(browser, server)
+    yield crowd
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        name = request.node.name
+        for n, person in enumerate(crowd.people):
+            person.page.screenshot(path=artifacts / f"failed-{name}-{n}-{person.email}.png")
+        (artifacts / f"failed-{name}-server.log").write_text(server.output())
+    crowd.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+COLORS = [(36, 84, 214), (30, 125, 60), (198, 40, 40), (154, 103, 0)]
+
+
+def make_pdf(pages: int = 3) -> bytes:
+    """A small deck: each page says "Slide N" above a coloured band."""
+    pdf = pdfium.PdfDocument.new()
+    for n in range(1, pages + 1):
+        page = pdf.new_page(640, 360)
+        band = pdfium_c.FPDFPageObj_CreateNewRect(0, 0, 640, 90)
+        pdfium_c.FPDFPageObj_SetFillColor(band, *COLORS[(n - 1) % len(COLORS)], 255)
+        pdfium_c.FPDFPath_SetDrawMode(band, pdfium_c.FPDF_FILLMODE_ALTERNATE, False)
+        pdfium_c.FPDFPage_InsertObject(page.raw, band)
+        text = pdfium_c.FPDFPageObj_NewTextObj(pdf.raw, b"Helvetica", 72)
+        encoded = f"Slide {n}".encode("utf-16-le") + b"\0\0"
+        buffer = ctypes.create_string_buffer(encoded, len(encoded))
+        pdfium_c.FPDFText_SetText(text, ctypes.cast(buffer, ctypes.POINTER(pdfium_c.FPDF_WCHAR)))
+        pdfium_c.FPDFPageObj_Transform(text, 1, 0, 0, 1, 60, 180)
+        pdfium_c.FPDFPage_InsertObject(page.raw, text)
+        assert pdfium_c.FPDFPage_GenerateContent(page.raw)
+    out = io.BytesIO()
+    pdf.save(out)
+    return out.getvalue()
+
+
+@pytest.fixture
+def pdf_file(tmp_path: Path) -> Path:
+    path = tmp_path / "waves.pdf"
+    path.write_bytes(make_pdf(3))
+    return path
+
+
+# The frames decoded so far for the video a <video> element shows (matched through the track
+# id, which inbound-rtp stats name as trackIdentifier), or null when it shows none yet.
+TILE_FRAMES = """
+async (video) => {
+  const track = video.srcObject && video.srcObject.getVideoTracks()[0];
+  if (!track) return null;
+  for (const pc of window.__peers || []) {
+    if (pc.connectionState === "closed") continue;
+    let frames = null;
+    (await pc.getStats()).forEach((s) => {
+      if (s.type === "inbound-rtp" && s.kind === "video" && s.trackIdentifier === track.id) {
+        frames = s.framesDecoded || 0;
+      }
+    });
+    if (frames !== null) return frames;
+  }
+  return null;
+}
+"""
+
+
+def wait_for(check: Callable[[], Any], seconds: float = 20, what: str = "") -> Any:
+    """Poll ``check`` until it returns something true; fail after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what or check}")
+        time.sleep(0.2)

@@ -1,0 +1,265 @@
+"""The live room page in real browsers: a class and a broadcast, end to end.
+
+Each participant is a separate browser context signed in through the login form; video comes
+from Chromium's fake camera through the server's media worker. Screenshots of every view, on a
+laptop and on a phone, are saved to ``test-artifacts/browser/``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import DENY_CAMERA, LAPTOP, PHONE, TILE_FRAMES, People, Person, wait_for
+from playwright.sync_api import expect
+
+pytestmark = [pytest.mark.browser, pytest.mark.server]
+
+VIDEO_TIMEOUT_S = 30
+
+
+def enter(person: Person, path: str) -> None:
+    """Open the room page at ``path`` and wait until it is live."""
+    person.page.goto(path)
+    expect_live(person)
+
+
+def expect_live(person: Person) -> None:
+    expect(person.page.locator("#conn")).to_have_attribute("data-state", "live")
+
+
+def join_from(person: Person, page_path: str) -> None:
+    """Open a lesson's or a broadcast's page and follow its "Join the live room" link."""
+    person.page.goto(page_path)
+    person.page.get_by_role("link", name="Join the live room").click()
+    expect_live(person)
+
+
+def start_camera(person: Person) -> None:
+    person.page.get_by_role("button", name="Start camera & mic").click()
+    expect(person.page.get_by_role("button", name="Stop camera")).to_be_visible()
+
+
+def sees_video_of(person: Person, name: str) -> None:
+    """``name``'s tile plays: its <video> has a size, and the frames decoded for that video
+    (getStats' inbound-rtp of its track) keep growing."""
+    page = person.page
+    tile = page.locator("figure.tile:not(.local)", has_text=name)
+    expect(tile).to_have_count(1)
+    video = tile.locator("video").element_handle()
+    page.wait_for_function(
+        "(v) => v.videoWidth > 0", arg=video, timeout=VIDEO_TIMEOUT_S * 1000, polling=200
+    )
+    before = page.evaluate(TILE_FRAMES, video) or 0
+    wait_for(
+        lambda: (page.evaluate(TILE_FRAMES, video) or 0) > before,
+        VIDEO_TIMEOUT_S,
+        f"{person.email} to decode more frames of {name}'s video",
+    )
+
+
+def sees_slide(person: Person, page_number: int, pages: int) -> None:
+    image = person.page.locator("#slide-img")
+    expect(image).to_have_attribute("src", re.compile(rf"/{page_number}\.png$"))
+    expect(person.page.locator("#slide-caption")).to_have_text(f"Slide {page_number} of {pages}")
+    loaded = "(img) => img.complete && img.naturalWidth > 0"
+    person.page.wait_for_function(loaded, arg=image.element_handle())
+
+
+def show_tab(person: Person, name: str) -> None:
+    person.page.get_by_role("tab", name=re.compile(rf"^{name}")).click()
+
+
+def question(person: Person, text: str) -> Any:
+    return person.page.locator("#qa-list li.question", has_text=text)
+
+
+def no_horizontal_scroll(person: Person) -> None:
+    overflow = person.page.evaluate(
+        "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0, f"{person.email}: the page scrolls sideways by {overflow}px"
+
+
+def screenshots(person: Person, name: str, artifacts: Path) -> None:
+    """Save the view at laptop and phone size (and the whole phone page); check the phone
+    layout does not scroll sideways."""
+    page = person.page
+    original = page.viewport_size
+    for label, size in (("laptop", LAPTOP), ("phone", PHONE)):
+        page.set_viewport_size(size)
+        page.evaluate("() => new Promise((done) => requestAnimationFrame(() => done()))")
+        page.screenshot(path=artifacts / f"{name}-{label}.png")
+        if label == "phone":
+            no_horizontal_scroll(person)
+            page.screenshot(path=artifacts / f"{name}-{label}-full.png", full_page=True)
+    page.set_viewport_size(original)
+
+
+def no_problems(*everyone: Person) -> None:
+    problems = [f"{p.email}: {problem}" for p in everyone for problem in p.problems]
+    assert not problems, "\n".join(problems)
+
+
+def test_class(people: People, pdf_file: Path, artifacts: Path) -> None:
+    teacher = people.sign_in("instructor@example.com")
+    join_from(teacher, "/courses/1/lessons/1")
+    page = teacher.page
+
+    # Slides: upload, watch the progress reach ready, show page 2.
+    page.locator("#upload-file").set_input_files(pdf_file)
+    page.get_by_role("button", name="Upload", exact=True).click()
+    expect(page.locator("#upload-progress")).to_be_visible()
+    expect(page.locator("#upload-text")).to_contain_text("Ready", timeout=30_000)
+    expect(page.locator("#upload-bar")).to_have_js_property("position", 1)
+    page.get_by_role("button", name="Show page 2").click()
+    sees_slide(teacher, 2, 3)
+    expect(page.get_by_role("button", name="Show page 2")).to_have_attribute("aria-current", "true")
+
+    start_camera(teacher)
+
+    ben = people.sign_in("student1@example.com")
+    chloe = people.sign_in("student2@example.com", PHONE)
+    dev = people.sign_in("student3@example.com", init_script=DENY_CAMERA)
+    students = (ben, chloe, dev)
+    for student in students:
+        enter(student, "/rooms/lesson/1")
+    for student in students:
+        sees_video_of(student, "Ada Instructor")
+        sees_slide(student, 2, 3)
+    expect(page.locator("#presence-count")).to_have_text("4 people here")
+
+    # A hand goes up; the instructor sees it in the queue and calls on the student.
+    ben.page.get_by_role("button", name="Raise hand").click()
+    expect(ben.page.locator("#hand-status")).to_contain_text("1st in line")
+    expect(page.locator("#tab-hands .count")).to_have_text("1")
+    expect(page.locator("#toast")).to_contain_text("Ben Student raised a hand")
+    show_tab(teacher, "Hands")
+    expect(page.locator("#hand-queue li")).to_have_count(1)
+    expect(page.locator("#hand-queue li")).to_contain_text("Ben Student")
+    page.screenshot(path=artifacts / "class-instructor-hands-laptop.png")
+    page.get_by_role("button", name="Call on Ben Student").click()
+    expect(ben.page.locator("#hand-status")).to_contain_text("called on")
+
+    # Called on, the student goes live and another student receives the video.
+    start_camera(ben)
+    sees_video_of(chloe, "Ben Student")
+
+    # A student who refuses the camera is told so, and still watches and listens.
+    dev.page.get_by_role("button", name="Raise hand").click()
+    page.get_by_role("button", name="Call on Dev Student").click()
+    dev.page.get_by_role("button", name="Start camera & mic").click()
+    expect(dev.page.locator("#media-note")).to_contain_text("access is blocked")
+    expect(dev.page.locator("#media-note")).to_contain_text("You can still watch and listen")
+    expect(dev.page.get_by_role("button", name="Start camera & mic")).to_be_enabled()
+    sees_video_of(dev, "Ada Instructor")
+
+    # Q&A: ask (markup stays text), upvote, answer in writing; everyone sees the same.
+    show_tab(teacher, "Q&A")
+    asked = "<script>window.__xss = 1</script> Why do two waves cancel out?"
+    dev.page.get_by_label("Your question").fill(asked)
+    dev.page.get_by_role("button", name="Ask", exact=True).click()
+    expect(question(ben, "Why do two waves")).to_have_count(1)
+    question(ben, "Why do two waves").get_by_role("button", name=re.compile("^Upvote")).click()
+    expect(question(teacher, "Why do two waves").locator(".vote")).to_have_text("▲ 1")
+    question(teacher, "Why do two waves").get_by_role("button", name="Write answer").click()
+    answer = "They meet out of phase: crest on trough."
+    page.get_by_label("Written answer").fill(answer)
+    page.get_by_role("button", name="Publish answer").click()
+    for person in (teacher, *students):
+        item = question(person, "Why do two waves")
+        expect(item.locator(".text")).to_have_text(asked)
+        expect(item.locator(".answer")).to_have_text(f"Answer: {answer}")
+        expect(item.locator(".vote")).to_have_text("▲ 1")
+        expect(item.locator(".flags")).to_contain_text("Answered")
+        assert person.page.locator("#qa-list script").count() == 0
+        assert person.page.evaluate("() => window.__xss") is None
+    expect(question(ben, "Why do two waves").locator(".vote")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+
+    # Chat, and the instructor limiting it to presenters.
+    show_tab(chloe, "Chat")
+    chloe.page.get_by_label("Message", exact=True).fill("Is the homework due Friday?")
+    chloe.page.get_by_role("button", name="Send").click()
+    show_tab(dev, "Chat")
+    expect(dev.page.locator("#chat-list li")).to_contain_text(["Is the homework due Friday?"])
+    show_tab(teacher, "Chat")
+    page.get_by_label("Who may write").select_option("hosts")
+    expect(dev.page.get_by_label("Message", exact=True)).to_be_disabled()
+    expect(dev.page.locator("#chat-note")).to_have_text(
+        "Only presenters can write in the chat right now."
+    )
+    page.get_by_label("Message", exact=True).fill("Yes, Friday.")
+    page.get_by_role("button", name="Send").click()
+    expect(chloe.page.locator("#chat-list li").last).to_contain_text("Yes, Friday.")
+
+    screenshots(teacher, "class-instructor", artifacts)
+    screenshots(chloe, "class-student", artifacts)
+    no_problems(teacher, *students)
+
+
+def test_broadcast(people: People, artifacts: Path) -> None:
+    host = people.sign_in("host@example.com")
+    join_from(host, "/broadcasts/1")
+    start_camera(host)
+
+    eli = people.sign_in("employee@example.com")
+    join_from(eli, "/broadcasts/1")
+    sees_video_of(eli, "Hana Host")
+
+    # A second attendee registers (open registration) and joins from a phone.
+    sam = people.sign_in("shareholder@example.com", PHONE)
+    sam.page.goto("/broadcasts/1")
+    sam.page.get_by_role("button", name="Register").click()
+    sam.page.get_by_role("link", name="Join the live room").click()
+    expect_live(sam)
+    sees_video_of(sam, "Hana Host")
+
+    # A moderated question: the host sees it at once, other attendees only once approved.
+    asked = "Will the roadmap include offline mode?"
+    eli.page.get_by_label("Your question").fill(asked)
+    eli.page.get_by_role("button", name="Ask", exact=True).click()
+    expect(question(eli, asked).locator(".flags")).to_have_text("Waiting for approval")
+    pending = host.page.locator("#qa-pending li.question", has_text=asked)
+    expect(pending).to_have_count(1)
+    expect(host.page.locator("#pending-title")).to_have_text("Waiting for approval (1)")
+    expect(question(sam, asked)).to_have_count(0)
+    pending.get_by_role("button", name="Approve").click()
+    expect(question(sam, asked)).to_have_count(1)
+    expect(question(host, asked)).to_have_count(1)
+    expect(question(eli, asked).locator(".flags")).to_be_hidden()
+
+    # A poll: the host opens it, an attendee votes, the host sees and then reveals the results.
+    show_tab(host, "Polls")
+    host.page.get_by_text("New poll").click()
+    host.page.get_by_label("Poll question").fill("Which topic next quarter?")
+    host.page.get_by_role("textbox", name="Option 1").fill("Mobile app")
+    host.page.get_by_role("textbox", name="Option 2").fill("Offline mode")
+    host.page.get_by_role("button", name="Open poll").click()
+    for attendee in (eli, sam):
+        show_tab(attendee, "Polls")
+        expect(attendee.page.locator("#poll-list .poll")).to_have_count(1)
+    eli.page.get_by_label("Offline mode").check()
+    eli.page.get_by_role("button", name="Vote").click()
+    expect(eli.page.locator(".voted")).to_have_text("You voted: Offline mode")
+    expect(host.page.locator(".result-label").nth(1)).to_have_text("Offline mode: 1 (100%)")
+    expect(sam.page.locator(".results")).to_have_count(0)
+    host.page.get_by_role("button", name="Reveal results").click()
+    for attendee in (eli, sam):
+        expect(attendee.page.locator(".result-label").nth(1)).to_have_text("Offline mode: 1 (100%)")
+    expect(host.page.get_by_role("button", name="Hide results")).to_be_visible()
+
+    # Recording: everyone sees when the session is recorded.
+    host.page.get_by_role("button", name="Start recording").click()
+    expect(eli.page.locator("#rec")).to_be_visible()
+    expect(sam.page.locator("#rec")).to_have_text("● Recording")
+
+    screenshots(host, "broadcast-host", artifacts)
+    screenshots(eli, "broadcast-attendee", artifacts)
+    screenshots(sam, "broadcast-second-attendee", artifacts)
+    host.page.get_by_role("button", name="Stop recording").click()
+    expect(eli.page.locator("#rec")).to_be_hidden()
+    no_problems(host, eli, sam)
