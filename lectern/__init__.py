@@ -67,6 +67,7 @@ def register_blueprints(app: Flask) -> None:
     from accounts import bp as accounts_bp
     from classroom import bp as classroom_bp
     from lectern.dashboard import bp as dashboard_bp
+    from recordings import bp as recordings_bp
     from rooms.routes import bp as rooms_bp
     from webinar import bp as webinar_bp
 
@@ -75,3 +76,4 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(classroom_bp, url_prefix="/courses")
     app.register_blueprint(webinar_bp, url_prefix="/broadcasts")
     app.register_blueprint(rooms_bp, url_prefix="/rooms")
+    app.register_blueprint(recordings_bp, url_prefix="/recordings")

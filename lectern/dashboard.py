@@ -10,12 +10,14 @@ from flask_login import current_user, login_required
 
 from classroom.routes import visible_courses
 from lectern.timeutil import utcnow
+from recordings.player import entries
 from webinar.policy import Action, broadcast_allows
 from webinar.routes import visible_broadcasts
 
 bp = Blueprint("dashboard", __name__)
 
 UPCOMING_LIMIT = 10
+RECORDINGS_LIMIT = 5
 
 
 @dataclass(frozen=True)
@@ -66,9 +68,12 @@ def broadcast_sessions() -> list[Session]:
 @bp.get("/")
 @login_required
 def index() -> str:
-    """Live now, then the next sessions in start order."""
+    """Live now, then the next sessions in start order, then the newest recordings."""
     now = utcnow()
     sessions = sorted(lesson_sessions() + broadcast_sessions(), key=lambda s: s.starts_at)
     live = [s for s in sessions if s.starts_at <= now < s.ends_at]
     upcoming = [s for s in sessions if s.starts_at > now][:UPCOMING_LIMIT]
-    return render_template("dashboard.html", live=live, upcoming=upcoming, now=now)
+    recordings = entries(current_user, limit=RECORDINGS_LIMIT)
+    return render_template(
+        "dashboard.html", live=live, upcoming=upcoming, now=now, recordings=recordings
+    )

@@ -123,7 +123,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """``python app.py`` with demo data on a fresh SQLite folder and one media worker."""
     base = tmp_path_factory.mktemp("browser-server")
@@ -146,9 +146,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         stop(proc)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(pytestconfig: pytest.Config) -> Iterator[Any]:
-    """Headless Chromium from Debian; skipped without it on a developer's machine, never in CI."""
+    """Headless Chromium from Debian; skipped without it on a developer's machine, never in CI.
+
+    Module-scoped: Playwright's sync API keeps an event loop running while it is open, and
+    later test modules that call ``asyncio.run`` must not find one.
+    """
     if not CHROMIUM.exists():
         if in_ci(pytestconfig):
             pytest.fail(f"{CHROMIUM} is required in CI")
