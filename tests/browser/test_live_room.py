@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DENY_CAMERA, LAPTOP, PHONE, TILE_FRAMES, People, Person, wait_for
 from playwright.sync_api import expect
+
+from .conftest import DENY_CAMERA, LAPTOP, PHONE, TILE_FRAMES, People, Person, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 

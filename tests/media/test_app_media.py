@@ -26,11 +26,12 @@ from typing import Any
 
 import pytest
 import socketio
-from conftest import Publisher, Viewer, until
 
 from lectern import ROOT, create_app
 from media.channel import MediaChannel
 from media.supervisor import free_port
+
+from .conftest import Publisher, Viewer, until
 
 pytestmark = pytest.mark.server
 

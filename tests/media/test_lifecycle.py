@@ -14,7 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import (
+
+from media.supervisor import Supervisor
+
+from .conftest import (
     START_TIMEOUT_S,
     Publisher,
     Viewer,
@@ -27,8 +30,6 @@ from conftest import (
     view,
     worker_env,
 )
-
-from media.supervisor import Supervisor
 
 CYCLES = 200
 CONCURRENCY = 4  # viewers joining at once: 200 one by one would take too long on 2 cores

@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 from av import AudioFrame, VideoFrame
-from conftest import (
+
+from .conftest import (
     HEIGHT,
     WIDTH,
     WorkerProcess,

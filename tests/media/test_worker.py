@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 from aiortc import RTCRtpSender
-from conftest import (
+
+from .conftest import (
     HEIGHT,
     ROOM,
     SECRET,

@@ -7,11 +7,12 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import add_deck, add_event
 from sqlalchemy import select
 
 from lectern.extensions import db
 from rooms.models import Recording, RecordingSegment
+
+from .conftest import add_deck, add_event
 
 
 def segment_file(rid: int) -> str:

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import av
 import pytest
-from conftest import Seg
 
 from lectern.extensions import db
 from lectern.timeutil import utcnow
 from recordings import export
 from recordings.models import RecordingExport
+
+from .conftest import Seg
 
 READY_TIMEOUT_S = 90
 ENTRIES = "stream=codec_name,codec_type:format=duration"

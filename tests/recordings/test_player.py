@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Seg, add_deck, add_recording, room_row
 from sqlalchemy import select
 
 from accounts.models import User
@@ -32,6 +31,8 @@ from classroom.models import Lesson
 from lectern import ROOT, create_app
 from lectern.extensions import db
 from rooms.models import Room, RoomEvent
+
+from .conftest import Seg, add_deck, add_recording, room_row
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-from conftest import T0, Seg, add_deck, add_event
 
 from recordings.media import pieces
+
+from .conftest import T0, Seg, add_deck, add_event
 
 
 @pytest.fixture

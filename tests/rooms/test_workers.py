@@ -25,11 +25,12 @@ from typing import Any
 import pytest
 import redis
 import socketio
-from conftest import in_ci
 from flask import Flask
 
 from accounts.models import User
 from lectern import ROOT
+
+from .conftest import in_ci
 
 pytestmark = [pytest.mark.redis, pytest.mark.server]
 
