@@ -16,6 +16,7 @@ from typing import Any
 
 from aiortc import RTCRtpReceiver
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtp import RtcpSrPacket
 
 from media.packets import EncodedFrame, is_vp8_keyframe
 
@@ -32,6 +33,9 @@ class TrackHub:
         self.kind = kind
         self.viewers: set[ViewerTrack] = set()
         self.sinks: list[Callable[[EncodedFrame], None]] = []  # e.g. a recording's writer
+        # The publisher's latest RTCP sender report: (NTP seconds, frame pts on our clock).
+        # Tracks of one publisher share its NTP clock, so this aligns audio with video.
+        self.sender_report: tuple[float, int] | None = None
         self._request_keyframe = request_keyframe
         self._last_pli = 0.0
         self._deferred: asyncio.TimerHandle | None = None  # a request held back by the interval
@@ -173,4 +177,20 @@ def tap_receiver(receiver: RTCRtpReceiver, kind: str) -> TrackHub:
 
     hub = TrackHub(kind, pli)
     receiver._RTCRtpReceiver__decoder_queue = FrameTap(hub)  # type: ignore[attr-defined]
+    watch_sender_reports(receiver, hub)
     return hub
+
+
+def watch_sender_reports(receiver: RTCRtpReceiver, hub: TrackHub) -> None:
+    """Keep the publisher's RTCP sender reports on ``hub``, in the frames' timestamp terms."""
+    original = receiver._handle_rtcp_packet
+    mapper = receiver._RTCRtpReceiver__timestamp_mapper  # type: ignore[attr-defined]
+
+    async def handle(packet: Any) -> None:
+        if isinstance(packet, RtcpSrPacket) and mapper._origin is not None:
+            info = packet.sender_info
+            pts = info.rtp_timestamp - mapper._origin  # as TimestampMapper maps packets
+            hub.sender_report = (info.ntp_timestamp / (1 << 32), pts)
+        await original(packet)
+
+    receiver._handle_rtcp_packet = handle  # type: ignore[method-assign]

@@ -14,8 +14,10 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +43,15 @@ def vp8_size(data: bytes) -> tuple[int, int]:
 class SegmentWriter:
     """One stream's tracks remuxed into one live WebM file, timed by arrival."""
 
-    def __init__(self, path: Path, kinds: set[str], t0: float) -> None:
+    def __init__(
+        self,
+        path: Path,
+        kinds: set[str],
+        t0: float,
+        reports: Mapping[str, Callable[[], tuple[float, int] | None]] | None = None,
+    ) -> None:
         self.path = path
+        self.reports = reports or {}  # kind -> the track's latest (NTP s, pts) sender report
         self.kinds = kinds
         self.t0 = t0  # time.monotonic() when the recording started
         self.container: Any = None
@@ -77,13 +86,33 @@ class SegmentWriter:
             self.streams["audio"] = self.container.add_mux_stream("opus", rate=48000, time_base=MS)
 
     def _ms(self, kind: str, frame: EncodedFrame) -> int:
-        """Milliseconds since the recording started: the track's first frame is placed by its
-        arrival, later ones by their RTP timestamps from there (smooth, and in sync)."""
+        """Milliseconds since the recording started. Video's first frame is placed by its
+        arrival, later ones by their RTP timestamps from there. Audio is placed relative to
+        video through the publisher's RTCP sender reports (one capture clock for both) once
+        both tracks have had one; until then, by its own first arrival."""
         if kind not in self.anchors:
             self.anchors[kind] = ((frame.arrived - self.t0) * 1000, frame.pts)
         start, pts0 = self.anchors[kind]
         ms = int(start + (frame.pts - pts0) * frame.time_base * 1000)
+        synced = self._synced_ms(kind, frame)
+        if synced is not None:
+            ms = synced
         return max(ms, self.last_ms.get(kind, -1) + 1)
+
+    def _synced_ms(self, kind: str, frame: EncodedFrame) -> int | None:
+        """An audio frame's place on the video track's timeline, from both sender reports."""
+        if kind != "audio" or "video" not in self.anchors:
+            return None
+        audio_sr, video_sr = self.reports.get("audio"), self.reports.get("video")
+        if audio_sr is None or video_sr is None:
+            return None
+        audio, video = audio_sr(), video_sr()
+        if audio is None or video is None:
+            return None
+        video_start, video_pts0 = self.anchors["video"]
+        video_ntp0 = video[0] + (video_pts0 - video[1]) / 90000
+        audio_ntp = audio[0] + (frame.pts - audio[1]) * float(frame.time_base)
+        return int(video_start + (audio_ntp - video_ntp0) * 1000)
 
     def _mux(self, kind: str, frame: EncodedFrame) -> None:
         if kind not in self.streams or self.container is None:
@@ -125,6 +154,12 @@ def finalize(path: Path) -> None:
     os.replace(tmp, path)
 
 
+def sender_report(hub: Any) -> tuple[float, int] | None:
+    """A hub's latest RTCP sender report (read when a frame is written)."""
+    report: tuple[float, int] | None = hub.sender_report
+    return report
+
+
 @dataclass
 class Segment:
     stream: str
@@ -152,7 +187,8 @@ class RoomRecording:
 
     def attach(self, stream_id: str, user: int, hubs: dict[str, Any]) -> None:
         """Start recording a stream; its hubs feed the segment's writer."""
-        writer = SegmentWriter(self.directory / f"{stream_id}.webm", set(hubs), self.t0)
+        reports = {kind: partial(sender_report, hub) for kind, hub in hubs.items()}
+        writer = SegmentWriter(self.directory / f"{stream_id}.webm", set(hubs), self.t0, reports)
         segment = Segment(
             stream_id, user, sorted(hubs), f"{stream_id}.webm", writer, self.elapsed()
         )
