@@ -103,6 +103,7 @@ def publish(actor: Actor, data: dict[str, Any], out: Outbox) -> dict[str, Any]:
     )
     db.session.commit()
     announce(actor.room_id, out)
+    recording.auto_start(actor, out)
     return {"stream": reply["stream"], "sdp": reply["sdp"], "type": reply["type"]}
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.expression import false
 
 from lectern.extensions import db
 from lectern.timeutil import utcnow
@@ -48,6 +49,8 @@ class Room(db.Model):  # type: ignore[name-defined]
     anonymous_questions: Mapped[bool] = mapped_column(Boolean, default=True)
     deck_id: Mapped[int | None] = mapped_column(Integer)  # the deck being shown, if any
     page: Mapped[int] = mapped_column(Integer, default=1)
+    # Start recording by itself as soon as someone publishes (set by a presenter).
+    auto_record: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     @property

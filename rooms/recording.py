@@ -23,7 +23,7 @@ from rooms.context import Actor, Outbox, Refused
 from rooms.events import Event
 from rooms.models import MediaStream, Recording, RecordingSegment, Room
 from rooms.policy import Perm
-from rooms.validate import Text
+from rooms.validate import Bool, Text
 
 logger = logging.getLogger(__name__)
 
@@ -75,10 +75,15 @@ def start(actor: Actor, data: dict[str, Any], out: Outbox) -> dict[str, Any]:
     assert room is not None
     if running(room.id) is not None:
         raise Refused("this room is already being recorded")
+    return {"recording": begin(room, actor, data["title"] or actor.title or "Recording", out)}
+
+
+def begin(room: Room, actor: Actor, title: str, out: Outbox) -> dict[str, Any] | None:
+    """Start recording ``room`` on its media worker; the row is committed before the news."""
     media = channel()
     recording = Recording(
         room_id=room.id,
-        title=data["title"] or actor.title or "Recording",
+        title=title,
         status="recording",
         directory="",
         worker=media.worker_for(room.key),
@@ -104,7 +109,30 @@ def start(actor: Actor, data: dict[str, Any], out: Outbox) -> dict[str, Any]:
     log.record(room.id, actor.user_id, "recording.start", id=recording.id)
     db.session.commit()
     out.to_all(room.id, "recording.state", {"recording": view(recording)})
-    return {"recording": view(recording)}
+    return view(recording)
+
+
+def set_auto(actor: Actor, data: dict[str, Any], out: Outbox) -> dict[str, Any]:
+    """Record automatically from the first publish on (or not)."""
+    actor.require(Perm.RECORD)
+    room = db.session.get(Room, actor.room_id)
+    assert room is not None
+    room.auto_record = data["on"]
+    log.record(room.id, actor.user_id, "recording.auto", on=room.auto_record)
+    db.session.commit()
+    out.to_all(room.id, "recording.auto", {"on": room.auto_record})
+    return {"on": room.auto_record}
+
+
+def auto_start(actor: Actor, out: Outbox) -> None:
+    """Someone started publishing: start the room's recording if it records automatically."""
+    room = db.session.get(Room, actor.room_id)
+    if room is None or not room.auto_record or running(room.id) is not None:
+        return
+    try:
+        begin(room, actor, actor.title or "Recording", out)
+    except Refused as refusal:
+        logger.warning("automatic recording of %s did not start: %s", room.key, refusal)
 
 
 def apply_manifest(recording: Recording, manifest: dict[str, Any]) -> None:
@@ -197,4 +225,5 @@ def stream_stopped(room_id: int, stream_id: str) -> None:
 EVENTS = [
     Event("recording.start", {"title": Text(max=200, required=False)}, start, "media"),
     Event("recording.stop", {}, stop, "media"),
+    Event("recording.auto", {"on": Bool(default=True)}, set_auto),
 ]

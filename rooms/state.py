@@ -76,6 +76,7 @@ def snapshot(actor: Actor, room: Room) -> dict[str, Any]:
             "title": actor.title,
             "chat_mode": room.chat_mode,
             "moderated": room.moderated,
+            "auto_record": room.auto_record,
             "anonymous_questions": room.anonymous_questions,
         },
         "me": {

@@ -465,3 +465,36 @@ def test_killed_media_worker_resets_the_room(
     assert got["again"]["stream"] != got["stream"]
     assert got["got_frames"], got["frames"]
     assert after["pid"] != before["pid"]
+
+
+def test_a_room_set_to_record_automatically_starts_when_someone_publishes(
+    join: Callable[[int], Participant],
+) -> None:
+    teacher, student = join(INSTRUCTOR), join(STUDENT1)
+    refused = student.call("recording.auto", {"on": True})
+    assert refused["ok"] is False  # students do not decide about recording
+    assert teacher.call("recording.auto", {"on": True}) == {"ok": True, "on": True}
+    assert student.state()["room"]["auto_record"] is True
+    since = student.mark()
+
+    async def scenario() -> dict[str, Any]:
+        publisher = Publisher()
+        try:
+            published = await publish(teacher, publisher)
+            assert published["ok"], published
+            started = await asyncio.to_thread(
+                student.wait_for, "recording.state", lambda d: d["recording"] is not None, since
+            )
+            await asyncio.sleep(1.5)
+            stopped = await asyncio.to_thread(teacher.call, "recording.stop")
+        finally:
+            await publisher.close()
+        return {"started": started, "stopped": stopped}
+
+    try:
+        got = asyncio.run(scenario())
+    finally:
+        teacher.call("recording.auto", {"on": False})
+    assert got["started"]["recording"]["status"] == "recording"
+    assert got["stopped"]["ok"] and got["stopped"]["recording"]["status"] == "ready"
+    assert teacher.state()["room"]["auto_record"] is False

@@ -13,6 +13,20 @@ function render() {
   if (!button) return;
   button.textContent = on ? "Stop recording" : "Start recording";
   button.setAttribute("aria-pressed", String(on));
+  const auto = $("rec-auto");
+  if (auto) auto.checked = Boolean(room.state.room && room.state.room.auto_record);
+}
+
+async function setAuto(event) {
+  const box = event.target;
+  box.disabled = true;
+  const reply = await room.send("recording.auto", { on: box.checked });
+  box.disabled = false;
+  if (!reply.ok) {
+    box.checked = !box.checked;
+    return toast(reply.error);
+  }
+  toast(reply.on ? "This room will record as soon as someone goes live." : "Automatic recording is off.");
 }
 
 async function toggle() {
@@ -31,6 +45,12 @@ export function init(r) {
   room = r;
   const button = $("rec-btn");
   if (button) button.addEventListener("click", toggle);
+  const auto = $("rec-auto");
+  if (auto) auto.addEventListener("change", setAuto);
+  room.on("recording.auto", (data) => {
+    if (room.state.room) room.state.room.auto_record = data.on;
+    render();
+  });
   room.onState(render);
   room.on("recording.state", (data) => {
     const was = Boolean(room.state.recording);
