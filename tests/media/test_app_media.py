@@ -432,6 +432,11 @@ def test_killed_media_worker_resets_the_room(
         try:
             published = await publish(teacher, first)
             assert published["ok"], published
+            # The room's announcement of this stream may reach the student after the ack
+            # reached the teacher: let it arrive before marking where the reset begins.
+            await asyncio.to_thread(
+                student.wait_for, "media.streams", lambda d: published["stream"] in stream_ids(d)
+            )
             since = (teacher.mark(), student.mark())
             os.kill(before["pid"], signal.SIGKILL)
             started = time.monotonic()
