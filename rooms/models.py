@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -110,11 +111,15 @@ class Question(db.Model):  # type: ignore[name-defined]
     author_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     anonymous: Mapped[bool] = mapped_column(Boolean, default=False)
     text: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(10))  # pending|open|answered|dismissed
+    status: Mapped[str] = mapped_column(String(10))  # pending|open|answered|dismissed|merged
     pinned: Mapped[bool] = mapped_column(Boolean, default=False)
     answer: Mapped[str | None] = mapped_column(Text)
     answered_live: Mapped[bool] = mapped_column(Boolean, default=False)
     votes: Mapped[int] = mapped_column(Integer, default=0)
+    # A duplicate merged by a moderator points at the question it was merged into.
+    merged_into_id: Mapped[int | None] = mapped_column(
+        ForeignKey("questions.id", ondelete="SET NULL")
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -155,6 +160,10 @@ class Poll(db.Model):  # type: ignore[name-defined]
     multiple: Mapped[bool] = mapped_column(Boolean, default=False)
     state: Mapped[str] = mapped_column(String(10), default="open")  # open|closed
     revealed: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Weighted: each ballot counts the voter's weight (a shareholder's shares), not 1.
+    weighted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Anonymous: ballots are counted but the audit trail does not say who cast them.
+    anonymous: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -172,7 +181,27 @@ class PollVote(db.Model):  # type: ignore[name-defined]
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
     )
     choices: Mapped[list[int]] = mapped_column(JSON)
+    weight: Mapped[int] = mapped_column(BigInteger, default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class PollAudit(db.Model):  # type: ignore[name-defined]
+    """The poll's audit trail, append-only: every ballot cast and every attempt refused, with why.
+
+    For an anonymous poll a cast ballot's ``user_id`` and ``holder_id`` are left empty.
+    """
+
+    __tablename__ = "poll_audit"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    poll_id: Mapped[int] = mapped_column(ForeignKey("polls.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    holder_id: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(10))  # cast|refused
+    reason: Mapped[str | None] = mapped_column(String(200))
+    choices: Mapped[list[int] | None] = mapped_column(JSON)
+    weight: Mapped[int | None] = mapped_column(BigInteger)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class SlideDeck(db.Model):  # type: ignore[name-defined]

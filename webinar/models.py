@@ -7,6 +7,7 @@ from enum import StrEnum
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -16,12 +17,15 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.sql.expression import false
 
 from accounts.models import EMAIL_MAX, NAME_MAX, User
 from lectern.extensions import db
 from lectern.timeutil import utcnow
 
 TITLE_MAX = 200
+DOMAIN_MAX = 253
+HOLDER_ID_MAX = 64
 
 
 class Kind(StrEnum):
@@ -77,6 +81,10 @@ class Broadcast(db.Model):  # type: ignore[name-defined]
     registration_mode: Mapped[str] = mapped_column(String(20))
     starts_at: Mapped[datetime] = mapped_column(DateTime, index=True)
     duration_minutes: Mapped[int] = mapped_column(Integer)
+    # All-hands: only accounts whose e-mail is in this domain may see and join (None: anyone).
+    allowed_domain: Mapped[str | None] = mapped_column(String(DOMAIN_MAX))
+    # When the last reminder e-mail went to the registrants.
+    reminded_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     host: Mapped[User] = relationship()
@@ -123,8 +131,18 @@ class Registration(db.Model):  # type: ignore[name-defined]
     status: Mapped[str] = mapped_column(String(20), default=Status.PENDING.value)
     role: Mapped[str] = mapped_column(String(20), default="attendee")
     # Shareholder meetings: the holder's id in the share register and the shares they vote.
-    holder_id: Mapped[str | None] = mapped_column(String(64))
+    holder_id: Mapped[str | None] = mapped_column(String(HOLDER_ID_MAX))
     shares: Mapped[int | None] = mapped_column(BigInteger)
+    # Personal join link: its token is an HMAC of (id, link_version), so issuing a new link
+    # (version + 1) makes every older one invalid; 0 means none was issued yet.
+    link_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    link_revoked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Shareholders verify on first use with their holder id and this code (stored hashed).
+    code_hash: Mapped[str | None] = mapped_column(String(256))
+    failed_checks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    verified_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # The device that first used the link (hash of a cookie secret): a second device is refused.
+    device_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     broadcast: Mapped[Broadcast] = relationship(back_populates="registrations")
