@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.host in LOOPBACK and "MEDIA_HOST_ADDRESSES" not in os.environ:
         # Served on loopback only: keep media there too (aioice skips 127.0.0.1 by itself).
         overrides["MEDIA_HOST_ADDRESSES"] = "127.0.0.1"
+    if "PUBLIC_URL" not in os.environ:  # links in e-mails sent outside a request point here
+        overrides["PUBLIC_URL"] = f"http://{args.host}:{args.port}"
     app = create_app(overrides)
     seeded = prepare(app)
     supervisor = mediaworkers.start(app, socketio)

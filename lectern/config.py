@@ -64,6 +64,15 @@ def build_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "ICE_SERVERS": parse_ice_servers(os.environ.get("ICE_SERVERS")),
         "MEDIA_HOST_ADDRESSES": os.environ.get("MEDIA_HOST_ADDRESSES", ""),
         "WTF_CSRF_TIME_LIMIT": None,
+        # Outgoing e-mail (join links, reminders): printed to the console unless SMTP_HOST is set.
+        "SMTP_HOST": os.environ.get("SMTP_HOST", ""),
+        "SMTP_PORT": int(os.environ.get("SMTP_PORT", "25")),
+        "SMTP_USER": os.environ.get("SMTP_USER", ""),
+        "SMTP_PASSWORD": os.environ.get("SMTP_PASSWORD", ""),
+        "SMTP_STARTTLS": env_flag("SMTP_STARTTLS", False),
+        "MAIL_FROM": os.environ.get("MAIL_FROM", "Lectern <no-reply@localhost>"),
+        # The address people reach this server at, for links in e-mails sent outside a request.
+        "PUBLIC_URL": os.environ.get("PUBLIC_URL", "http://127.0.0.1:5000"),
         "SOCKETIO_ASYNC_MODE": "threading",
     }
     config.update(overrides)

@@ -10,7 +10,9 @@ from accounts.models import User
 from classroom.models import Course, Enrollment, Lesson
 from lectern.extensions import db
 from lectern.timeutil import utcnow
+from webinar.links import issue
 from webinar.models import Broadcast, Kind, Mode, Registration, Status
+from webinar.notify import send_join_links
 
 DEMO_PASSWORD = "lectern-demo"
 
@@ -77,6 +79,25 @@ def _course(users: dict[str, User]) -> None:
     )
 
 
+def _invite_holder(agm: Broadcast) -> None:
+    """A holder without an account, invited from the share register: her invitation e-mail (link
+    and code) is printed on the console at first start, to try the join link."""
+    reg = Registration(
+        broadcast_id=agm.id,
+        email="olga.holder@example.com",
+        name="Olga Holder",
+        status=Status.PENDING.value,
+        holder_id="H-0002",
+        shares=800,
+    )
+    reg.broadcast = agm
+    db.session.add(reg)
+    db.session.flush()
+    code = issue(reg)
+    db.session.commit()
+    send_join_links([(reg, code)])
+
+
 def _broadcasts(users: dict[str, User]) -> None:
     now = utcnow()
     host = users["host@example.com"]
@@ -88,6 +109,7 @@ def _broadcasts(users: dict[str, User]) -> None:
         starts_at=now - timedelta(minutes=2),
         duration_minutes=60,
         description="Results, roadmap and open questions.",
+        allowed_domain="example.com",
     )
     agm = Broadcast(
         host_id=host.id,
@@ -110,6 +132,7 @@ def _broadcasts(users: dict[str, User]) -> None:
             status=Status.APPROVED.value,
             holder_id="H-0001",
             shares=1200,
+            verified_at=now,  # the demo holder skips the link; Olga below shows it
         )
     )
     db.session.add(
@@ -121,3 +144,4 @@ def _broadcasts(users: dict[str, User]) -> None:
             status=Status.APPROVED.value,
         )
     )
+    _invite_holder(agm)

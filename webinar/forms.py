@@ -1,13 +1,18 @@
 """Forms for broadcasts and their invite lists."""
 
 from flask_wtf import FlaskForm
-from wtforms import SelectField, StringField, TextAreaField
+from flask_wtf.file import FileField
+from wtforms import BooleanField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired, Email, Length, Optional, Regexp
 
+from accounts.models import EMAIL_MAX, NAME_MAX
 from classroom.models import DESCRIPTION_MAX
 from lectern.forms import duration_field, start_field
-from webinar.models import KIND_LABELS, MODE_LABELS, TITLE_MAX
+from rooms.models import QUESTION_MAX
+from webinar.models import DOMAIN_MAX, HOLDER_ID_MAX, KIND_LABELS, MODE_LABELS, TITLE_MAX
+
+DOMAIN = r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
 
 
 class BroadcastForm(FlaskForm):
@@ -25,6 +30,15 @@ class BroadcastForm(FlaskForm):
     )
     starts_at = start_field()
     duration_minutes = duration_field()
+    allowed_domain = StringField(
+        "Only e-mail addresses in this domain (optional, e.g. example.com)",
+        filters=[lambda v: (v or "").strip().lower().lstrip("@") or None],
+        validators=[
+            Optional(),
+            Length(max=DOMAIN_MAX),
+            Regexp(DOMAIN, message="Enter a domain such as example.com."),
+        ],
+    )
 
 
 class InviteForm(FlaskForm):
@@ -32,3 +46,31 @@ class InviteForm(FlaskForm):
         "E-mail addresses to invite (one per line, or separated by commas)",
         validators=[DataRequired(), Length(max=100_000)],
     )
+
+
+class CsvInviteForm(FlaskForm):
+    file = FileField("CSV file (columns: name, email, holder_id, shares)")
+    text = TextAreaField("…or paste the CSV here", validators=[Length(max=2_000_000)])
+
+
+class VerifyForm(FlaskForm):
+    """First use of a shareholder's join link: the holder id and the code from the invitation."""
+
+    holder_id = StringField("Holder id", validators=[DataRequired(), Length(max=HOLDER_ID_MAX)])
+    code = StringField("Verification code", validators=[DataRequired(), Length(max=20)])
+
+
+class ContinueForm(FlaskForm):
+    """First use of a join link that needs no verification: one button (never a GET)."""
+
+
+class SignupForm(FlaskForm):
+    name = StringField("Your name", validators=[DataRequired(), Length(max=NAME_MAX)])
+    email = StringField(
+        "E-mail address", validators=[DataRequired(), Length(max=EMAIL_MAX), Email()]
+    )
+
+
+class AskAheadForm(FlaskForm):
+    text = TextAreaField("Your question", validators=[DataRequired(), Length(max=QUESTION_MAX)])
+    anonymous = BooleanField("Ask anonymously")

@@ -8,7 +8,7 @@ from sqlalchemy import or_, select
 
 from accounts.models import User
 from lectern.extensions import db
-from webinar.models import Broadcast, Mode, Registration, Status
+from webinar.models import Broadcast, Kind, Mode, Registration, Status
 
 
 class Action(StrEnum):
@@ -25,6 +25,8 @@ BROADCAST_PERMISSIONS: dict[str, frozenset[Action]] = {
     "panelist": frozenset({Action.VIEW, Action.JOIN, Action.PUBLISH}),
     "attendee": frozenset({Action.VIEW, Action.JOIN}),
     "pending": frozenset({Action.VIEW}),
+    # On a shareholder meeting's list but not yet verified through the personal link.
+    "unverified": frozenset({Action.VIEW}),
     "declined": frozenset({Action.VIEW}),
     "invited": frozenset({Action.VIEW, Action.REGISTER}),
     "visitor": frozenset({Action.VIEW, Action.REGISTER}),
@@ -47,12 +49,23 @@ def broadcast_role(user: User, broadcast: Broadcast) -> str | None:
         return "host"
     reg = registration_of(user, broadcast)
     if reg is not None:
+        if broadcast.kind == Kind.SHAREHOLDER and reg.verified_at is None:
+            # Only the personal link, with the holder id and code, lets a holder in.
+            return "declined" if reg.status == Status.DECLINED else "unverified"
         if reg.status == Status.APPROVED:
             return reg.role
         if reg.status == Status.PENDING and reg.user_id is None:
             return "invited"
         return reg.status
-    return None if broadcast.registration_mode == Mode.INVITE else "visitor"
+    if broadcast.registration_mode == Mode.INVITE or not in_domain(user, broadcast):
+        return None
+    return "visitor"
+
+
+def in_domain(user: User, broadcast: Broadcast) -> bool:
+    """Whether ``user``'s e-mail is in the broadcast's domain (True when it has none)."""
+    domain = broadcast.allowed_domain
+    return not domain or user.email.rpartition("@")[2].lower() == domain.lower()
 
 
 def broadcast_allows(user: User, broadcast: Broadcast, action: Action) -> bool:

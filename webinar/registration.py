@@ -9,12 +9,16 @@ from sqlalchemy import select
 from accounts.emails import MAX_ADDRESSES, parse_email_list
 from accounts.models import User
 from lectern.extensions import db
+from lectern.mail import send
+from webinar.links import ensure_link, issue
 from webinar.models import Broadcast, Mode, Registration, Status
+from webinar.notify import pending_mail, send_join_links
 from webinar.policy import registration_of
 
 
 def register(user: User, broadcast: Broadcast) -> Registration:
-    """Register ``user``: approved at once when open or invited, pending when approval is needed."""
+    """Register ``user``: approved at once when open or invited, pending when approval is needed.
+    Either way an e-mail says so; an approved registrant's carries their join link."""
     reg = registration_of(user, broadcast)
     if reg is None:
         reg = Registration(broadcast_id=broadcast.id, email=user.email)
@@ -26,8 +30,17 @@ def register(user: User, broadcast: Broadcast) -> Registration:
         reg.status = Status.PENDING.value
     else:
         reg.status = Status.APPROVED.value
-    db.session.commit()
+    confirm(reg)
     return reg
+
+
+def confirm(reg: Registration) -> bool:
+    """Commit ``reg`` and e-mail its registrant: the join link when approved, else a receipt."""
+    code = ensure_link(reg) if reg.status == Status.APPROVED else None
+    db.session.commit()
+    if reg.status == Status.APPROVED:
+        return send_join_links([(reg, code)])
+    return send([pending_mail(reg)])
 
 
 def decide(broadcast: Broadcast, registration_id: int, approve: bool) -> Registration | None:
@@ -36,7 +49,10 @@ def decide(broadcast: Broadcast, registration_id: int, approve: bool) -> Registr
     if reg is None or reg.broadcast_id != broadcast.id:
         return None
     reg.status = (Status.APPROVED if approve else Status.DECLINED).value
-    db.session.commit()
+    if approve:
+        confirm(reg)
+    else:
+        db.session.commit()
     return reg
 
 
@@ -48,6 +64,7 @@ class InviteResult:
     already: list[str] = field(default_factory=list)
     invalid: list[str] = field(default_factory=list)
     too_many: bool = False
+    delivered: bool = True  # the invitation e-mails were accepted by the mail server
 
     @property
     def ok(self) -> bool:
@@ -71,19 +88,23 @@ def invite(broadcast: Broadcast, text: str) -> InviteResult:
     users = {
         u.email: u for u in db.session.scalars(select(User).where(User.email.in_(parsed.emails)))
     }
+    issued: list[tuple[Registration, str | None]] = []
     for email in parsed.emails:
         if email in existing:
             result.already.append(email)
             continue
         user = users.get(email)
-        db.session.add(
-            Registration(
-                broadcast_id=broadcast.id,
-                email=email,
-                name=user.name if user else "",
-                status=Status.PENDING.value,
-            )
+        reg = Registration(
+            broadcast_id=broadcast.id,
+            email=email,
+            name=user.name if user else "",
+            status=Status.PENDING.value,
         )
+        reg.broadcast = broadcast
+        db.session.add(reg)
+        db.session.flush()
+        issued.append((reg, issue(reg)))
         result.added.append(email)
     db.session.commit()
+    result.delivered = send_join_links(issued)
     return result

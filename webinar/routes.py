@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import or_, select
 from werkzeug.wrappers import Response
@@ -10,11 +10,19 @@ from werkzeug.wrappers import Response
 from accounts.roles import Perm
 from lectern.access import load_or_404, require
 from lectern.extensions import db
+from lectern.timeutil import utcnow
 from webinar import bp
-from webinar.forms import BroadcastForm, InviteForm
-from webinar.models import Broadcast, Mode, Registration
+from webinar.ahead import asked_ahead
+from webinar.calendar import ics
+from webinar.forms import AskAheadForm, BroadcastForm, CsvInviteForm, InviteForm
+from webinar.invites import import_csv
+from webinar.links import issue
+from webinar.models import Broadcast, Kind, Mode, Registration, Status
+from webinar.notify import send_join_links, send_reminders
 from webinar.policy import Action, broadcast_allows, broadcast_role
 from webinar.registration import decide, invite, register
+
+CSV_MAX_BYTES = 2 * 1024 * 1024
 
 Page = str | Response | tuple[str, int]
 
@@ -73,7 +81,12 @@ def create() -> Page:
 
 def render_detail(broadcast: Broadcast, status: int = 200, **extra: object) -> Page:
     """The broadcast page, with the host's tools when the user manages it."""
-    context: dict[str, object] = {"invite_form": InviteForm(formdata=None)}
+    context: dict[str, object] = {
+        "invite_form": InviteForm(formdata=None),
+        "csv_form": CsvInviteForm(formdata=None),
+        "ask_form": AskAheadForm(formdata=None),
+        "asked": asked_ahead(current_user, broadcast),
+    }
     context.update(extra)
     role = broadcast_role(current_user, broadcast)
     page = render_template(
@@ -83,6 +96,11 @@ def render_detail(broadcast: Broadcast, status: int = 200, **extra: object) -> P
         manage=broadcast_allows(current_user, broadcast, Action.MANAGE),
         can_register=broadcast_allows(current_user, broadcast, Action.REGISTER),
         can_join=broadcast_allows(current_user, broadcast, Action.JOIN),
+        holders=broadcast.kind == Kind.SHAREHOLDER,
+        public_url=url_for("webinar.signup", broadcast_id=broadcast.id, _external=True)
+        if is_public(broadcast)
+        else None,
+        now=utcnow(),
         **context,
     )
     return page, status
@@ -134,4 +152,91 @@ def add_invites(broadcast_id: int) -> Page:
     if not result.ok:
         return render_detail(broadcast, 400, invite_form=form, invite_result=result)
     flash(f"Invited {len(result.added)}; {len(result.already)} already on the list.", "info")
+    if not result.delivered:
+        flash("The mail server refused the invitations: send the links again later.", "error")
     return redirect(url_for("webinar.detail", broadcast_id=broadcast.id))
+
+
+@bp.post("/<int:broadcast_id>/invites/csv")
+@login_required
+def import_invites(broadcast_id: int) -> Page:
+    """Import an invite list from CSV: bad rows reported by line, good rows invited."""
+    broadcast = broadcast_for(broadcast_id, Action.MANAGE)
+    form = CsvInviteForm()
+    upload = request.files.get("file")
+    data = upload.read(CSV_MAX_BYTES + 1) if upload and upload.filename else b""
+    if not data:
+        data = (form.text.data or "").encode() if form.validate_on_submit() else b""
+    elif not form.validate_on_submit():
+        data = b""
+    if not data or len(data) > CSV_MAX_BYTES:
+        message = "Choose a CSV file (at most 2 MB) or paste its text."
+        return render_detail(broadcast, 400, csv_form=form, csv_problem=message)
+    result = import_csv(broadcast, data)
+    delivered = send_join_links((reg, code) for _, reg, code in result.added)
+    status = 400 if result.errors and not result.added else 200
+    return render_detail(broadcast, status, csv_form=form, csv_result=result, delivered=delivered)
+
+
+@bp.post("/<int:broadcast_id>/registrations/<int:registration_id>/link/<any(reissue, revoke):verb>")
+@login_required
+def link_action(broadcast_id: int, registration_id: int, verb: str) -> Page:
+    """Send a registrant a new join link (the old one stops working), or revoke theirs."""
+    broadcast = broadcast_for(broadcast_id, Action.MANAGE)
+    reg = db.session.get(Registration, registration_id)
+    if reg is None or reg.broadcast_id != broadcast.id:
+        abort(404)
+    if reg.status == Status.DECLINED:
+        flash(f"{reg.email} was declined: approve them first.", "error")
+    elif verb == "revoke":
+        reg.link_revoked = True
+        db.session.commit()
+        flash(f"{reg.email}: join link revoked.", "info")
+    else:
+        code = issue(reg)
+        db.session.commit()
+        sent = send_join_links([(reg, code)])
+        flash(f"{reg.email}: new join link " + ("sent." if sent else "made, but not sent."), "info")
+    return redirect(url_for("webinar.detail", broadcast_id=broadcast.id) + "#registrations")
+
+
+@bp.post("/<int:broadcast_id>/remind")
+@login_required
+def remind(broadcast_id: int) -> Page:
+    """E-mail every approved or invited registrant a reminder with their join link."""
+    broadcast = broadcast_for(broadcast_id, Action.MANAGE)
+    regs = [
+        r
+        for r in broadcast.registrations
+        if (r.status == Status.APPROVED or (r.status == Status.PENDING and r.user_id is None))
+        and not r.link_revoked
+    ]
+    count, delivered = send_reminders(regs)
+    broadcast.reminded_at = utcnow()
+    db.session.commit()
+    flash(
+        f"Reminder sent to {count} registrant{'s' if count != 1 else ''}."
+        if delivered
+        else "The mail server refused the reminders: try again later.",
+        "info" if delivered else "error",
+    )
+    return redirect(url_for("webinar.detail", broadcast_id=broadcast.id))
+
+
+def is_public(broadcast: Broadcast) -> bool:
+    """A public webinar: its page for signing up and its calendar file need no account."""
+    return broadcast.kind == Kind.WEBINAR and broadcast.registration_mode != Mode.INVITE
+
+
+@bp.get("/<int:broadcast_id>/calendar.ics")
+def calendar(broadcast_id: int) -> Response:
+    """The broadcast as a calendar file (anyone may fetch a public webinar's)."""
+    broadcast = load_or_404(Broadcast, broadcast_id)
+    if not is_public(broadcast):
+        if not current_user.is_authenticated:
+            return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
+        require(broadcast, broadcast_allows, Action.VIEW, Action.VIEW)
+    url = url_for("webinar.detail", broadcast_id=broadcast.id, _external=True)
+    response = Response(ics(broadcast, url, broadcast.host.name), mimetype="text/calendar")
+    response.headers["Content-Disposition"] = f'attachment; filename="broadcast-{broadcast.id}.ics"'
+    return response

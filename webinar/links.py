@@ -1,0 +1,156 @@
+"""Personal join links: unguessable, revocable, bound to the first device that uses them, and
+for shareholder meetings verified on first use with the holder id and a code.
+
+A link's token is ``<registration id>.<version>.<HMAC>``: nothing secret is stored, issuing a
+new link (version + 1) invalidates every older one, and the link can be sent again in a reminder.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask import current_app
+
+from lectern.extensions import db
+from lectern.timeutil import utcnow
+from webinar.models import Broadcast, Kind, Registration, Status
+
+MAX_FAILED_CHECKS = 5  # wrong holder id or code this many times: the link is revoked
+GRACE = timedelta(hours=1)  # a link still works this long after the scheduled end
+CODE_DIGITS = 8
+
+INVALID = "This join link is not valid. Check that it was copied whole."
+REPLACED = "This join link was replaced by a newer one: use the latest e-mail."
+REVOKED = "This join link was revoked. Ask the host for a new one."
+LOCKED = "Wrong holder id or code too many times: this link is locked. Ask the host for a new one."
+
+
+def _key(purpose: str) -> bytes:
+    secret = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(secret, f"lectern-join-links:{purpose}".encode(), hashlib.sha256).digest()
+
+
+def _mac(reg_id: int, version: int) -> str:
+    digest = hmac.new(_key("link"), f"{reg_id}:{version}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:24]).decode().rstrip("=")
+
+
+def token_of(reg: Registration) -> str:
+    """The registration's current join-link token (a link must have been issued)."""
+    return f"{reg.id}.{reg.link_version}.{_mac(reg.id, reg.link_version)}"
+
+
+def code_digest(reg: Registration, code: str) -> str:
+    message = f"{reg.id}:{reg.link_version}:{code.strip()}".encode()
+    return hmac.new(_key("code"), message, hashlib.sha256).hexdigest()
+
+
+def needs_verification(broadcast: Broadcast) -> bool:
+    return broadcast.kind == Kind.SHAREHOLDER
+
+
+def issue(reg: Registration) -> str | None:
+    """Issue a new link for ``reg`` (older links stop working, the device binding is reset).
+
+    Returns the new holder code for a shareholder meeting (shown once, in the e-mail), else None.
+    The caller commits.
+    """
+    reg.link_version += 1
+    reg.link_revoked = False
+    reg.device_hash = None
+    reg.verified_at = None
+    reg.failed_checks = 0
+    reg.code_hash = None
+    if not needs_verification(reg.broadcast):
+        return None
+    code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+    reg.code_hash = code_digest(reg, code)
+    return code
+
+
+def ensure_link(reg: Registration) -> str | None:
+    """Give ``reg`` a link if it never had one; returns its new code, if one was made (an
+    existing link keeps its code: reminders point to the invitation's)."""
+    return issue(reg) if reg.link_version == 0 else None
+
+
+@dataclass(frozen=True)
+class Checked:
+    """The registration a token names, or why the token does not let anyone in."""
+
+    registration: Registration | None
+    problem: str | None = None  # a sentence for the visitor
+    status: int = 200
+
+
+def check(token: str) -> Checked:
+    """Look the token up; every failure is a refusal with a reason, nothing is written."""
+    parts = token.split(".") if len(token) <= 100 else []
+    digits = len(parts) == 3 and all(p.isascii() and p.isdigit() and len(p) < 12 for p in parts[:2])
+    reg = db.session.get(Registration, int(parts[0])) if digits else None
+    if reg is None or not hmac.compare_digest(
+        parts[2].encode(), _mac(reg.id, int(parts[1])).encode()
+    ):
+        return Checked(None, INVALID, 404)
+    if int(parts[1]) != reg.link_version:
+        return Checked(None, REPLACED, 410)
+    if reg.link_revoked:
+        return Checked(None, REVOKED, 410)
+    if reg.status == Status.DECLINED:
+        return Checked(None, "The host declined this registration.", 403)
+    if reg.status == Status.PENDING and reg.user_id is not None:
+        return Checked(None, "Your registration is waiting for the host's approval.", 403)
+    if utcnow() > reg.broadcast.ends_at + GRACE:
+        return Checked(None, "This broadcast is over: its join links have expired.", 410)
+    return Checked(reg)
+
+
+def device_digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def device_matches(reg: Registration, secret: str | None) -> bool:
+    """Whether the visitor's device cookie is the one bound to this link."""
+    return (
+        reg.device_hash is not None
+        and secret is not None
+        and hmac.compare_digest(reg.device_hash, device_digest(secret))
+    )
+
+
+def verify_holder(reg: Registration, holder_id: str, code: str) -> str | None:
+    """Check the holder id and code; None when right, else the refusal (counted, and after
+    :data:`MAX_FAILED_CHECKS` the link is revoked). The caller commits either way."""
+    holder_ok = hmac.compare_digest(
+        (reg.holder_id or "").strip().casefold().encode(), holder_id.strip().casefold().encode()
+    )
+    code_ok = reg.code_hash is not None and hmac.compare_digest(
+        reg.code_hash, code_digest(reg, code)
+    )
+    if holder_ok and code_ok:
+        return None
+    reg.failed_checks += 1
+    if reg.failed_checks >= MAX_FAILED_CHECKS:
+        reg.link_revoked = True
+        return LOCKED
+    left = MAX_FAILED_CHECKS - reg.failed_checks
+    return f"The holder id or code is wrong. {left} attempt{'s' if left != 1 else ''} left."
+
+
+def bind_device(reg: Registration) -> str:
+    """Bind the link to this device and mark the registration verified and approved; returns
+    the device secret for the cookie. The caller commits."""
+    secret = secrets.token_urlsafe(32)
+    reg.device_hash = device_digest(secret)
+    reg.verified_at = utcnow()
+    reg.status = Status.APPROVED.value
+    return secret
+
+
+def cookie_name(reg: Registration) -> str:
+    return f"lectern_device_{reg.id}"

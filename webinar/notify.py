@@ -1,0 +1,81 @@
+"""The e-mails a broadcast sends: invitations and join links, registration received, reminders."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from lectern.mail import Attachment, Mail, external_url, send
+from webinar.calendar import ics
+from webinar.links import ensure_link, needs_verification, token_of
+from webinar.models import Broadcast, Registration
+
+
+def join_url(reg: Registration) -> str:
+    return external_url("webinar.join_link", token=token_of(reg))
+
+
+def calendar_attachment(broadcast: Broadcast, url: str) -> Attachment:
+    return Attachment("broadcast.ics", "text/calendar", ics(broadcast, url, broadcast.host.name))
+
+
+def when(broadcast: Broadcast) -> str:
+    return f"{broadcast.starts_at:%A %d %B %Y, %H:%M} UTC ({broadcast.duration_minutes} minutes)"
+
+
+def greeting(reg: Registration) -> str:
+    return f"Hello {reg.name}," if reg.name else "Hello,"
+
+
+def join_mail(reg: Registration, code: str | None, reminder: bool = False) -> Mail:
+    """The message carrying a registrant's personal join link (and holder code when new)."""
+    broadcast = reg.broadcast
+    url = join_url(reg)
+    lines = [
+        greeting(reg),
+        "",
+        (
+            f"A reminder: {broadcast.title} starts soon."
+            if reminder
+            else f"You are invited to {broadcast.title} ({broadcast.kind_label})."
+        ),
+        f"When: {when(broadcast)}",
+        "",
+        "Your personal join link (do not forward it: it works on one device only):",
+        url,
+    ]
+    if needs_verification(broadcast):
+        lines += ["", f"On first use you will be asked for your holder id ({reg.holder_id})"]
+        lines += [
+            f"and this verification code: {code}"
+            if code
+            else "and the verification code from your invitation e-mail."
+        ]
+    lines += ["", "The attached calendar file adds the meeting to your calendar."]
+    subject = f"{'Reminder' if reminder else 'Your link'}: {broadcast.title}"
+    return Mail(reg.email, subject, "\n".join(lines), (calendar_attachment(broadcast, url),))
+
+
+def pending_mail(reg: Registration) -> Mail:
+    broadcast = reg.broadcast
+    body = "\n".join(
+        [
+            greeting(reg),
+            "",
+            f"We received your registration for {broadcast.title} ({when(broadcast)}).",
+            "The host reviews registrations; you will get your join link once it is approved.",
+        ]
+    )
+    return Mail(reg.email, f"Registration received: {broadcast.title}", body)
+
+
+def send_join_links(issued: Iterable[tuple[Registration, str | None]]) -> bool:
+    """E-mail each (registration, new code) its join link; False when SMTP refused them."""
+    return send(join_mail(reg, code) for reg, code in issued)
+
+
+def send_reminders(regs: Iterable[Registration]) -> tuple[int, bool]:
+    """Remind every registrant of the time and their link; returns (count, delivered)."""
+    mails = []
+    for reg in regs:
+        mails.append(join_mail(reg, ensure_link(reg), reminder=True))
+    return len(mails), send(mails)
