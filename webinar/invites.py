@@ -106,7 +106,7 @@ def read_rows(data: bytes, holders: bool, result: ImportResult) -> list[Row]:
     except UnicodeDecodeError:
         result.errors.append((0, "The file is not UTF-8 text: save it as 'CSV UTF-8' and retry."))
         return []
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader, None)
         columns = header_map(header) if header else "The file is empty."

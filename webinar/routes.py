@@ -43,7 +43,11 @@ def visible_broadcasts() -> list[Broadcast]:
             or_(
                 Broadcast.host_id == current_user.id,
                 Broadcast.id.in_(mine),
-                Broadcast.registration_mode != Mode.INVITE.value,
+                (Broadcast.registration_mode != Mode.INVITE.value)
+                & or_(
+                    Broadcast.allowed_domain.is_(None),
+                    Broadcast.allowed_domain == current_user.email.rpartition("@")[2].lower(),
+                ),
             )
         )
     return list(db.session.scalars(query))
