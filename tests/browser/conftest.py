@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import io
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -27,6 +28,7 @@ from typing import Any
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 import pytest
+from playwright.sync_api import expect
 
 from lectern import ROOT
 
@@ -40,11 +42,14 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
     "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
+    # Three fake cameras: the second sends Y16 (depth) frames, which no video encoder takes;
+    # the tests switch between the first and the third.
+    "--use-fake-device-for-media-stream=device-count=3",
     "--allow-loopback-in-peer-connection",
     "--disable-features=WebRtcHideLocalIpsWithMdns",
 ]
 DEMO_PASSWORD = "lectern-demo"
+VIDEO_TIMEOUT_S = 30
 START_TIMEOUT_S = 60.0
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 LAPTOP = {"width": 1366, "height": 768}
@@ -68,6 +73,27 @@ RECORD_PEERS = """
 DENY_CAMERA = """
 navigator.mediaDevices.getUserMedia = () =>
   Promise.reject(new DOMException("Permission denied", "NotAllowedError"));
+"""
+
+
+# A computer with no camera and no microphone at all.
+NO_DEVICES = """
+navigator.mediaDevices.enumerateDevices = () => Promise.resolve([]);
+navigator.mediaDevices.getUserMedia = () =>
+  Promise.reject(new DOMException("Requested device not found", "NotFoundError"));
+"""
+
+# What the page's publishing connections send: one entry per RTCPeerConnection that sends,
+# with its signaling state, offer SDP and the labels of the tracks on its senders.
+SENDERS = """
+() => (window.__peers || [])
+  .filter((pc) => pc.connectionState !== "closed" && pc.getSenders().some((s) => s.track))
+  .map((pc) => ({
+    signaling: pc.signalingState,
+    sdp: pc.localDescription && pc.localDescription.sdp,
+    tracks: Object.fromEntries(
+      pc.getSenders().filter((s) => s.track).map((s) => [s.track.kind, s.track.label])),
+  }))
 """
 
 
@@ -323,3 +349,89 @@ def wait_for(check: Callable[[], Any], seconds: float = 20, what: str = "") -> A
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what or check}")
         time.sleep(0.2)
+
+
+# --- steps the scenarios share ---
+
+
+def enter(person: Person, path: str) -> None:
+    """Open the room page at ``path`` and wait until it is live."""
+    person.page.goto(path)
+    expect_live(person)
+
+
+def expect_live(person: Person) -> None:
+    expect(person.page.locator("#conn")).to_have_attribute("data-state", "live")
+
+
+def join_from(person: Person, page_path: str) -> None:
+    """Open a lesson's or a broadcast's page and follow its "Join the live room" link."""
+    person.page.goto(page_path)
+    person.page.get_by_role("link", name="Join the live room").click()
+    expect_live(person)
+
+
+def start_camera(person: Person) -> None:
+    person.page.get_by_role("button", name="Start camera & mic").click()
+    expect(person.page.get_by_role("button", name="Stop camera")).to_be_visible()
+
+
+def sees_video_of(person: Person, name: str) -> None:
+    """``name``'s tile plays: its <video> has a size, and the frames decoded for that video
+    (getStats' inbound-rtp of its track) keep growing."""
+    page = person.page
+    tile = page.locator("figure.tile:not(.local)", has_text=name)
+    expect(tile).to_have_count(1)
+    video = tile.locator("video").element_handle()
+    page.wait_for_function(
+        "(v) => v.videoWidth > 0", arg=video, timeout=VIDEO_TIMEOUT_S * 1000, polling=200
+    )
+    before = page.evaluate(TILE_FRAMES, video) or 0
+    wait_for(
+        lambda: (page.evaluate(TILE_FRAMES, video) or 0) > before,
+        VIDEO_TIMEOUT_S,
+        f"{person.email} to decode more frames of {name}'s video",
+    )
+
+
+def sees_slide(person: Person, page_number: int, pages: int) -> None:
+    image = person.page.locator("#slide-img")
+    expect(image).to_have_attribute("src", re.compile(rf"/{page_number}\.png$"))
+    expect(person.page.locator("#slide-caption")).to_have_text(f"Slide {page_number} of {pages}")
+    loaded = "(img) => img.complete && img.naturalWidth > 0"
+    person.page.wait_for_function(loaded, arg=image.element_handle())
+
+
+def show_tab(person: Person, name: str) -> None:
+    person.page.get_by_role("tab", name=re.compile(rf"^{name}")).click()
+
+
+def question(person: Person, text: str) -> Any:
+    return person.page.locator("#qa-list li.question", has_text=text)
+
+
+def no_horizontal_scroll(person: Person) -> None:
+    overflow = person.page.evaluate(
+        "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0, f"{person.email}: the page scrolls sideways by {overflow}px"
+
+
+def screenshots(person: Person, name: str, artifacts: Path) -> None:
+    """Save the view at laptop and phone size (and the whole phone page); check the phone
+    layout does not scroll sideways."""
+    page = person.page
+    original = page.viewport_size
+    for label, size in (("laptop", LAPTOP), ("phone", PHONE)):
+        page.set_viewport_size(size)
+        page.evaluate("() => new Promise((done) => requestAnimationFrame(() => done()))")
+        page.screenshot(path=artifacts / f"{name}-{label}.png")
+        if label == "phone":
+            no_horizontal_scroll(person)
+            page.screenshot(path=artifacts / f"{name}-{label}-full.png", full_page=True)
+    page.set_viewport_size(original)
+
+
+def no_problems(*everyone: Person) -> None:
+    problems = [f"{p.email}: {problem}" for p in everyone for problem in p.problems]
+    assert not problems, "\n".join(problems)

@@ -9,99 +9,30 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import DENY_CAMERA, LAPTOP, PHONE, TILE_FRAMES, People, Person, wait_for
+from .conftest import (
+    DENY_CAMERA,
+    NO_DEVICES,
+    PHONE,
+    SENDERS,
+    People,
+    enter,
+    expect_live,
+    join_from,
+    no_problems,
+    question,
+    screenshots,
+    sees_slide,
+    sees_video_of,
+    show_tab,
+    start_camera,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
-
-VIDEO_TIMEOUT_S = 30
-
-
-def enter(person: Person, path: str) -> None:
-    """Open the room page at ``path`` and wait until it is live."""
-    person.page.goto(path)
-    expect_live(person)
-
-
-def expect_live(person: Person) -> None:
-    expect(person.page.locator("#conn")).to_have_attribute("data-state", "live")
-
-
-def join_from(person: Person, page_path: str) -> None:
-    """Open a lesson's or a broadcast's page and follow its "Join the live room" link."""
-    person.page.goto(page_path)
-    person.page.get_by_role("link", name="Join the live room").click()
-    expect_live(person)
-
-
-def start_camera(person: Person) -> None:
-    person.page.get_by_role("button", name="Start camera & mic").click()
-    expect(person.page.get_by_role("button", name="Stop camera")).to_be_visible()
-
-
-def sees_video_of(person: Person, name: str) -> None:
-    """``name``'s tile plays: its <video> has a size, and the frames decoded for that video
-    (getStats' inbound-rtp of its track) keep growing."""
-    page = person.page
-    tile = page.locator("figure.tile:not(.local)", has_text=name)
-    expect(tile).to_have_count(1)
-    video = tile.locator("video").element_handle()
-    page.wait_for_function(
-        "(v) => v.videoWidth > 0", arg=video, timeout=VIDEO_TIMEOUT_S * 1000, polling=200
-    )
-    before = page.evaluate(TILE_FRAMES, video) or 0
-    wait_for(
-        lambda: (page.evaluate(TILE_FRAMES, video) or 0) > before,
-        VIDEO_TIMEOUT_S,
-        f"{person.email} to decode more frames of {name}'s video",
-    )
-
-
-def sees_slide(person: Person, page_number: int, pages: int) -> None:
-    image = person.page.locator("#slide-img")
-    expect(image).to_have_attribute("src", re.compile(rf"/{page_number}\.png$"))
-    expect(person.page.locator("#slide-caption")).to_have_text(f"Slide {page_number} of {pages}")
-    loaded = "(img) => img.complete && img.naturalWidth > 0"
-    person.page.wait_for_function(loaded, arg=image.element_handle())
-
-
-def show_tab(person: Person, name: str) -> None:
-    person.page.get_by_role("tab", name=re.compile(rf"^{name}")).click()
-
-
-def question(person: Person, text: str) -> Any:
-    return person.page.locator("#qa-list li.question", has_text=text)
-
-
-def no_horizontal_scroll(person: Person) -> None:
-    overflow = person.page.evaluate(
-        "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
-    )
-    assert overflow <= 0, f"{person.email}: the page scrolls sideways by {overflow}px"
-
-
-def screenshots(person: Person, name: str, artifacts: Path) -> None:
-    """Save the view at laptop and phone size (and the whole phone page); check the phone
-    layout does not scroll sideways."""
-    page = person.page
-    original = page.viewport_size
-    for label, size in (("laptop", LAPTOP), ("phone", PHONE)):
-        page.set_viewport_size(size)
-        page.evaluate("() => new Promise((done) => requestAnimationFrame(() => done()))")
-        page.screenshot(path=artifacts / f"{name}-{label}.png")
-        if label == "phone":
-            no_horizontal_scroll(person)
-            page.screenshot(path=artifacts / f"{name}-{label}-full.png", full_page=True)
-    page.set_viewport_size(original)
-
-
-def no_problems(*everyone: Person) -> None:
-    problems = [f"{p.email}: {problem}" for p in everyone for problem in p.problems]
-    assert not problems, "\n".join(problems)
 
 
 def test_class(people: People, pdf_file: Path, artifacts: Path) -> None:
@@ -264,3 +195,68 @@ def test_broadcast(people: People, artifacts: Path) -> None:
     host.page.get_by_role("button", name="Stop recording").click()
     expect(eli.page.locator("#rec")).to_be_hidden()
     no_problems(host, eli, sam)
+
+
+def test_camera_and_microphone_choice(people: People) -> None:
+    """Pick devices, preview before going live, switch while live without renegotiating (the
+    viewer keeps watching), the choice survives a reload; no devices: listen-only."""
+    teacher = people.sign_in("instructor@example.com")
+    enter(teacher, "/rooms/lesson/1")
+    page = teacher.page
+    camera = page.get_by_label("Camera", exact=True)
+    mic = page.get_by_label("Microphone", exact=True)
+    expect(camera.locator("option")).to_have_text(
+        ["fake_device_0", "fake_device_1", "fake_device_2"]
+    )
+    expect(mic.locator("option", has_text="Fake Audio Input 1")).to_have_count(1)
+
+    # A preview first: the user's own tile, nothing sent yet.
+    page.get_by_role("button", name="Preview camera").click()
+    expect(page.locator("figure.tile.local")).to_contain_text("preview: only you see this")
+    page.wait_for_function("() => document.querySelector('figure.tile.local video').videoWidth > 0")
+    assert page.evaluate(SENDERS) == []
+    page.get_by_role("button", name="Go live").click()
+    expect(page.get_by_role("button", name="Stop camera")).to_be_visible()
+    expect(page.locator("figure.tile.local .name")).to_have_text("You")
+
+    ben = people.sign_in("student1@example.com")
+    enter(ben, "/rooms/lesson/1")
+    sees_video_of(ben, "Ada Instructor")
+    wait_for(lambda: page.evaluate(SENDERS), 10, "the publishing connection")
+    [before] = page.evaluate(SENDERS)
+    assert before["tracks"]["video"] == "fake_device_0"
+
+    # Another camera and microphone while live: the same connection, the same offer.
+    camera.select_option(label="fake_device_2")
+    mic.select_option(label="Fake Audio Input 1")
+    wait_for(
+        lambda: (
+            page.evaluate(SENDERS)[0]["tracks"]
+            == {"video": "fake_device_2", "audio": "Fake Audio Input 1"}
+        ),
+        10,
+        "the senders to carry the new devices",
+    )
+    [after] = page.evaluate(SENDERS)
+    assert after["sdp"] == before["sdp"] and after["signaling"] == "stable"
+    sees_video_of(ben, "Ada Instructor")
+
+    # The choice is remembered.
+    page.get_by_role("button", name="Stop camera").click()
+    page.reload()
+    expect_live(teacher)
+    expect(camera).to_have_value(page.evaluate("() => localStorage.getItem('lectern.camera')"))
+    expect(camera.locator("option:checked")).to_have_text("fake_device_2")
+    start_camera(teacher)
+    wait_for(lambda: page.evaluate(SENDERS), 10, "the publishing connection")
+    assert page.evaluate(SENDERS)[0]["tracks"]["video"] == "fake_device_2"
+    page.get_by_role("button", name="Stop camera").click()
+
+    # No camera, no microphone: said so, and the room still plays.
+    bare = people.sign_in("instructor@example.com", init_script=NO_DEVICES)
+    enter(bare, "/rooms/lesson/1")
+    note = bare.page.locator("#device-note")
+    expect(note).to_have_text("No camera or microphone found. You can still watch and listen.")
+    expect(bare.page.get_by_role("button", name="Start camera & mic")).to_be_disabled()
+    expect(bare.page.get_by_label("Camera", exact=True)).to_be_disabled()
+    no_problems(teacher, ben, bare)

@@ -9,6 +9,7 @@ import * as qa from "./qa.js";
 import * as recording from "./recording.js";
 import { Room, statusBar } from "./signaling.js";
 import * as slides from "./slides.js";
+import * as stage from "./stage.js";
 import * as tabs from "./tabs.js";
 
 const root = document.getElementById("room");
@@ -22,4 +23,4 @@ const settings = {
 const room = new Room(root.dataset.room, settings);
 tabs.init();
 statusBar(room);
-for (const part of [presence, hands, qa, chat, polls, slides, media, recording]) part.init(room);
+for (const part of [presence, hands, qa, chat, polls, slides, media, recording, stage]) part.init(room);

@@ -4,6 +4,7 @@
 // When the server forgets streams (a reconnect, a restarted media worker: media.reset) this
 // client publishes again what it was publishing and views again what is listed.
 
+import * as devices from "./devices.js";
 import { announce, toast } from "./dom.js";
 import { gathered, iceConfig, measure } from "./peer.js";
 import * as player from "./player.js";
@@ -11,6 +12,7 @@ import { makeTile, play, removeTile, setQuality } from "./tiles.js";
 
 let room;
 const own = new Map(); // source ("camera" | "screen") -> {source, media, pc, id, tile, busy, seen, stats}
+let preview = null; // {media, tile}: the camera shown to the user only, before going live
 const $ = (id) => document.getElementById(id);
 
 const STATS_MS = 2500;
@@ -36,13 +38,22 @@ function explain(err) {
   return DEVICE_ERRORS[err && err.name] || `Your camera and microphone could not be started (${err && err.message}). You can still watch and listen.`;
 }
 
-/** Camera and mic; if one is missing, whichever exists. */
+/** Camera and mic (the chosen devices, see devices.js); if one is missing, whichever exists. */
 async function cameraAndMic() {
+  const found = await devices.refresh();
+  if (!found.videoinput && !found.audioinput) {
+    throw new DOMException("no camera or microphone", "NotFoundError");
+  }
+  const video = devices.constraint("video", VIDEO);
+  const audio = devices.constraint("audio");
   try {
-    return await navigator.mediaDevices.getUserMedia({ audio: true, video: VIDEO });
+    return await navigator.mediaDevices.getUserMedia({
+      audio: found.audioinput ? audio : false,
+      video: found.videoinput ? video : false,
+    });
   } catch (err) {
     if (err.name !== "NotFoundError" && err.name !== "OverconstrainedError") throw err;
-    for (const [constraints, missing] of [[{ audio: true }, "camera"], [{ video: VIDEO }, "microphone"]]) {
+    for (const [constraints, missing] of [[{ audio }, "camera"], [{ video }, "microphone"]]) {
       try {
         const media = await navigator.mediaDevices.getUserMedia(constraints);
         note(`No ${missing} was found: you are sending your ${missing === "camera" ? "microphone" : "camera"} only.`);
@@ -55,21 +66,118 @@ async function cameraAndMic() {
   }
 }
 
-async function startCamera() {
+/** The camera and mic as a stream, or null after saying why not. */
+async function acquire() {
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
     note("This page needs a secure (https) connection to use your camera and microphone. You can still watch and listen.");
-    return;
+    return null;
   }
   note("");
-  $("camera-btn").disabled = true;
   try {
-    await publish("camera", await cameraAndMic());
+    const media = await cameraAndMic();
+    devices.rememberTracks(media);
+    devices.refresh(); // labels are readable now that access is allowed
+    return media;
   } catch (err) {
     note(explain(err));
+    return null;
+  }
+}
+
+/** Start camera & mic: publish the preview if there is one, else the chosen devices. */
+async function startCamera() {
+  $("camera-btn").disabled = true;
+  try {
+    if (preview) {
+      const { media, tile } = preview;
+      preview = null;
+      await publish("camera", media, tile);
+    } else {
+      const media = await acquire();
+      if (media && room.state.me.can_publish) await publish("camera", media);
+      else if (media) for (const track of media.getTracks()) track.stop();
+    }
   } finally {
     $("camera-btn").disabled = false;
     renderControls();
   }
+}
+
+/** A local preview before going live: the user's own tile, marked as seen by them only. */
+async function startPreview() {
+  $("preview-btn").disabled = true;
+  const media = await acquire();
+  $("preview-btn").disabled = false;
+  if (!media) return renderControls();
+  if (preview || own.has("camera") || !room.state.me.can_publish) {
+    for (const track of media.getTracks()) track.stop();
+    return renderControls();
+  }
+  const tile = makeTile("You (preview: only you see this)", "camera", true);
+  tile.video.srcObject = media;
+  if (media.getVideoTracks().length) tile.fig.classList.add("has-video-track");
+  setQuality(tile, "wait", "Not live");
+  play(tile.video);
+  preview = { media, tile };
+  renderControls();
+  announce("Preview on: only you see it. Choose Go live to be seen.");
+}
+
+function stopPreview() {
+  if (!preview) return;
+  for (const track of preview.media.getTracks()) track.stop();
+  removeTile(preview.tile);
+  preview = null;
+  renderControls();
+}
+
+/**
+ * Use another camera or microphone. While live, the new track replaces the old one on the
+ * publication's sender (RTCRtpSender.replaceTrack: no renegotiation, viewers keep watching);
+ * in preview, the preview switches. With neither, the choice waits for the next start.
+ */
+async function switchDevice(kind, deviceId) {
+  const entry = own.get("camera");
+  const stream = entry ? entry.media : preview && preview.media;
+  if (!stream || !deviceId) return;
+  const trackKind = kind === "videoinput" ? "video" : "audio";
+  const old = stream.getTracks().find((t) => t.kind === trackKind) || null;
+  if (old && old.getSettings().deviceId === deviceId) return;
+  const exact = { deviceId: { exact: deviceId } };
+  let fresh;
+  try {
+    const constraints = trackKind === "video" ? { video: { ...VIDEO, ...exact } } : { audio: exact };
+    fresh = (await navigator.mediaDevices.getUserMedia(constraints)).getTracks()[0];
+  } catch (err) {
+    note(`That ${trackKind === "video" ? "camera" : "microphone"} could not be started (${err.message}).`);
+    return;
+  }
+  if (old) fresh.enabled = old.enabled; // a muted microphone stays muted
+  const sender = entry && entry.pc && entry.pc.getSenders().find((s) => s.track && s.track.kind === trackKind);
+  if (old) {
+    stream.removeTrack(old);
+    old.stop();
+  }
+  stream.addTrack(fresh);
+  if (sender) await sender.replaceTrack(fresh);
+  else if (entry && !entry.busy) negotiate(entry); // a kind it had none of: a new offer
+  const tile = entry ? entry.tile : preview.tile;
+  tile.fig.classList.toggle("has-video-track", stream.getVideoTracks().length > 0);
+  note("");
+  renderControls();
+  announce(`Now using ${fresh.label || `another ${trackKind === "video" ? "camera" : "microphone"}`}.`);
+}
+
+/** The words under the pickers when a kind of device is missing. */
+function renderDeviceNote() {
+  const found = devices.counts();
+  let text = "";
+  if (!found.videoinput && !found.audioinput) text = "No camera or microphone found. You can still watch and listen.";
+  else if (!found.videoinput) text = "No camera found: others can hear you but not see you.";
+  else if (!found.audioinput) text = "No microphone found: others can see you but not hear you.";
+  const box = $("device-note");
+  box.textContent = text;
+  box.hidden = !text;
 }
 
 async function startScreen() {
@@ -85,13 +193,18 @@ async function startScreen() {
   renderControls();
 }
 
-async function publish(source, media) {
+async function publish(source, media, tile = null) {
   const label = source === "screen" ? "Your screen" : "You";
-  const entry = { source, media, pc: null, id: null, busy: false, tile: makeTile(label, source, true) };
-  entry.tile.video.srcObject = media;
-  if (media.getVideoTracks().length) entry.tile.fig.classList.add("has-video-track");
-  play(entry.tile.video);
+  if (tile) tile.fig.querySelector(".name").textContent = label;
+  else {
+    tile = makeTile(label, source, true);
+    tile.video.srcObject = media;
+    if (media.getVideoTracks().length) tile.fig.classList.add("has-video-track");
+    play(tile.video);
+  }
+  const entry = { source, media, pc: null, id: null, busy: false, tile };
   own.set(source, entry);
+  room.local("local:live", source);
   await negotiate(entry);
   if (entry.id) announce(source === "screen" ? "You are sharing your screen." : "You are live.");
 }
@@ -160,10 +273,19 @@ function toggleMic() {
 function renderControls() {
   const allowed = Boolean(room.state && room.state.me.can_publish);
   $("publish-controls").hidden = !allowed;
+  $("devices").hidden = !allowed;
+  const found = devices.counts();
+  const none = !found.videoinput && !found.audioinput;
   const camera = own.get("camera");
   const cameraBtn = $("camera-btn");
-  cameraBtn.textContent = camera ? "Stop camera" : "Start camera & mic";
+  cameraBtn.textContent = camera ? "Stop camera" : preview ? "Go live" : "Start camera & mic";
   cameraBtn.setAttribute("aria-pressed", String(Boolean(camera)));
+  if (!camera) cameraBtn.disabled = none;
+  const previewBtn = $("preview-btn");
+  previewBtn.hidden = Boolean(camera);
+  previewBtn.textContent = preview ? "Stop preview" : "Preview camera";
+  previewBtn.setAttribute("aria-pressed", String(Boolean(preview)));
+  previewBtn.disabled = none;
   const mic = $("mic-btn");
   const audio = camera ? camera.media.getAudioTracks() : [];
   mic.hidden = !audio.length;
@@ -174,6 +296,7 @@ function renderControls() {
   screenBtn.hidden = !(navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia);
   screenBtn.textContent = own.has("screen") ? "Stop sharing" : "Share screen";
   screenBtn.setAttribute("aria-pressed", String(own.has("screen")));
+  renderDeviceNote();
 }
 
 // --- keeping in step with the room's list of streams ---
@@ -222,7 +345,10 @@ async function measureOwn() {
 }
 
 function onPermission(allowed) {
-  if (!allowed) for (const source of [...own.keys()]) stopPublishing(source, false);
+  if (!allowed) {
+    for (const source of [...own.keys()]) stopPublishing(source, false);
+    stopPreview();
+  }
   renderControls();
 }
 
@@ -231,6 +357,9 @@ export function init(r) {
   $("camera-btn").addEventListener("click", () => (own.has("camera") ? stopPublishing("camera") : startCamera()));
   $("screen-btn").addEventListener("click", () => (own.has("screen") ? stopPublishing("screen") : startScreen()));
   $("mic-btn").addEventListener("click", toggleMic);
+  $("preview-btn").addEventListener("click", () => (preview ? stopPreview() : startPreview()));
+  devices.init((kind, deviceId) => (kind ? switchDevice(kind, deviceId) : renderControls()));
+  devices.refresh();
   player.init(room);
   room.onState(() => {
     onPermission(room.state.me.can_publish);

@@ -1,7 +1,8 @@
-// Polls: hosts open single- or multiple-choice polls, see results live, reveal them and close
-// the poll; participants vote once and see the results once revealed.
+// Polls: hosts open single- or multiple-choice polls (in shareholder meetings weighted by
+// shares; anonymous if they choose), see results live, reveal them and close the poll;
+// participants vote once and see the results once revealed.
 
-import { announce, el, toast } from "./dom.js";
+import { announce, el, flash, toast } from "./dom.js";
 import * as tabs from "./tabs.js";
 
 let room;
@@ -25,23 +26,31 @@ function ballot(poll) {
       el("input", { type, name: `poll-${poll.id}`, value: String(i) }), ` ${option}`)));
   const form = el("form", { class: "ballot stack" },
     el("fieldset", {}, el("legend", { class: "sr-only", text: poll.question }), el("ol", { class: "choices" }, ...options)),
+    el("p", { class: "error ballot-error", role: "alert", hidden: true }),
     el("button", { type: "submit", text: "Vote" }));
   form.addEventListener("submit", (event) => vote(event, poll));
   return form;
 }
 
+const number = new Intl.NumberFormat();
+
+/** Results as bars: shares of the votes, or for a weighted poll of the weight (shares) cast. */
 function results(poll) {
   const { counts, ballots } = poll.results;
+  const weighted = Boolean(poll.weighted);
+  const total = weighted ? poll.results.weight_total || counts.reduce((a, b) => a + b, 0) : ballots;
   const rows = poll.options.map((option, i) => {
-    const share = ballots ? Math.round((100 * counts[i]) / ballots) : 0;
-    const label = `${option}: ${counts[i]} (${share}%)`;
+    const share = total ? Math.round((100 * counts[i]) / total) : 0;
+    const amount = weighted ? `${number.format(counts[i])} ${counts[i] === 1 ? "share" : "shares"}` : counts[i];
+    const label = `${option}: ${amount} (${share}%)`;
     return el("li", { class: "result" },
       el("span", { class: "result-label", text: label }),
-      el("progress", { max: String(Math.max(ballots, 1)), value: String(counts[i]), "aria-label": label }));
+      el("progress", { max: String(Math.max(total, 1)), value: String(counts[i]), "aria-label": label }));
   });
   const who = poll.revealed ? "" : " (only presenters see these)";
+  const weight = weighted ? ` · ${number.format(total)} shares` : "";
   return el("div", { class: "results" },
-    el("p", { class: "muted", text: `${ballots} ${ballots === 1 ? "vote" : "votes"}${who}` }),
+    el("p", { class: "muted", text: `${ballots} ${ballots === 1 ? "ballot" : "ballots"}${weight}${who}` }),
     el("ol", { class: "bars" }, ...rows));
 }
 
@@ -65,7 +74,12 @@ function card(poll) {
   const mine = poll.my_choices;
   const state = poll.state === "open" ? "Open" : "Closed";
   const node = el("li", { class: "poll", "data-id": String(poll.id), "data-state": poll.state },
-    el("p", { class: "flags", text: `${state}${poll.multiple ? " · choose any" : " · choose one"}` }),
+    el("p", { class: "flags", text: [
+      state,
+      poll.multiple ? "choose any" : "choose one",
+      poll.weighted ? "weighted by shares" : "",
+      poll.anonymous ? "anonymous ballots" : "",
+    ].filter(Boolean).join(" · ") }),
     el("h3", { class: "poll-question", text: poll.question }));
   if (mine) {
     node.append(el("p", { class: "voted", text: `You voted: ${mine.map((i) => poll.options[i]).join(", ")}` }));
@@ -101,10 +115,12 @@ async function act(event, data) {
 
 async function vote(event, poll) {
   event.preventDefault();
-  const picked = [...event.target.querySelectorAll("input:checked")].map((i) => Number(i.value));
-  if (!picked.length) return toast("Choose an option first.");
-  const reply = await act("poll.vote", { id: poll.id, choices: picked });
-  if (!reply.ok) return;
+  const form = event.target;
+  const error = form.querySelector(".ballot-error");
+  const picked = [...form.querySelectorAll("input:checked")].map((i) => Number(i.value));
+  if (!picked.length) return flash(error, "Choose an option first.");
+  const reply = await room.send("poll.vote", { id: poll.id, choices: picked });
+  if (!reply.ok) return flash(error, `Your vote was not counted: ${reply.error}`);
   upsert({ id: poll.id, my_choices: reply.choices });
   render();
   announce("Your vote was counted.");
@@ -141,6 +157,8 @@ function renumber() {
 function resetForm() {
   $("poll-question").value = "";
   $("poll-multiple").checked = false;
+  $("poll-weighted").checked = false;
+  $("poll-anonymous").checked = false;
   $("poll-options").replaceChildren();
   optionRow();
   optionRow();
@@ -149,13 +167,14 @@ function resetForm() {
 async function create(event) {
   event.preventDefault();
   const options = [...$("poll-options").querySelectorAll("input")].map((i) => i.value.trim()).filter(Boolean);
-  const reply = await act("poll.open", {
-    question: $("poll-question").value,
-    options,
-    multiple: $("poll-multiple").checked,
-  });
+  const payload = { question: $("poll-question").value, options, multiple: $("poll-multiple").checked };
+  // Sent only when chosen: a server without these options then still opens plain polls.
+  if ($("poll-weighted").checked && !$("poll-weighted-label").hidden) payload.weighted = true;
+  if ($("poll-anonymous").checked) payload.anonymous = true;
+  const reply = await act("poll.open", payload);
   if (!reply.ok) return;
-  upsert({ ...reply.poll, results: { id: reply.poll.id, counts: options.map(() => 0), ballots: 0 } });
+  const empty = { id: reply.poll.id, counts: options.map(() => 0), ballots: 0, weight_total: 0 };
+  upsert({ ...reply.poll, results: reply.poll.results || empty });
   render();
   resetForm();
   $("poll-new").open = false;
@@ -178,8 +197,19 @@ function onResults(data) {
   render();
 }
 
+/** Offer weighted polls where the server says the room has shareholders; where it says
+ * nothing, in every broadcast (the server refuses with its reason where they do not apply). */
+function renderForm() {
+  const label = $("poll-weighted-label");
+  if (!label) return;
+  const info = room.state.room;
+  const flag = ["weighted_polls", "weighted_votes", "shareholders"].find((k) => k in info);
+  label.hidden = flag ? !info[flag] : !room.key.startsWith("broadcast:");
+}
+
 export function init(r) {
   room = r;
+  room.onState(renderForm);
   if ($("poll-form")) {
     $("poll-form").addEventListener("submit", create);
     $("poll-add").addEventListener("click", () => optionRow().focus());

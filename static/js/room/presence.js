@@ -1,6 +1,8 @@
-// Presence: everyone sees how many are in the room; moderators see who.
+// Presence: everyone sees how many are in the room; moderators see who (and, in a broadcast,
+// hosts move people on and off the stage from that list).
 
 import { clock, el, syncList } from "./dom.js";
+import * as stage from "./stage.js";
 
 let room;
 const $ = (id) => document.getElementById(id);
@@ -12,8 +14,8 @@ function renderCount() {
 
 function build() {
   const node = el("li", { class: "person" });
-  node.parts = { name: el("span", { class: "name" }), meta: el("small") };
-  node.append(node.parts.name, " ", node.parts.meta);
+  node.parts = { name: el("span", { class: "name" }), meta: el("small"), actions: el("span", { class: "actions" }) };
+  node.append(node.parts.name, " ", node.parts.meta, node.parts.actions);
   return node;
 }
 
@@ -21,6 +23,11 @@ function update(node, person) {
   node.parts.name.textContent = person.name + (person.user_id === room.userId ? " (you)" : "");
   const since = person.joined_at ? ` · since ${clock(person.joined_at)}` : "";
   node.parts.meta.textContent = `${person.role}${since}`;
+  if (node.dataset.role !== person.role) {
+    node.dataset.role = person.role;
+    const button = stage.control(person);
+    node.parts.actions.replaceChildren(...(button ? [button] : []));
+  }
 }
 
 function renderPeople() {
@@ -38,6 +45,7 @@ function render() {
 export function init(r) {
   room = r;
   room.onState(render);
+  room.on("local:people", renderPeople);
   room.on("presence.count", (data) => {
     room.state.presence.count = data.count;
     renderCount();

@@ -1,5 +1,6 @@
 // Q&A: ask (optionally anonymously), upvote (a toggle), sort by votes or time; moderators
-// approve pending questions, answer them (live or in writing), pin and dismiss.
+// approve pending questions, answer them (live or in writing), pin, dismiss, and merge a
+// duplicate into another question (merged ones stay visible to moderators only, collapsed).
 
 import { announce, clock, el, syncList, toast } from "./dom.js";
 import * as tabs from "./tabs.js";
@@ -60,6 +61,7 @@ function addTools(node) {
   tool(node, "live", "Answered live", (id) => moderate("question.answer", { id }));
   tool(node, "write", "Write answer", () => openAnswer(node));
   tool(node, "pin", "Pin", (id) => moderate("question.pin", { id, pinned: !isPinned(id) }));
+  tool(node, "merge", "Merge into…", () => openMerge(node));
   tool(node, "dismiss", "Dismiss", (id) => moderate("question.dismiss", { id }));
   node.parts.dismiss.classList.add("danger");
 }
@@ -85,6 +87,41 @@ function openAnswer(node) {
   text.focus();
 }
 
+/** Questions `id` may be merged into: the other open or answered ones. */
+function targets(id) {
+  return questions().filter((q) => q.id !== id && PUBLIC.includes(q.status)).sort((a, b) => a.id - b.id);
+}
+
+function short(text, n = 60) {
+  return text.length > n ? `${text.slice(0, n - 1)}…` : text;
+}
+
+function openMerge(node) {
+  if (node.querySelector(".merge-form")) return;
+  const id = Number(node.dataset.key);
+  const choices = targets(id).map((q) => el("option", { value: String(q.id), text: `#${q.id}: ${short(q.text)}` }));
+  if (!choices.length) return toast("There is no other open or answered question to merge into.");
+  const select = el("select", { "aria-label": "Merge into question" }, ...choices);
+  const form = el("form", { class: "merge-form form-row" },
+    el("label", { class: "inline-field", text: "Into " }, select),
+    el("span", { class: "tool-group" },
+      el("button", { type: "submit", class: "small", text: "Merge" }),
+      el("button", { type: "button", class: "small secondary", text: "Cancel", onclick: () => form.remove() })));
+  select.setAttribute("aria-describedby", `question-${id}`);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const reply = await room.send("question.merge", { id, into: Number(select.value) });
+    if (!reply.ok) return toast(reply.error);
+    upsert(reply.question);
+    if (reply.merged) upsert(reply.merged);
+    form.remove();
+    render();
+    announce(`Question merged into #${reply.question.id}.`);
+  });
+  node.parts.tools.after(form);
+  select.focus();
+}
+
 function update(node, q) {
   const p = node.parts;
   const voted = room.state.my_votes.includes(q.id);
@@ -95,10 +132,12 @@ function update(node, q) {
     q.pinned ? "Pinned" : "",
     q.status === "pending" ? "Waiting for approval" : "",
     q.status === "answered" ? "Answered" : "",
+    q.status === "merged" ? `Merged into #${q.merged_into}` : "",
   ].filter(Boolean).join(" · ");
   p.flags.hidden = !p.flags.textContent;
   p.text.textContent = q.text;
-  p.meta.textContent = `${q.anonymous ? "Anonymous" : q.author} · ${clock(q.created_at)}`;
+  const number = room.may("question.moderate") ? `#${q.id} · ` : "";
+  p.meta.textContent = `${number}${q.anonymous ? "Anonymous" : q.author} · ${clock(q.created_at)}`;
   p.answer.hidden = q.status !== "answered";
   p.answer.textContent = q.answer ? `Answer: ${q.answer}` : "Answered live";
   p.vote.textContent = `▲ ${q.votes}`;
@@ -112,14 +151,25 @@ function update(node, q) {
     p.pin.textContent = q.pinned ? "Unpin" : "Pin";
     p.pin.setAttribute("aria-pressed", String(q.pinned));
     p.pin.hidden = !open;
+    p.merge.hidden = !(q.status === "pending" || q.status === "open");
+    const merged = q.status === "merged";
+    for (const name of ["live", "write", "dismiss"]) p[name].hidden = merged || (name === "live" && q.status === "answered");
   }
 }
 
 function render() {
-  const all = questions().filter((q) => q.status !== "dismissed");
+  const shown = questions().filter((q) => q.status !== "dismissed");
+  const merged = shown.filter((q) => q.status === "merged");
+  const all = shown.filter((q) => q.status !== "merged");
   const pendingList = $("qa-pending");
   const moderating = Boolean(pendingList);
   const main = moderating ? all.filter((q) => q.status !== "pending") : all;
+  const mergedList = $("qa-merged");
+  if (mergedList) {
+    syncList(mergedList, merged.sort((a, b) => a.id - b.id), (q) => q.id, build, update);
+    $("qa-merged-box").hidden = merged.length === 0;
+    $("qa-merged-title").textContent = `Merged duplicates (${merged.length})`;
+  }
   syncList($("qa-list"), sorted(main), (q) => q.id, build, update);
   if (moderating) {
     const pending = all.filter((q) => q.status === "pending").sort((a, b) => a.id - b.id);

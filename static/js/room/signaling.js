@@ -23,6 +23,7 @@ export class Room {
     this.stateHandlers = [];
     this.statusHandlers = [];
     this.syncing = null; // events received during state.get: [event, data]
+    this.rejoining = false; // the server is about to disconnect us to apply a new role
     this.socket = io("/room", {
       auth: { room: key },
       transports: ["websocket", "polling"], // WebSocket first; polling where it is blocked
@@ -116,7 +117,13 @@ export class Room {
       this.sync();
     });
     socket.on("disconnect", (reason) => {
-      if (reason === "io server disconnect" || reason === "io client disconnect") {
+      if (reason === "io server disconnect" && this.rejoining) {
+        // A new role (stage.role): the server closed the connection so that the next one
+        // carries it. Connect again at once and load the room with the new role.
+        this.rejoining = false;
+        this.setStatus("reconnecting", "joining with your new role");
+        socket.connect();
+      } else if (reason === "io server disconnect" || reason === "io client disconnect") {
         this.setStatus("ended", "You left the room.");
       } else {
         this.setStatus("reconnecting", "");
@@ -133,6 +140,12 @@ export class Room {
     socket.io.on("reconnect_attempt", (attempt) => {
       this.setStatus("reconnecting", `attempt ${attempt}`);
     });
+  }
+
+  /** The server is about to disconnect this client on purpose (a role change): reconnect
+   * by itself instead of showing the room as ended. */
+  expectRejoin() {
+    this.rejoining = true;
   }
 
   /** Try again after the connection ended (the status bar's Reconnect button). */

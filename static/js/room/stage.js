@@ -1,0 +1,85 @@
+// The stage in a broadcast: hosts invite attendees to speak and send them back to the audience
+// (from the list of people); the person moved is told (stage.role), reconnects with the new
+// role, and is asked to turn on the camera, or has their camera and mic turned off.
+
+import { announce, el, toast } from "./dom.js";
+
+let room;
+let moved = null; // the stage.role waiting for the reconnect that applies it: {role, can_publish}
+const $ = (id) => document.getElementById(id);
+const AUDIENCE = "attendee";
+const PROMPT = "You are on stage: turn on your camera and microphone to be seen and heard.";
+
+/** Whether this user may move people on and off the stage. */
+function manages() {
+  return room.may("stage.manage");
+}
+
+/** The stage button for `person` in the list of people (null where none applies). */
+export function control(person) {
+  if (!manages() || person.user_id === room.userId || person.role === "host") return null;
+  const onStage = person.role !== AUDIENCE;
+  const button = el("button", {
+    type: "button",
+    class: `small ${onStage ? "secondary" : ""} stage-btn`,
+    text: onStage ? "Remove from stage" : "Invite to stage",
+    "aria-label": `${onStage ? "Remove" : "Invite"} ${person.name} ${onStage ? "from" : "to"} stage`,
+  });
+  button.addEventListener("click", () => move(person, !onStage, button));
+  return button;
+}
+
+async function move(person, promote, button) {
+  button.disabled = true;
+  const reply = await room.send(promote ? "stage.promote" : "stage.demote", { user_id: person.user_id });
+  button.disabled = false;
+  if (!reply.ok) return toast(reply.error);
+  toast(promote ? `${person.name} is invited to the stage.` : `${person.name} is back in the audience.`);
+}
+
+function showPrompt(show) {
+  const box = $("stage-prompt");
+  box.textContent = show ? PROMPT : "";
+  box.hidden = !show;
+}
+
+/** This user was moved: stop sending at once if leaving, then reconnect with the new role. */
+function onMyRole(data) {
+  moved = data;
+  if (!data.can_publish) {
+    room.state.me.can_publish = false;
+    room.local("local:can_publish", false);
+    showPrompt(false);
+  }
+  room.expectRejoin();
+}
+
+/** The fresh state after the reconnect: say what changed. */
+function onState(state) {
+  if (!moved) return;
+  const { can_publish: allowed } = moved;
+  moved = null;
+  if (allowed && state.me.can_publish) {
+    showPrompt(true);
+    toast(PROMPT);
+  } else if (!allowed) {
+    toast("You are back in the audience: your camera and microphone are off.");
+  }
+}
+
+/** A moderator's copy of someone's role, kept in the list of people. */
+function onRole(data) {
+  const people = room.state.presence.people;
+  const person = people && people.find((p) => p.user_id === data.user_id);
+  if (person) person.role = data.role;
+  room.local("local:people", null);
+  if (person) announce(`${person.name} is now ${data.role}.`);
+}
+
+export function init(r) {
+  room = r;
+  room.on("stage.role", onMyRole);
+  room.on("presence.role", onRole);
+  room.on("local:live", (source) => { if (source === "camera") showPrompt(false); });
+  room.onState(onState);
+}
