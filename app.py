@@ -27,6 +27,7 @@ from lectern.demo import DEMO_PASSWORD, DEMO_USERS
 from lectern.extensions import socketio
 from lectern.schema import prepare
 from media.supervisor import Supervisor
+from webinar import reminders
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -53,6 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     app = create_app(overrides)
     seeded = prepare(app)
     supervisor = mediaworkers.start(app, socketio)
+    reminders.start(app, socketio)
     # SIGTERM ends the process without atexit handlers: stop the media workers first.
     signal.signal(signal.SIGTERM, lambda *_: shutdown(supervisor))
     print(f"Lectern is running on http://{args.host}:{args.port}/", flush=True)

@@ -21,6 +21,7 @@ from webinar.models import Broadcast, Kind, Mode, Registration, Status
 from webinar.notify import send_join_links, send_reminders
 from webinar.policy import Action, broadcast_allows, broadcast_role
 from webinar.registration import decide, invite, register
+from webinar.reminders import remindable
 
 CSV_MAX_BYTES = 2 * 1024 * 1024
 
@@ -209,13 +210,7 @@ def link_action(broadcast_id: int, registration_id: int, verb: str) -> Page:
 def remind(broadcast_id: int) -> Page:
     """E-mail every approved or invited registrant a reminder with their join link."""
     broadcast = broadcast_for(broadcast_id, Action.MANAGE)
-    regs = [
-        r
-        for r in broadcast.registrations
-        if (r.status == Status.APPROVED or (r.status == Status.PENDING and r.user_id is None))
-        and not r.link_revoked
-    ]
-    count, delivered = send_reminders(regs)
+    count, delivered = send_reminders(remindable(broadcast))
     broadcast.reminded_at = utcnow()
     db.session.commit()
     flash(
