@@ -82,7 +82,9 @@ function card(poll) {
     ].filter(Boolean).join(" · ") }),
     el("h3", { class: "poll-question", text: poll.question }));
   if (mine) {
-    node.append(el("p", { class: "voted", text: `You voted: ${mine.map((i) => poll.options[i]).join(", ")}` }));
+    // An anonymous poll keeps only that the user voted, not what: my_choices is then [].
+    const text = mine.length ? `You voted: ${mine.map((i) => poll.options[i]).join(", ")}` : "You voted (anonymous ballot).";
+    node.append(el("p", { class: "voted", text }));
   } else if (poll.state === "open" && room.may("poll.vote")) {
     node.append(ballot(poll));
   }

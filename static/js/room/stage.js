@@ -8,6 +8,7 @@ let room;
 let moved = null; // the stage.role waiting for the reconnect that applies it: {role, can_publish}
 const $ = (id) => document.getElementById(id);
 const AUDIENCE = "attendee";
+const ON_STAGE = "panelist";
 const PROMPT = "You are on stage: turn on your camera and microphone to be seen and heard.";
 
 /** Whether this user may move people on and off the stage. */
@@ -17,8 +18,9 @@ function manages() {
 
 /** The stage button for `person` in the list of people (null where none applies). */
 export function control(person) {
-  if (!manages() || person.user_id === room.userId || person.role === "host") return null;
-  const onStage = person.role !== AUDIENCE;
+  if (!manages() || person.user_id === room.userId) return null;
+  if (person.role !== AUDIENCE && person.role !== ON_STAGE) return null; // hosts; lessons
+  const onStage = person.role === ON_STAGE;
   const button = el("button", {
     type: "button",
     class: `small ${onStage ? "secondary" : ""} stage-btn`,
