@@ -1,10 +1,11 @@
-"""Q&A: ask (optionally anonymously), upvote once, and moderate (approve, answer, pin, dismiss)."""
+"""Q&A: ask (optionally anonymously), upvote once, and moderate (approve, answer, pin, dismiss,
+merge a duplicate into another question)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
 from lectern.extensions import db
 from rooms import log
@@ -17,6 +18,7 @@ from rooms.policy import Perm
 from rooms.validate import Bool, Int, Text
 
 PUBLIC = ("open", "answered")
+MERGEABLE = ("pending", "open")  # a duplicate merged away; it then becomes "merged"
 
 # Vote counts reach the room coalesced: at most one update per question per interval.
 votes_coalescer = Coalescer()
@@ -35,6 +37,7 @@ def view(q: Question, author: str | None) -> dict[str, Any]:
         "answer": q.answer,
         "answered_live": q.answered_live,
         "votes": q.votes,
+        "merged_into": q.merged_into_id,
         "created_at": q.created_at.isoformat() + "Z",
     }
 
@@ -171,6 +174,52 @@ def moderate(actor: Actor, data: dict[str, Any], out: Outbox, change: str) -> di
     return {"question": announce(actor, q, out)}
 
 
+def voters(question_id: int) -> set[int]:
+    return set(
+        db.session.scalars(
+            select(QuestionVote.user_id).where(QuestionVote.question_id == question_id)
+        )
+    )
+
+
+def move_votes(source: Question, target: Question) -> None:
+    """Make the source's upvoters upvoters of the target, and the source's author too unless
+    they wrote the target (each user once), then recount the target from its vote rows."""
+    moving = voters(source.id)
+    if source.author_id != target.author_id:
+        moving.add(source.author_id)
+    for user_id in moving - voters(target.id):
+        db.session.add(QuestionVote(question_id=target.id, user_id=user_id))
+    db.session.flush()
+    target.votes = (
+        db.session.scalar(select(func.count()).where(QuestionVote.question_id == target.id)) or 0
+    )
+
+
+def merge(actor: Actor, data: dict[str, Any], out: Outbox) -> dict[str, Any]:
+    """Merge the question ``id`` (a duplicate) into ``into``: its upvoters (and its author)
+    upvote the target; the duplicate keeps its own rows and count for the record."""
+    actor.require(Perm.MODERATE)
+    if data["id"] == data["into"]:
+        raise Refused("a question cannot be merged into itself")
+    source, target = find(actor, data["id"]), find(actor, data["into"])
+    if source.status not in MERGEABLE:
+        raise Refused("only pending or open questions can be merged")
+    if target.status == "pending":
+        raise Refused("approve the question you merge into first")
+    if target.status not in PUBLIC:
+        raise Refused("questions can only be merged into open or answered ones")
+    was_public = source.status in PUBLIC
+    source.status, source.merged_into_id, source.pinned = "merged", target.id, False
+    move_votes(source, target)
+    log.record(actor.room_id, actor.user_id, "question.merge", id=source.id, into=target.id)
+    db.session.commit()
+    merged = announce(actor, source, out)
+    if was_public:
+        out.to_all(actor.room_id, "question.remove", {"id": source.id})
+    return {"question": announce(actor, target, out), "merged": merged}
+
+
 def approve(actor: Actor, data: dict[str, Any], out: Outbox) -> dict[str, Any]:
     return moderate(actor, data, out, "approve")
 
@@ -196,4 +245,5 @@ EVENTS = [
     Event("question.answer", {**ID, "text": Text(max=QUESTION_MAX * 4, required=False)}, answer),
     Event("question.pin", {**ID, "pinned": Bool(default=True)}, pin),
     Event("question.dismiss", ID, dismiss),
+    Event("question.merge", {**ID, "into": Int()}, merge),
 ]
