@@ -23,6 +23,8 @@ class Actor:
     policy: RoomPolicy
     title: str = ""
     sid: str = ""  # the Socket.IO connection this actor speaks through
+    kind: str = ""  # the room's kind ("lesson", "broadcast"): where its hooks are found
+    ref_id: int = 0  # the lesson or broadcast the room belongs to
 
     @property
     def perms(self) -> frozenset[Perm]:
@@ -57,6 +59,7 @@ class Outbox:
     """Messages a handler wants sent, delivered only after its changes are committed."""
 
     messages: list[tuple[str, str, Any]] = field(default_factory=list)  # (target, event, data)
+    disconnects: list[str] = field(default_factory=list)  # sids to close after the messages
 
     def to_all(self, room_id: int, event: str, data: Any) -> None:
         self.messages.append((room_target(room_id), event, data))
@@ -66,3 +69,8 @@ class Outbox:
 
     def to_user(self, room_id: int, user_id: int, event: str, data: Any) -> None:
         self.messages.append((user_target(room_id, user_id), event, data))
+
+    def disconnect(self, sid: str) -> None:
+        """Close the connection ``sid`` (on whichever web worker holds it) once the messages
+        are out: its client reconnects and is resolved afresh."""
+        self.disconnects.append(sid)

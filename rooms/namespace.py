@@ -17,7 +17,7 @@ from flask_login import current_user
 from flask_socketio import SocketIO, join_room
 
 from lectern.extensions import db
-from rooms import chat, hands, media, polls, presence, questions, recording, slides
+from rooms import chat, hands, media, polls, presence, questions, recording, slides, stage
 from rooms.coalesce import INTERVAL_S, Coalescer
 from rooms.context import Actor, Outbox, Refused, mods_target, room_target, user_target
 from rooms.events import Event
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 EVENTS: dict[str, Event] = {
     e.name: e
-    for module in (hands, questions, chat, polls, slides, media, recording)
+    for module in (hands, questions, chat, polls, slides, media, recording, stage)
     for e in module.EVENTS
 }
 COALESCERS: tuple[Coalescer, ...] = (questions.votes_coalescer, polls.results_coalescer)
@@ -50,10 +50,13 @@ def socketio_ext() -> SocketIO:
 
 
 def deliver(out: Outbox) -> None:
-    """Emit the outbox's messages (through the message queue when there is one)."""
+    """Emit the outbox's messages, then close its connections (both through the message queue
+    when there is one: a sid on another web worker is closed there, after these messages)."""
     sio = socketio_ext()
     for target, event, data in out.messages:
         sio.emit(event, data, to=target, namespace=NAMESPACE)
+    for sid in out.disconnects:
+        sio.server.disconnect(sid, namespace=NAMESPACE)
 
 
 def error(reason: str) -> dict[str, Any]:

@@ -18,13 +18,23 @@ class Membership:
     anonymous_questions: bool | None = None  # None: the policy's default
 
 
+# (ref_id, user_id, "panelist" | "attendee") -> None when the role was changed in the session
+# (the caller commits), else the sentence saying why not
+StageHook = Callable[[int, int, str], str | None]
+# (ref_id, user_id) -> (weight, holder id in the share register or None); None: not entitled
+WeightHook = Callable[[int, int], tuple[int, str | None] | None]
+
+
 @dataclass(frozen=True)
 class RoomKind:
-    """A kind of room and the feature's rule for who may enter it, with which role."""
+    """A kind of room and the feature's rules: who may enter it with which role, and the
+    optional hooks that rooms of this kind support (a stage, a register of vote weights)."""
 
     name: str
     policy: RoomPolicy
     resolve: Callable[[User, int], Membership | None]  # (user, ref_id) -> membership or None
+    set_stage_role: StageHook | None = None
+    vote_weight: WeightHook | None = None
 
 
 KINDS: dict[str, RoomKind] = {}
@@ -33,6 +43,11 @@ KINDS: dict[str, RoomKind] = {}
 def register_kind(kind: RoomKind) -> None:
     """Make rooms of ``kind.name`` joinable; registering twice replaces the first."""
     KINDS[kind.name] = kind
+
+
+def kind_named(name: str) -> RoomKind | None:
+    """The registered kind called ``name`` (an actor's ``kind``), None if there is none."""
+    return KINDS.get(name)
 
 
 def parse_key(key: object) -> tuple[RoomKind, int] | None:

@@ -60,6 +60,8 @@ def enter(user: User, key: object) -> tuple[Actor, Room]:
         room_id=room.id,
         policy=kind.policy,
         title=membership.title,
+        kind=kind.name,
+        ref_id=ref_id,
     )
     return actor, room
 

@@ -6,8 +6,8 @@ from accounts.models import User
 from lectern.extensions import db
 from rooms.policy import PRESENTER, Perm, RoomPolicy
 from rooms.registry import Membership, RoomKind
-from webinar.models import Broadcast, Kind
-from webinar.policy import broadcast_role
+from webinar.models import Broadcast, Kind, Status
+from webinar.policy import broadcast_role, registration_of
 
 AUDIENCE = frozenset({Perm.RAISE_HAND, Perm.ASK, Perm.UPVOTE, Perm.CHAT, Perm.VOTE})
 
@@ -40,4 +40,50 @@ def resolve(user: User, broadcast_id: int) -> Membership | None:
     )
 
 
-BROADCAST_ROOM = RoomKind(name="broadcast", policy=BROADCAST_POLICY, resolve=resolve)
+def participant(broadcast_id: int, user_id: int) -> tuple[Broadcast, User, str | None] | None:
+    """The broadcast, the user and the user's broadcast role; None if either does not exist."""
+    broadcast = db.session.get(Broadcast, broadcast_id)
+    user = db.session.get(User, user_id)
+    if broadcast is None or user is None:
+        return None
+    return broadcast, user, broadcast_role(user, broadcast)
+
+
+def set_stage_role(broadcast_id: int, user_id: int, role: str) -> str | None:
+    """Make an approved registrant a panelist or an attendee (their registration's role)."""
+    found = participant(broadcast_id, user_id)
+    current = found[2] if found else None
+    if current == "host":
+        return "the host is always on stage"
+    if found is None or current not in ("panelist", "attendee"):
+        return "they have no approved registration for this broadcast"
+    if current == role:
+        return f"they are already {'a panelist' if role == 'panelist' else 'an attendee'}"
+    registration = registration_of(found[1], found[0])
+    assert registration is not None  # their role came from it
+    registration.role = role
+    return None
+
+
+def vote_weight(broadcast_id: int, user_id: int) -> tuple[int, str | None] | None:
+    """A shareholder votes their shares under their holder id; elsewhere everyone who may join
+    votes once."""
+    found = participant(broadcast_id, user_id)
+    if found is None or found[2] not in JOINING_ROLES:
+        return None
+    broadcast, user, _ = found
+    if broadcast.kind != Kind.SHAREHOLDER:
+        return 1, None
+    registration = registration_of(user, broadcast)
+    if registration is None or registration.status != Status.APPROVED or not registration.shares:
+        return None
+    return (registration.shares, registration.holder_id) if registration.shares > 0 else None
+
+
+BROADCAST_ROOM = RoomKind(
+    name="broadcast",
+    policy=BROADCAST_POLICY,
+    resolve=resolve,
+    set_stage_role=set_stage_role,
+    vote_weight=vote_weight,
+)

@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 from accounts.models import User
 from lectern.extensions import db, socketio
+from lectern.timeutil import utcnow
 from rooms import namespace
 from rooms.models import (
     ChatMessage,
@@ -32,6 +33,7 @@ from rooms.models import (
     Hand,
     MediaStream,
     Poll,
+    PollAudit,
     PollVote,
     Question,
     QuestionVote,
@@ -55,6 +57,7 @@ RUNTIME_TABLES = (
     ChatMessage,
     Poll,
     PollVote,
+    PollAudit,
     SlideDeck,
     MediaStream,
     Recording,
@@ -101,8 +104,11 @@ class Client:
         return reply["state"]
 
     def drain(self) -> list[tuple[str, Any]]:
-        """Every (event, payload) received since the last drain, oldest first."""
-        return [(m["name"], m["args"][0]) for m in self.sio.get_received(NS)]
+        """Every (event, payload) received since the last drain, oldest first; what arrived
+        before the server closed the connection too (``get_received`` refuses after that)."""
+        received = [m for m in self.sio.queue if m["namespace"] == NS]
+        self.sio.queue = [m for m in self.sio.queue if m["namespace"] != NS]
+        return [(m["name"], m["args"][0]) for m in received]
 
     def got(self, event: str) -> list[Any]:
         """Drain, keeping the payloads of ``event`` only."""
@@ -120,6 +126,7 @@ class World:
     def __init__(self, app: Flask, auth_class: type, users: Any, courses: Any, casts: Any) -> None:
         self.app = app
         self.auth_class = auth_class
+        self.casts = casts
         self.clients: list[Client] = []
         self._http: dict[int, FlaskClient] = {}
 
@@ -157,6 +164,17 @@ class World:
             "panelist": (self.panelist, self.broadcast),
             "attendee": (self.attendees[0], self.broadcast),
         }[name]
+
+    def meeting(self, holdings: dict[Person, tuple[int | None, str | None]]) -> str:
+        """A shareholder meeting of the host's where each person holds (shares, holder id) on an
+        approved, verified registration; its room key."""
+        meeting = self.casts.make(user(self.host), kind="shareholder")
+        for person, (shares, holder_id) in holdings.items():
+            registration = self.casts.register(meeting, user(person))
+            registration.shares, registration.holder_id = shares, holder_id
+            registration.verified_at = utcnow()
+        db.session.commit()
+        return f"broadcast:{meeting.id}"
 
     # -- connecting --------------------------------------------------------------------------
     def http(self, who: Person | None) -> FlaskClient:

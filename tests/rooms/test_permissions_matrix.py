@@ -6,20 +6,25 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from accounts.models import User
 from lectern.extensions import db
-from rooms import chat, hands, namespace, polls, questions, slides
+from rooms import chat, hands, namespace, polls, questions, slides, stage
 from rooms.context import Refused
 from rooms.log import timeline
 from rooms.models import Hand, Poll, Question, SlideDeck
 from rooms.state import enter
+from webinar.models import Registration
 
 ROLES = ("instructor", "student", "host", "panelist", "attendee")
 Y, N = True, False
+# The role may, but the room may not: a lesson has no stage.
+NO_STAGE = "this room has no stage"
 
-# action -> (event sent, type it is logged as, allowed for each of ROLES in order)
-MATRIX: dict[str, tuple[str, str, tuple[bool, ...]]] = {
+# action -> (event sent, type it is logged as, for each of ROLES in order: allowed (Y), refused
+# for the role (N), or refused with another reason)
+MATRIX: dict[str, tuple[str, str, tuple[bool | str, ...]]] = {
     "raise hand": ("hand.raise", "hand.raise", (Y, Y, Y, Y, Y)),
     "lower another's hand": ("hand.lower", "hand.lowered", (Y, N, Y, Y, N)),
     "lower all hands": ("hand.lower_all", "hand.lowered", (Y, N, Y, Y, N)),
@@ -30,6 +35,7 @@ MATRIX: dict[str, tuple[str, str, tuple[bool, ...]]] = {
     "answer a question": ("question.answer", "question.answer", (Y, N, Y, Y, N)),
     "pin a question": ("question.pin", "question.pin", (Y, N, Y, Y, N)),
     "dismiss a question": ("question.dismiss", "question.dismiss", (Y, N, Y, Y, N)),
+    "merge a question": ("question.merge", "question.merge", (Y, N, Y, Y, N)),
     "chat": ("chat.send", "chat.message", (Y, Y, Y, Y, Y)),
     "set the chat mode": ("chat.mode", "chat.mode", (Y, N, Y, N, N)),
     "open a poll": ("poll.open", "poll.open", (Y, N, Y, N, N)),
@@ -37,6 +43,8 @@ MATRIX: dict[str, tuple[str, str, tuple[bool, ...]]] = {
     "close a poll": ("poll.close", "poll.close", (Y, N, Y, N, N)),
     "reveal results": ("poll.reveal", "poll.reveal", (Y, N, Y, N, N)),
     "change the slide": ("slides.goto", "slides.page", (Y, N, Y, N, N)),
+    "promote to the stage": ("stage.promote", "stage.promote", (NO_STAGE, N, Y, N, N)),
+    "demote from the stage": ("stage.demote", "stage.demote", (NO_STAGE, N, Y, N, N)),
 }
 
 
@@ -59,6 +67,16 @@ def raised(room_id: int, user_id: int) -> int:
     return user_id
 
 
+def on_stage(user_id: int) -> int:
+    """Make ``user_id`` a panelist wherever they are registered (in a lesson: nowhere)."""
+    for registration in db.session.scalars(
+        select(Registration).where(Registration.user_id == user_id)
+    ):
+        registration.role = "panelist"
+    db.session.commit()
+    return user_id
+
+
 def deck(room_id: int) -> int:
     return add(SlideDeck(room_id=room_id, filename="d.pdf", pages=3, rendered=3, status="ready"))
 
@@ -75,6 +93,7 @@ PAYLOADS: dict[str, Callable[[int, int], Any]] = {
     "answer a question": lambda r, o: {"id": question(r, o), "text": "Because."},
     "pin a question": lambda r, o: {"id": question(r, o)},
     "dismiss a question": lambda r, o: {"id": question(r, o)},
+    "merge a question": lambda r, o: {"id": question(r, o), "into": question(r, o)},
     "chat": lambda r, o: {"text": "hi"},
     "set the chat mode": lambda r, o: {"mode": "hosts"},
     "open a poll": lambda r, o: {"question": "Tea?", "options": ["yes", "no"]},
@@ -82,6 +101,8 @@ PAYLOADS: dict[str, Callable[[int, int], Any]] = {
     "close a poll": lambda r, o: {"id": poll(r)},
     "reveal results": lambda r, o: {"id": poll(r)},
     "change the slide": lambda r, o: {"deck_id": deck(r), "page": 2},
+    "promote to the stage": lambda r, o: {"user_id": o},
+    "demote from the stage": lambda r, o: {"user_id": on_stage(o)},
 }
 
 CASES = [
@@ -93,7 +114,8 @@ CASES = [
 
 def test_the_table_covers_every_event_of_the_room_features():
     """Media and recording events need a media worker: they are tested with it."""
-    features = {e.name for module in (hands, questions, chat, polls, slides) for e in module.EVENTS}
+    modules = (hands, questions, chat, polls, slides, stage)
+    features = {e.name for module in modules for e in module.EVENTS}
     assert {event for event, _, _ in MATRIX.values()} == features
     assert features <= set(namespace.EVENTS)
     assert set(PAYLOADS) == set(MATRIX)
@@ -109,17 +131,18 @@ def test_role_may_or_may_not(room, action, role, allowed):
     event, logged, _ = MATRIX[action]
     actor.drain()
     observer.drain()
-    before = room.dump()
+    before, logged_before = room.dump(), len(timeline(room_id))
 
     reply = actor.emit(event, payload)
 
-    if allowed:
+    if allowed is True:
         assert reply["ok"] is True, reply
         assert room.dump() != before
-        last = timeline(room_id)[-1]
-        assert (last["type"], last["actor_id"]) == (logged, person.id)
+        first = timeline(room_id)[logged_before]  # a stage change is followed by a leave
+        assert (first["type"], first["actor_id"]) == (logged, person.id)
     else:
-        assert reply == {"ok": False, "error": f"your role ({role}) may not do this"}
+        error = f"your role ({role}) may not do this" if allowed is False else allowed
+        assert reply == {"ok": False, "error": error}
         assert room.dump() == before
         assert actor.drain() == [] and observer.drain() == []
 

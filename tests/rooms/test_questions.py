@@ -7,7 +7,6 @@ import json
 import pytest
 from sqlalchemy import select
 
-from accounts.models import User
 from lectern.extensions import db
 from rooms.models import Question, QuestionVote
 
@@ -214,11 +213,8 @@ def test_the_author_of_a_pending_anonymous_question_still_sees_it(room):
     assert question["author_id"] is None
 
 
-def test_anonymous_questions_are_refused_at_a_shareholder_meeting(room, broadcasts, rows):
-    host = db.session.get(User, room.host.id)
-    meeting = broadcasts.make(host, kind="shareholder")
-    broadcasts.register(meeting, db.session.get(User, room.attendees[0].id))
-    key = f"broadcast:{meeting.id}"
+def test_anonymous_questions_are_refused_at_a_shareholder_meeting(room, rows):
+    key = room.meeting({room.attendees[0]: (100, "H-1")})
     holder = room.join(room.attendees[0], key)
     assert holder.state()["room"]["anonymous_questions"] is False
 
