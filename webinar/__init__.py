@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("webinar", __name__)
 
-from webinar import routes  # noqa: E402,F401  (registers the routes on bp)
+from webinar import joining, reports, routes  # noqa: E402,F401  (registers the routes on bp)

@@ -119,16 +119,20 @@ class Bucket:
 
 
 def buckets(by_user: dict[int, list[Interval]]) -> list[Bucket]:
-    """Concurrent viewers per bucket, from the first join to the last moment anyone watched."""
+    """Concurrent viewers per bucket, from the first join to the last moment anyone watched.
+
+    Buckets start on whole multiples of their size (10:04:00, not 10:03:37), so a bar is a
+    clock minute; aligning may add one bucket to the MAX_BUCKETS that the size allows.
+    """
     changes = steps(by_user)
     if not changes:
         return []
     first, last = changes[0][0], changes[-1][0]
     size = bucket_seconds(last - first)
-    count = max(1, math.ceil((last - first) / size))
+    origin = math.floor(first / size) * size
     found, i, viewers = [], 0, 0
-    for n in range(count):
-        start, end = first + n * size, first + (n + 1) * size
+    for n in range(max(1, math.ceil((last - origin) / size))):
+        start, end = origin + n * size, origin + (n + 1) * size
         most = viewers  # the count carried in from the previous bucket
         while i < len(changes) and changes[i][0] < end:
             viewers = changes[i][1]
@@ -140,8 +144,11 @@ def buckets(by_user: dict[int, list[Interval]]) -> list[Bucket]:
 
 # --- the chart's geometry (the template only draws it) ----------------------------------------
 
-WIDTH, HEIGHT = 640, 260
-LEFT, RIGHT, TOP, BOTTOM = 48, 12, 12, 44  # room for the axis labels
+# The view box; the margins leave room for labels up to 20 units high (the phone size: the
+# stylesheet sets the text size, and a phone shrinks the whole chart to about half).
+WIDTH, HEIGHT = 640, 280
+LEFT, RIGHT, TOP, BOTTOM = 70, 30, 14, 58
+X_TICKS = 6  # at most this many time marks
 
 
 @dataclass(frozen=True)
@@ -211,17 +218,26 @@ def layout(found: Sequence[Bucket]) -> Chart:
         )
         for n, b in enumerate(found)
     ]
-    every = max(1, math.ceil(len(found) / 6))
-    with_seconds = found[0].size < 60
+    every = tick_every(found)
     x_ticks = [
-        Tick(round(LEFT + n * slot, 2), clock(found[n].start, with_seconds))
-        for n in range(0, len(found), every)
+        Tick(round(LEFT + n * slot, 2), clock(b.start, seconds=every % 60 != 0))
+        for n, b in enumerate(found)
+        if round(b.start) % every == 0
     ]
     y_ticks = [
         Tick(round(TOP + plot_h * (1 - v / axis_max), 2), str(v))
         for v in range(0, axis_max + 1, y_step)
     ]
-    return Chart(bars, x_ticks, y_ticks, step=in_words(found[0].size), seconds=with_seconds)
+    size = found[0].size
+    return Chart(bars, x_ticks, y_ticks, step=in_words(size), seconds=size < 60)
+
+
+def tick_every(found: Sequence[Bucket]) -> int:
+    """Seconds between time marks: the smallest round step (a multiple of the bucket size)
+    that gives at most X_TICKS marks."""
+    size, span = found[0].size, len(found) * found[0].size
+    fits = (s for s in STEPS if s % size == 0 and span / s <= X_TICKS)
+    return next(fits, STEPS[-1])
 
 
 def in_words(seconds: int) -> str:
