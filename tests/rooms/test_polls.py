@@ -38,6 +38,8 @@ def test_the_host_opens_a_poll_for_everyone(room, webinar):
         "question": "Favourite colour?",
         "options": ["red", "green", "blue"],
         "multiple": False,
+        "weighted": False,
+        "anonymous": False,
         "state": "open",
         "revealed": False,
     }
