@@ -18,7 +18,7 @@ from rooms import namespace
 from rooms.models import Poll, PollAudit, Question, Room, RoomEvent
 from webinar import attendance
 from webinar.attendance import Presence
-from webinar.reports import cell
+from webinar.reports import build, cell
 
 T0 = datetime(2024, 3, 1, 10, 0)  # the scripted broadcast's scheduled start (naive UTC)
 START = T0.replace(tzinfo=UTC).timestamp()
@@ -50,6 +50,7 @@ def test_sessions_pair_each_join_with_the_next_leave_and_merge():
     found = attendance.sessions(sorted(log, key=lambda p: p.ts), until=64)
     assert found == {1: [(0, 30), (40, 50)], 2: [(5, 64)]}
     assert attendance.watched(found[1]) == 40
+    assert attendance.bounds(sorted(log, key=lambda p: p.ts)) == {1: (0, 50), 2: (5, None)}
 
 
 def test_merge_joins_touching_and_overlapping_intervals():
@@ -388,6 +389,34 @@ def test_report_of_a_broadcast_nobody_joined_shows_zeros(client, auth, users, br
     assert "<svg" not in page
     assert len(rows_of(client.get(f"/broadcasts/{cast.id}/attendance.csv"))) == 1
     assert rows_of(client.get(f"/broadcasts/{cast.id}/questions.csv")) == []
+
+
+def test_live_broadcast_counts_an_open_join_until_now(users, broadcasts):
+    host = users.make("host")
+    cast = broadcasts.make(host, starts_in=timedelta(minutes=-10))
+    room = Room(kind="broadcast", ref_id=cast.id)
+    db.session.add(room)
+    db.session.flush()
+    now = cast.starts_at.replace(tzinfo=UTC).timestamp() + 600
+    db.session.add(RoomEvent(room_id=room.id, ts=now - 300, actor_id=host.id, type="presence.join"))
+    db.session.commit()
+    (person,) = build(cast, now=now).people
+    assert (person.role, person.minutes, person.last_leave) == ("host", 5.0, None)
+
+
+def test_invitation_by_email_and_the_joined_account_are_one_person(client, auth, users, broadcasts):
+    host, guest = users.make("host"), users.make("attendee", email="guest@example.com")
+    cast = broadcasts.make(host, mode="invite")
+    broadcasts.register(cast, email="Guest@Example.com")  # approved before it was claimed
+    room = Room(kind="broadcast", ref_id=cast.id)
+    db.session.add(room)
+    db.session.flush()
+    db.session.add(event(room.id, 0, guest, "presence.join"))
+    db.session.add(event(room.id, 12, guest, "presence.leave"))
+    db.session.commit()
+    auth.switch(host)
+    (row,) = rows_of(client.get(f"/broadcasts/{cast.id}/attendance.csv"))
+    assert (row["email"], row["registered"], row["minutes watched"]) == (guest.email, "yes", "12.0")
 
 
 def test_report_polls(client, auth, scripted):

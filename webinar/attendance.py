@@ -60,6 +60,18 @@ def sessions(log: Iterable[Presence], until: float) -> dict[int, list[Interval]]
     return {user_id: merge(intervals) for user_id, intervals in raw.items()}
 
 
+def bounds(log: Iterable[Presence]) -> dict[int, tuple[float, float | None]]:
+    """user id -> (first join, last leave) of everyone who joined; the last leave is None when
+    the user's last event is a join (still there, or the leave was never logged)."""
+    first: dict[int, float] = {}
+    last: dict[int, Presence] = {}
+    for p in log:
+        if p.joined:
+            first.setdefault(p.user_id, p.ts)
+        last[p.user_id] = p
+    return {uid: (ts, None if last[uid].joined else last[uid].ts) for uid, ts in first.items()}
+
+
 def merge(intervals: Iterable[Interval]) -> list[Interval]:
     """The union of ``intervals`` as sorted, disjoint intervals; empty ones are dropped."""
     merged: list[Interval] = []

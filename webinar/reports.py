@@ -16,6 +16,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from typing import Any
 
 from flask import abort, render_template
 from flask_login import login_required
@@ -25,6 +26,7 @@ from werkzeug.wrappers import Response
 
 from accounts.models import User
 from lectern.extensions import db
+from rooms import polls
 from rooms.models import Poll, PollAudit, Question, Room, RoomEvent
 from webinar import attendance, bp
 from webinar.attendance import Bucket, Chart, Interval, Presence
@@ -169,12 +171,13 @@ def people(
 ) -> list[Person]:
     """The per-person table: approved registrants and joiners, first joiners first."""
     by_user = attendance.sessions(log, until)
+    seen = attendance.bounds(log)
     regs = approved(broadcast)
     ids = set(by_user) | {r.user_id for r in regs if r.user_id is not None}
     users = {u.id: u for u in db.session.scalars(select(User).where(User.id.in_(ids)))}
     # user id -> row; an approved registrant without an account: "r<registration id>" -> row
     rows: dict[int | str, Person] = {
-        uid: joiner(users[uid], intervals, log)
+        uid: joiner(users[uid], intervals, *seen[uid])
         for uid, intervals in by_user.items()
         if uid in users
     }
@@ -189,19 +192,23 @@ def people(
         row.role = row.role or unregistered_role(users[row.user_id or 0], broadcast)
     if room_id is not None:
         add_activity(list(rows.values()), room_id)
-    return sorted(rows.values(), key=lambda p: (p.first_join or float("inf"), p.name.casefold()))
+    return sorted(rows.values(), key=order)
 
 
-def joiner(user: User, intervals: list[Interval], log: Sequence[Presence]) -> Person:
-    """A joiner's row: their first join and, if their last event is one, their last leave."""
-    mine = [p for p in log if p.user_id == user.id]
+def order(p: Person) -> tuple[bool, float, str]:
+    """First joiners first; those who never joined last, by name."""
+    return p.first_join is None, p.first_join or 0.0, p.name.casefold()
+
+
+def joiner(user: User, intervals: list[Interval], first: float, last: float | None) -> Person:
+    """A joiner's row (the role comes from their registration, else unregistered_role)."""
     return Person(
         name=user.name,
         email=user.email,
-        role="",  # set from their registration, else by unregistered_role
+        role="",
         user_id=user.id,
-        first_join=min(p.ts for p in mine if p.joined),
-        last_leave=None if mine[-1].joined else mine[-1].ts,
+        first_join=first,
+        last_leave=last,
         intervals=intervals,
     )
 
@@ -244,33 +251,21 @@ def add_activity(rows: list[Person], room_id: int) -> None:
 
 
 def poll_results(room_id: int) -> list[PollResult]:
-    """Each poll of the room with its totals per option, counted from the audit trail's cast
-    rows as the live room counts them (an anonymous poll's ``poll_votes`` keep no choices)."""
-    results = []
-    for poll in db.session.scalars(select(Poll).where(Poll.room_id == room_id).order_by(Poll.id)):
-        cast = db.session.execute(
-            select(PollAudit.choices, PollAudit.weight).where(
-                PollAudit.poll_id == poll.id, PollAudit.outcome == "cast"
-            )
-        ).all()
-        ballots = [(c or [], w if poll.weighted and w is not None else 1) for c, w in cast]
-        results.append(tally(poll, ballots))
-    return results
+    """Each poll of the room with its totals per option, counted as the live room counts them
+    (:func:`rooms.polls.results`: from the audit trail's cast rows)."""
+    query = select(Poll).where(Poll.room_id == room_id).order_by(Poll.id)
+    return [result_of(poll, polls.results(poll)) for poll in db.session.scalars(query)]
 
 
-def tally(poll: Poll, ballots: Sequence[tuple[list[int], int]]) -> PollResult:
-    """Totals per option from ``(choices, weight)`` ballots."""
-    totals = [0] * len(poll.options)
-    for choices, weight in ballots:
-        for i in choices:
-            if 0 <= i < len(totals):
-                totals[i] += weight
-    cast = sum(weight for _, weight in ballots)
+def result_of(poll: Poll, found: dict[str, Any]) -> PollResult:
+    """Totals with their share of all ballots (weighted: of all weight cast)."""
+    ballots = found["ballots"]
+    cast = found.get("weight_total", ballots)
     options = [
         OptionTotal(text, total, round(100 * total / cast, 1) if cast else 0.0)
-        for text, total in zip(poll.options, totals, strict=True)
+        for text, total in zip(poll.options, found["counts"], strict=True)
     ]
-    return PollResult(poll, options, len(ballots), cast)
+    return PollResult(poll, options, ballots, cast)
 
 
 def build(broadcast: Broadcast, now: float | None = None) -> Report:
@@ -410,36 +405,30 @@ def names_of(user_ids: Iterable[int]) -> dict[int, tuple[str, str]]:
 
 
 def audit_rows(poll: Poll) -> list[list[object]]:
-    """The poll's audit trail in the order it was written. A ballot cast in an anonymous poll
-    names nobody, even if a voter were somehow recorded with it."""
-    query = select(PollAudit).where(PollAudit.poll_id == poll.id).order_by(PollAudit.id)
-    trail = list(db.session.scalars(query))
-    hidden = {a.id for a in trail if poll.anonymous and a.outcome == "cast"}
-    who = names_of(a.user_id for a in trail if a.user_id is not None and a.id not in hidden)
-    rows: list[list[object]] = []
-    for a in trail:
-        name, email = ("", "") if a.id in hidden else who.get(a.user_id or 0, ("", ""))
-        rows.append(
-            [
-                iso(unix(a.at)),
-                a.outcome,
-                name,
-                email,
-                "" if a.id in hidden else a.holder_id or "",
-                choice_texts(poll, a.choices or []),
-                "" if a.weight is None else a.weight,
-                a.reason or "",
-            ]
-        )
-    return rows
+    """The poll's audit trail in the order it was written (from :func:`rooms.polls.audit_rows`),
+    with each voter's e-mail. A ballot cast in an anonymous poll names nobody, even if a voter
+    were somehow recorded with it."""
+    trail = polls.audit_rows(poll.id)
+    who = names_of(row["user_id"] for row in trail if row["user_id"] is not None)
+    return [audit_row(row, who, hide=poll.anonymous and row["outcome"] == "cast") for row in trail]
+
+
+def audit_row(row: dict[str, Any], who: dict[int, tuple[str, str]], hide: bool) -> list[object]:
+    """One audit CSV row; ``hide``: leave out who voted."""
+    name, email = ("", "") if hide else who.get(row["user_id"] or 0, ("", ""))
+    return [
+        row["at"],
+        row["outcome"],
+        name,
+        email,
+        "" if hide else row["holder_id"] or "",
+        "; ".join(row["choices"] or []),
+        "" if row["weight"] is None else row["weight"],
+        row["reason"] or "",
+    ]
 
 
 AUDIT_HEADER = ["at", "outcome", "voter", "voter email", "holder id", "choices", "weight", "reason"]
-
-
-def choice_texts(poll: Poll, choices: Iterable[int]) -> str:
-    """The chosen options' texts joined by "; " (an index out of range as ``#<index>``)."""
-    return "; ".join(poll.options[i] if 0 <= i < len(poll.options) else f"#{i}" for i in choices)
 
 
 # --- routes ------------------------------------------------------------------------------------
