@@ -57,7 +57,11 @@ class VerifyForm(FlaskForm):
     """First use of a shareholder's join link: the holder id and the code from the invitation."""
 
     holder_id = StringField("Holder id", validators=[DataRequired(), Length(max=HOLDER_ID_MAX)])
-    code = StringField("Verification code", validators=[DataRequired(), Length(max=20)])
+    code = StringField(
+        "Verification code",
+        validators=[DataRequired(), Length(max=20)],
+        render_kw={"inputmode": "numeric", "autocomplete": "one-time-code"},
+    )
 
 
 class ContinueForm(FlaskForm):
