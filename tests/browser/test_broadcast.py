@@ -164,3 +164,40 @@ def test_all_hands(people: People, pdf_file: Path, artifacts: Path) -> None:
     for watcher in (sam, ben):
         expect(watcher.page.locator("figure.tile", has_text="Eli Employee")).to_have_count(0)
     no_problems(host, *attendees)
+
+
+def test_weighted_poll_at_the_shareholder_meeting(people: People) -> None:
+    """Votes weighted by shares: the holder's ballot counts their 1,200 shares; the results
+    say so in shares and percentages of the weight."""
+    host = people.sign_in("host@example.com")
+    host.page.goto("/rooms/broadcast/2")
+    expect(host.page.locator("#conn")).to_have_attribute("data-state", "live")
+    sam = people.sign_in("shareholder@example.com", PHONE)
+    sam.page.goto("/rooms/broadcast/2")
+    expect(sam.page.locator("#conn")).to_have_attribute("data-state", "live")
+
+    show_tab(host, "Polls")
+    host.page.get_by_text("New poll").click()
+    host.page.get_by_label("Poll question").fill("Approve the dividend?")
+    host.page.get_by_role("textbox", name="Option 1").fill("For")
+    host.page.get_by_role("textbox", name="Option 2").fill("Against")
+    host.page.get_by_label("Weighted by shares").check()
+    host.page.get_by_role("button", name="Open poll").click()
+    show_tab(sam, "Polls")
+    expect(sam.page.locator("#poll-list .flags")).to_contain_text("weighted by shares")
+    sam.page.get_by_label("For", exact=True).check()
+    sam.page.get_by_role("button", name="Vote").click()
+    expect(sam.page.locator(".voted")).to_have_text("You voted: For")
+    # The host holds no shares: the server refuses the ballot and the page says why.
+    host.page.get_by_label("Against", exact=True).check()
+    host.page.get_by_role("button", name="Vote").click()
+    expect(host.page.get_by_role("alert")).to_have_text(
+        "Your vote was not counted: not entitled to vote in this poll"
+    )
+    host.page.get_by_role("button", name="Reveal results").click()
+    for person in (host, sam):
+        expect(person.page.locator(".result-label")).to_have_text(
+            ["For: 1,200 shares (100%)", "Against: 0 shares (0%)"]
+        )
+        expect(person.page.locator(".results .muted")).to_contain_text("1 ballot · 1,200 shares")
+    no_problems(host, sam)
