@@ -25,6 +25,7 @@ class Actor:
     sid: str = ""  # the Socket.IO connection this actor speaks through
     kind: str = ""  # the room's kind ("lesson", "broadcast"): where its hooks are found
     ref_id: int = 0  # the lesson or broadcast the room belongs to
+    share_register: bool = False  # the room's votes may be weighted (a shareholder meeting)
 
     @property
     def perms(self) -> frozenset[Perm]:

@@ -110,7 +110,7 @@ def open_poll(actor: Actor, data: dict[str, Any], out: Outbox) -> dict[str, Any]
     if len(set(data["options"])) != len(data["options"]):
         raise Refused("options must differ")
     kind = kind_named(actor.kind)
-    if data["weighted"] and (kind is None or kind.vote_weight is None):
+    if data["weighted"] and (kind is None or kind.vote_weight is None or not actor.share_register):
         raise Refused("weighted votes need a share register")
     poll = Poll(
         room_id=actor.room_id,

@@ -16,6 +16,7 @@ class Membership:
     role: str
     title: str
     anonymous_questions: bool | None = None  # None: the policy's default
+    share_register: bool = False  # votes may be weighted by the members' holdings
 
 
 # (ref_id, user_id, "panelist" | "attendee") -> None when the role was changed in the session

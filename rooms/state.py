@@ -62,6 +62,7 @@ def enter(user: User, key: object) -> tuple[Actor, Room]:
         title=membership.title,
         kind=kind.name,
         ref_id=ref_id,
+        share_register=membership.share_register,
     )
     return actor, room
 
@@ -80,6 +81,7 @@ def snapshot(actor: Actor, room: Room) -> dict[str, Any]:
             "moderated": room.moderated,
             "auto_record": room.auto_record,
             "anonymous_questions": room.anonymous_questions,
+            "share_register": actor.share_register,
         },
         "me": {
             "user_id": actor.user_id,

@@ -37,6 +37,7 @@ def resolve(user: User, broadcast_id: int) -> Membership | None:
         role=role,
         title=broadcast.title,
         anonymous_questions=broadcast.kind != Kind.SHAREHOLDER,
+        share_register=broadcast.kind == Kind.SHAREHOLDER,
     )
 
 

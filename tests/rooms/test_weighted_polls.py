@@ -221,14 +221,15 @@ def test_anonymous_audit_rows_name_nobody(room, meeting):
     )
 
 
-def test_everyone_who_may_join_an_all_hands_votes_once(room):
-    host = room.join(room.host)
-    others = [room.join(p) for p in (room.panelist, *room.attendees)]
-    pid = open_poll(host, weighted=True)
-    for client in (host, *others):
-        assert client.emit("poll.vote", {"id": pid, "choices": [0]})["weight"] == 1
-    results = host.state()["polls"][0]["results"]
-    assert results == {"id": pid, "counts": [4, 0, 0], "ballots": 4, "weight_total": 4}
+def test_only_a_shareholder_meeting_weighs_votes(room, meeting, rows):
+    """An all-hands has no share register: weighted polls are refused there, and the snapshot
+    tells the host's page whether to offer them."""
+    assert meeting["host"].state()["room"]["share_register"] is True
+    host = room.join(room.host)  # the all-hands of the same host
+    assert host.state()["room"]["share_register"] is False
+    reply = host.emit("poll.open", MOTION | {"weighted": True})
+    assert reply == {"ok": False, "error": "weighted votes need a share register"}
+    assert rows(Poll) == 0
 
 
 def test_a_lesson_has_no_share_register(room, rows):

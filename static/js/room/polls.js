@@ -199,14 +199,10 @@ function onResults(data) {
   render();
 }
 
-/** Offer weighted polls where the server says the room has shareholders; where it says
- * nothing, in every broadcast (the server refuses with its reason where they do not apply). */
+/** Offer weighted polls only where the room has a share register (a shareholder meeting). */
 function renderForm() {
   const label = $("poll-weighted-label");
-  if (!label) return;
-  const info = room.state.room;
-  const flag = ["weighted_polls", "weighted_votes", "shareholders"].find((k) => k in info);
-  label.hidden = flag ? !info[flag] : !room.key.startsWith("broadcast:");
+  if (label) label.hidden = !room.state.room.share_register;
 }
 
 export function init(r) {
