@@ -104,9 +104,21 @@ function render() {
     if (old && old.signature === signature) return old;
     const node = card(poll);
     node.signature = signature;
+    if (old) keepChoices(old, node);
     return node;
   }));
   $("polls-empty").hidden = polls.length > 0;
+}
+
+/** Live results redraw a poll's card: the options the user ticked but has not sent stay ticked
+ * (and focus stays on the one they were on). */
+function keepChoices(from, to) {
+  const focused = from.contains(document.activeElement) ? document.activeElement.value : null;
+  const ticked = new Set([...from.querySelectorAll("form input:checked")].map((i) => i.value));
+  for (const input of to.querySelectorAll("form input")) {
+    if (ticked.has(input.value)) input.checked = true;
+    if (focused !== null && input.value === focused) input.focus();
+  }
 }
 
 async function act(event, data) {

@@ -9,6 +9,7 @@ let moved = null; // the stage.role waiting for the reconnect that applies it: {
 const $ = (id) => document.getElementById(id);
 const AUDIENCE = "attendee";
 const ON_STAGE = "panelist";
+const RELOADED = "lectern:stage-moved"; // survives the reload that redraws the page for a new role
 const PROMPT = "You are on stage: turn on your camera and microphone to be seen and heard.";
 
 /** Whether this user may move people on and off the stage. */
@@ -56,15 +57,32 @@ function onMyRole(data) {
   room.expectRejoin();
 }
 
-/** The fresh state after the reconnect: say what changed. */
+/** The fresh state after the reconnect: say what changed. The page's panels (people, the
+ * moderation queue, presenter tools) are drawn for the role it was loaded with, so when the new
+ * role's permissions differ the page reloads, and says what changed once it is back. */
 function onState(state) {
+  const after = sessionStorage.getItem(RELOADED);
+  if (after !== null) {
+    sessionStorage.removeItem(RELOADED);
+    return tell(after === "on" && state.me.can_publish, after === "on");
+  }
   if (!moved) return;
   const { can_publish: allowed } = moved;
   moved = null;
-  if (allowed && state.me.can_publish) {
+  const now = [...state.me.permissions].sort().join(" ");
+  if (now !== [...room.settings.permissions].sort().join(" ")) {
+    sessionStorage.setItem(RELOADED, allowed ? "on" : "off");
+    window.location.reload();
+    return;
+  }
+  tell(allowed && state.me.can_publish, allowed);
+}
+
+function tell(onStage, promoted) {
+  if (onStage) {
     showPrompt(true);
     toast(PROMPT);
-  } else if (!allowed) {
+  } else if (!promoted) {
     toast("You are back in the audience: your camera and microphone are off.");
   }
 }
