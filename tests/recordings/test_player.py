@@ -295,6 +295,14 @@ def test_plays_and_follows_the_slides(open_player):
     assert "empty" in page.locator("#main-slot").get_attribute("class")  # no camera yet
     assert page.get_by_text("No camera at this point").is_visible()
     screenshot(page, "player-laptop-start")
+    # Just before the camera's first frame, the player shows that frame, not "no camera".
+    scrub(page, 0.5)
+    page.wait_for_function(
+        "() => !document.getElementById('main-slot').classList.contains('empty')"
+    )
+    camera(page).wait_for(state="visible")
+    assert not page.get_by_text("No camera at this point").is_visible()
+    scrub(page, 0)
     page.get_by_role("button", name="Play").click()
     page.wait_for_function("() => Number(document.getElementById('player').dataset.position) > 1.6")
     assert camera(page).is_visible()  # the camera came on 1 s in

@@ -16,6 +16,7 @@ const TICK_MS = 100;
 const FOLLOW_S = 0.3; // a video further than this from the clock is moved to it
 const LEAD_S = 1.5; // a leading video this far off is out of step: it is moved, not followed
 const WARM_S = 5; // segments starting this soon load ahead
+const SOON_S = 0.75; // a camera starting this soon (its first keyframe) shows that first frame
 
 export class Playback extends EventTarget {
   /** doc: the timeline document; slots: {main, screen} elements the videos go in, and the
@@ -104,9 +105,15 @@ export class Playback extends EventTarget {
   sync(force) {
     const shown = new Set([pieceAt(this.main, this.t), pieceAt(this.screen, this.t)].filter(Boolean).map((p) => p.segment));
     const leader = this.leader();
-    for (const segment of this.segments) this.place(segment, shown.has(segment.id), segment === leader, force);
+    // The camera starts a moment after the recording (its first keyframe): until then the main
+    // slot shows that first frame rather than saying there is no camera.
+    const soon = pieceAt(this.main, this.t) ? null : pieceAt(this.main, this.t + SOON_S);
+    for (const segment of this.segments) {
+      if (soon && soon.segment === segment.id && !this.running(segment)) this.cue(segment);
+      else this.place(segment, shown.has(segment.id), segment === leader, force);
+    }
     const sharing = Boolean(pieceAt(this.screen, this.t));
-    this.slots.main.classList.toggle("empty", !pieceAt(this.main, this.t));
+    this.slots.main.classList.toggle("empty", !pieceAt(this.main, this.t) && !soon);
     this.slots.screen.hidden = !sharing;
     this.slots.stage.classList.toggle("sharing", sharing);
   }
@@ -129,6 +136,17 @@ export class Playback extends EventTarget {
     } else if (!this.playing && !video.paused) {
       video.pause();
     }
+  }
+
+  /** Show a segment that is about to start, paused on its first frame. */
+  cue(segment) {
+    const video = segment.video;
+    video.preload = "auto";
+    if (!video.paused) video.pause();
+    if (segment.shift === null || segment.failed) return;
+    video.hidden = false;
+    const first = segment.start_s - segment.shift;
+    if (!video.seeking && Math.abs(video.currentTime - first) > FOLLOW_S) video.currentTime = first;
   }
 
   refused(error) {
