@@ -8,6 +8,7 @@ laptop and on a phone, are saved to ``test-artifacts/browser/``.
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from .conftest import (
     PHONE,
     SENDERS,
     People,
+    Person,
     enter,
     expect_live,
     join_from,
@@ -51,6 +53,10 @@ def test_class(people: People, pdf_file: Path, artifacts: Path) -> None:
     expect(page.get_by_role("button", name="Show page 2")).to_have_attribute("aria-current", "true")
 
     start_camera(teacher)
+    # The instructor records the class (a minute at least, stopped at the end).
+    page.get_by_role("button", name="Start recording").click()
+    expect(page.locator("#rec")).to_be_visible()
+    recording_since = time.monotonic()
 
     ben = people.sign_in("student1@example.com")
     chloe = people.sign_in("student2@example.com", PHONE)
@@ -130,7 +136,41 @@ def test_class(people: People, pdf_file: Path, artifacts: Path) -> None:
 
     screenshots(teacher, "class-instructor", artifacts)
     screenshots(chloe, "class-student", artifacts)
+
+    # A minute of class recorded: it plays back with the slide shown beside the video.
+    page.wait_for_timeout(max(0.0, RECORD_S - (time.monotonic() - recording_since)) * 1000)
+    page.get_by_role("button", name="Stop recording").click()
+    expect(page.locator("#rec")).to_be_hidden()
+    plays_back_with_slide(teacher, artifacts)
     no_problems(teacher, *students)
+
+
+RECORD_S = 60
+
+
+def plays_back_with_slide(teacher: Person, artifacts: Path) -> None:
+    """Open the newest recording in a new tab: ready, at least RECORD_S long, the camera's video
+    playing and slide 2 (shown throughout) beside it."""
+    player = teacher.page.context.new_page()
+    player.goto("/recordings/")
+    player.locator("main a[href^='/recordings/']").first.click()
+    player.wait_for_selector("#player[data-ready=true]", timeout=60_000)
+    minutes, seconds = player.locator("#time-total").inner_text().split(":")
+    assert int(minutes) * 60 + int(seconds) >= RECORD_S - 1
+    player.get_by_role("button", name="Play").click()
+    player.wait_for_function(
+        "() => Number(document.getElementById('player').dataset.position) > 3", timeout=20_000
+    )
+    video = player.locator("#main-slot video").first
+    expect(video).to_be_visible()
+    wait_for(
+        lambda: video.evaluate("(v) => v.videoWidth > 0 && !v.paused && v.currentTime > 2"),
+        what="the recorded camera playing",
+    )
+    expect(player.locator("#slide-img")).to_have_attribute("data-page", "2")
+    expect(player.locator("#slide-img")).to_be_visible()
+    player.screenshot(path=artifacts / "class-recording-playback-laptop.png")
+    player.close()
 
 
 def test_broadcast(people: People, artifacts: Path) -> None:
