@@ -1,6 +1,6 @@
 """Signaling load on one web worker: N attendees in one broadcast room, measured end to end.
 
-    python bench/signaling.py --clients N [--procs K] [--green]
+    python bench/signaling.py --clients N [--procs K] [--green] [--weighted]
 
 Builds its own data folder and SQLite database (or uses DATABASE_URL), one host and N attendees
 registered for one broadcast, starts one ``python app.py`` worker (eventlet) on a free loopback
@@ -19,6 +19,23 @@ Figures (the last line of output is one JSON object with them):
 - ``qa_fanout_ms``: the host asks a question; time from its emit until the last of the N
   attendees has received ``question.update`` (median of ``--rounds``). Every process reads the
   same machine clock (``time.time()``).
+
+Then the **vote storm**: the host opens a poll with two options (``poll.open``); once every
+attendee has its ``poll.update``, all N vote at once: each client process fires all its
+clients' ``poll.vote`` together at an agreed moment, each with an ack callback.
+
+- ``vote_storm_s``: wall time from the first vote sent to the last ack received; ``votes_per_s``
+  is N / that. Every ack must be ok: ``vote_failures`` counts refusals and missing acks.
+- ``vote_results_ms``: time from the last ack until the host receives a ``poll.results`` with
+  ``ballots`` == N (the server coalesces results every 250 ms). Negative when the results beat
+  the last ack home, i.e. the client processes lagged behind reading their acks.
+- ``vote_checks_ok``: afterwards the database holds exactly N ``PollVote`` rows and N ``cast``
+  ``PollAudit`` rows for the poll, and the results' counts are the sums of the acks' choices.
+
+``--weighted`` makes the broadcast a shareholder meeting: every attendee's registration holds
+``shares`` (random, 1..10,000) under holder id ``H-<n>`` and is verified (``verified_at``, as
+the personal link leaves it), and the poll is opened with ``weighted: true``; the results'
+``weight_total`` and the cast audit rows' weights must then add up to the sum of the shares.
 """
 
 # ruff: noqa: E402  (a --green client process patches the standard library before other imports)
@@ -44,6 +61,7 @@ import functools
 import json
 import logging
 import math
+import random
 import resource
 import secrets
 import shutil
@@ -89,10 +107,12 @@ class Roster:
     room: str
     host: str  # the host's cookie
     attendees: list[tuple[int, str]]  # (user id, cookie), one per attendee
+    share_total: int = 0  # the attendees' shares (--weighted), else 0
+    app: Any = None  # the Flask app, to read the database afterwards
     cleanup: Callable[[], None] = lambda: None
 
 
-def build_roster(url: str, data_dir: Path, secret: str, clients: int) -> Roster:
+def build_roster(url: str, data_dir: Path, secret: str, clients: int, weighted: bool) -> Roster:
     """Migrate the database, insert the host, attendees, broadcast and registrations in bulk."""
     from flask_migrate import upgrade
 
@@ -111,7 +131,7 @@ def build_roster(url: str, data_dir: Path, secret: str, clients: int) -> Roster:
     tag = f"bench-{secrets.token_hex(4)}"
     with app.app_context():
         upgrade()
-        host_id, attendee_ids, broadcast_id = insert_people(tag, clients)
+        host_id, attendee_ids, broadcast_id, shares = insert_people(tag, clients, weighted)
         sign = app.session_interface.get_signing_serializer(app).dumps  # type: ignore[attr-defined]
 
         def cookie(user_id: int) -> str:
@@ -121,6 +141,8 @@ def build_roster(url: str, data_dir: Path, secret: str, clients: int) -> Roster:
             room=f"broadcast:{broadcast_id}",
             host=cookie(host_id),
             attendees=[(uid, cookie(uid)) for uid in attendee_ids],
+            share_total=shares,
+            app=app,
         )
         db.session.remove()
         db.engine.dispose()
@@ -128,15 +150,16 @@ def build_roster(url: str, data_dir: Path, secret: str, clients: int) -> Roster:
     return roster
 
 
-def insert_people(tag: str, clients: int) -> tuple[int, list[int], int]:
-    """Bulk-insert ``tag``'s host and attendees and the broadcast they registered for."""
+def insert_people(tag: str, clients: int, weighted: bool) -> tuple[int, list[int], int, int]:
+    """Bulk-insert ``tag``'s host and attendees and the broadcast they registered for (a
+    shareholder meeting when ``weighted``); returns the ids and the attendees' total shares."""
     from sqlalchemy import insert, select
     from werkzeug.security import generate_password_hash
 
     from accounts.models import User
     from lectern.extensions import db
     from lectern.timeutil import utcnow
-    from webinar.models import Broadcast, Registration
+    from webinar.models import Broadcast, Kind, Registration
 
     def person(n: int, role: str) -> dict[str, Any]:
         email = f"{tag}-{role}-{n}@example.com"
@@ -153,7 +176,7 @@ def insert_people(tag: str, clients: int) -> tuple[int, list[int], int]:
         host_id=host_id,
         title=f"Signaling bench ({clients} attendees)",
         description="",
-        kind="all_hands",
+        kind=Kind.SHAREHOLDER if weighted else Kind.ALL_HANDS,
         registration_mode="invite",
         starts_at=utcnow(),
         duration_minutes=60,
@@ -168,12 +191,19 @@ def insert_people(tag: str, clients: int) -> tuple[int, list[int], int]:
             "name": r["name"],
             "status": "approved",
             "role": "attendee",
+            **(holding(n, utcnow()) if weighted else {}),
         }
-        for uid, r in attendees
+        for n, (uid, r) in enumerate(attendees, start=1)
     ]
     db.session.execute(insert(Registration), regs)
     db.session.commit()
-    return host_id, [uid for uid, _ in attendees], broadcast.id
+    shares = sum(reg.get("shares", 0) for reg in regs)
+    return host_id, [uid for uid, _ in attendees], broadcast.id, shares
+
+
+def holding(n: int, now: Any) -> dict[str, Any]:
+    """Attendee ``n``'s place in the share register, verified as if through the personal link."""
+    return {"holder_id": f"H-{n}", "shares": random.randint(1, 10_000), "verified_at": now}
 
 
 def delete_people(app: Any, tag: str, broadcast_id: int) -> None:
@@ -337,17 +367,20 @@ class Crowd:
     people: list[tuple[int, str]]
     host_cookie: str | None
     clients: dict[int, socketio.Client] = field(default_factory=dict)  # user id -> connected
-    receipts: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
+    # receipts[(event, question or poll id)] = [time.time() of each attendee's copy, ...]
+    receipts: dict[tuple[str, int], list[float]] = field(default_factory=lambda: defaultdict(list))
     host: socketio.Client | None = None
     raised: dict[int, float] = field(default_factory=dict)  # user id -> when the host heard
     heard: threading.Condition = field(default_factory=threading.Condition)
     dropped: list[int] = field(default_factory=list)  # attendees whose connection closed
     counts: list[int] = field(default_factory=lambda: [0])  # presence.count messages received
+    results: list[tuple[float, dict[str, Any]]] = field(default_factory=list)  # host: poll.results
 
     def connect_host(self) -> dict[str, Any]:
         assert self.host_cookie is not None
         self.host = new_client()
         self.host.on("hand.raised", self.on_raised, namespace=NAMESPACE)
+        self.host.on("poll.results", self.on_results, namespace=NAMESPACE)
         join(self.host, self.url, self.host_cookie, self.room)
         return {"ok": True}
 
@@ -361,11 +394,18 @@ class Crowd:
         self.counts[0] += 1  # a lost increment between threads only blurs a diagnostic
 
     def on_update(self, data: dict[str, Any]) -> None:
-        self.receipts[data["id"]].append(time.time())  # list.append is atomic
+        self.receipts[("question.update", data["id"])].append(time.time())  # atomic append
+
+    def on_poll(self, data: dict[str, Any]) -> None:
+        self.receipts[("poll.update", data["id"])].append(time.time())
+
+    def on_results(self, data: dict[str, Any]) -> None:
+        self.results.append((time.time(), data))
 
     def connect_one(self, user_id: int, cookie: str) -> None:
         client = new_client()
         client.on("question.update", self.on_update, namespace=NAMESPACE)
+        client.on("poll.update", self.on_poll, namespace=NAMESPACE)
         client.on("presence.count", self.on_count, namespace=NAMESPACE)
         client.on("disconnect", lambda *_: self.dropped.append(user_id), namespace=NAMESPACE)
         join(client, self.url, cookie, self.room)
@@ -430,18 +470,90 @@ class Crowd:
             raise BenchError(f"question.ask refused: {reply}")
         return {"sent": sent, "id": reply["question"]["id"]}
 
-    def receipts_of(self, question_id: int, timeout: float) -> dict[str, Any]:
-        """Wait until every connected attendee here has the question; the last arrival time."""
+    def receipts_of(self, item_id: int, timeout: float, event: str) -> dict[str, Any]:
+        """Wait until every connected attendee here has ``event`` about the question or poll
+        ``item_id``; the last arrival time."""
+        times = self.receipts[(event, item_id)]
         deadline = time.monotonic() + timeout
-        while len(self.receipts[question_id]) < len(self.clients) and time.monotonic() < deadline:
+        while len(times) < len(self.clients) and time.monotonic() < deadline:
             time.sleep(0.005)
-        times = self.receipts[question_id]
         return {"count": len(times), "last": max(times, default=None), **self.status()}
+
+    def open_poll(self, weighted: bool) -> dict[str, Any]:
+        """The host opens a two-option poll; returns when it was sent (wall clock) and its id."""
+        assert self.host is not None
+        poll = {"question": "Bench vote", "options": ["Yes", "No"], "weighted": weighted}
+        sent = time.time()
+        reply = self.host.call(
+            "poll.open",
+            poll | {"multiple": False, "anonymous": False},
+            namespace=NAMESPACE,
+            timeout=CALL_TIMEOUT_S,
+        )
+        if not reply.get("ok"):
+            raise BenchError(f"poll.open refused: {reply}")
+        return {"sent": sent, "id": reply["poll"]["id"]}
+
+    def vote_all(self, poll_id: int, start_at: float, timeout: float) -> dict[str, Any]:
+        """At ``start_at`` (wall clock) every attendee here votes at once; wait for the acks.
+
+        Attendee ``u`` chooses option ``u % 2``. ``emit`` only queues the packet for the
+        client's writer thread, so the loop sends them all in a few milliseconds.
+        """
+        acks: list[tuple[float, Any]] = []  # (when, reply)
+        voters = list(self.clients.items())
+        time.sleep(max(0.0, start_at - time.time()))
+        first = time.time()
+        for user_id, client in voters:
+            client.emit(
+                "poll.vote",
+                {"id": poll_id, "choices": [user_id % 2]},
+                namespace=NAMESPACE,
+                callback=lambda *reply: acks.append((time.time(), reply[0] if reply else None)),
+            )
+        sent = time.time()
+        deadline = time.monotonic() + timeout
+        while len(acks) < len(voters) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return {"first": first, "sent": sent, "votes": len(voters), **tally(list(acks))}
+
+    def results_of(self, poll_id: int, ballots: int, within: float) -> dict[str, Any]:
+        """Host: wait for a ``poll.results`` of ``poll_id`` with ``ballots`` ballots (or more);
+        when it came (None if it did not) and the latest results of that poll."""
+        deadline = time.monotonic() + within
+        while True:
+            mine = [(at, data) for at, data in list(self.results) if data["id"] == poll_id]
+            done = [(at, data) for at, data in mine if data["ballots"] >= ballots]
+            if done or time.monotonic() >= deadline:
+                break
+            time.sleep(0.005)
+        at, data = done[0] if done else (None, mine[-1][1] if mine else None)
+        return {"at": at, "results": data, "messages": len(mine)}
 
     def close(self) -> dict[str, Any]:
         everyone = [*self.clients.values(), *([self.host] if self.host else [])]
         run_jobs([c.disconnect for c in everyone], 32, 20.0)
         return {"ok": True}
+
+
+def tally(acks: list[tuple[float, Any]]) -> dict[str, Any]:
+    """Sum up one process's vote acks: the last one's time, the ok ones per option (their
+    weights: 1 each unless weighted) and the refusals by reason."""
+    weights = [0, 0]
+    refused: dict[str, int] = defaultdict(int)
+    for _, reply in acks:
+        if isinstance(reply, dict) and reply.get("ok"):
+            for i in reply["choices"]:
+                weights[i] += reply.get("weight", 1)
+        else:
+            refused[str(reply.get("error") if isinstance(reply, dict) else reply)] += 1
+    return {
+        "acks": len(acks),
+        "last_ack": max((at for at, _ in acks), default=None),
+        "ok": len(acks) - sum(refused.values()),
+        "weights": weights,
+        "refused": dict(refused),
+    }
 
 
 def crowd_main(conn: Connection, url: str, room: str, people: list, host: str | None) -> None:
@@ -455,6 +567,9 @@ def crowd_main(conn: Connection, url: str, room: str, people: list, host: str | 
         "hands": crowd.sample_hands,
         "ask": crowd.ask,
         "receipts": crowd.receipts_of,
+        "open_poll": crowd.open_poll,
+        "vote": crowd.vote_all,
+        "poll_results": crowd.results_of,
         "close": crowd.close,
     }
     conn.send({"ready": True})
@@ -622,7 +737,7 @@ def measure_fanout(crowds: list[Proc], clients: int, round_no: int, timeout: flo
     """Milliseconds from the host's question to the last attendee's ``question.update``."""
     asked = crowds[0].ask("ask", CALL_TIMEOUT_S * 2, text=f"Bench question {round_no}")
     for proc in crowds:
-        proc.send("receipts", question_id=asked["id"], timeout=timeout)
+        proc.send("receipts", item_id=asked["id"], timeout=timeout, event="question.update")
     results = [proc.reply(timeout + 30) for proc in crowds]
     count = sum(r["count"] for r in results)
     if count < clients:
@@ -632,6 +747,160 @@ def measure_fanout(crowds: list[Proc], clients: int, round_no: int, timeout: flo
         )
     last = max(r["last"] for r in results)
     return (last - asked["sent"]) * 1000.0
+
+
+def open_poll(crowds: list[Proc], clients: int, args: argparse.Namespace) -> int:
+    """The host opens the storm's poll; returns once every attendee has its ``poll.update``."""
+    opened = crowds[0].ask("open_poll", CALL_TIMEOUT_S * 2, weighted=args.weighted)
+    for proc in crowds:
+        proc.send(
+            "receipts", item_id=opened["id"], timeout=args.fanout_timeout, event="poll.update"
+        )
+    results = [proc.reply(args.fanout_timeout + 30) for proc in crowds]
+    count = sum(r["count"] for r in results)
+    if count < clients:
+        raise BenchError(f"poll {opened['id']} reached {count} of {clients} attendees")
+    last = max(r["last"] for r in results)
+    kind = "weighted " if args.weighted else ""
+    print(
+        f"{kind}poll {opened['id']} opened: last of {clients} had it after "
+        f"{(last - opened['sent']) * 1000:.1f} ms",
+        flush=True,
+    )
+    return opened["id"]
+
+
+def vote_storm(
+    crowds: list[Proc], poll_id: int, args: argparse.Namespace, cpu: CpuMeter
+) -> dict[str, Any]:
+    """Every attendee votes at once; the processes' tallies summed, first vote to last ack."""
+    start_at = time.time() + 0.5  # every process is waiting for it by then
+    cpu.start()
+    for proc in crowds:
+        proc.send("vote", poll_id=poll_id, start_at=start_at, timeout=args.vote_timeout)
+    tallies = [proc.reply(args.vote_timeout + 30) for proc in crowds]
+    cpu.report("vote storm")
+    refused: dict[str, int] = defaultdict(int)
+    for t in tallies:
+        for reason, n in t["refused"].items():
+            refused[reason] += n
+    votes = sum(t["votes"] for t in tallies)
+    acks = [t["last_ack"] for t in tallies if t["last_ack"] is not None]
+    total = {
+        "first": min(t["first"] for t in tallies),
+        "sent": max(t["sent"] for t in tallies),
+        "last_ack": max(acks, default=None),
+        "ok": sum(t["ok"] for t in tallies),
+        "missing": votes - sum(t["acks"] for t in tallies),
+        "weights": [sum(t["weights"][i] for t in tallies) for i in range(2)],
+        "refused": dict(refused),
+    }
+    total["failures"] = votes - total["ok"]
+    return total
+
+
+def count_ballots(app: Any, poll_id: int) -> dict[str, int]:
+    """What the database holds for the poll: ballots, audit rows cast and refused, weights cast."""
+    from sqlalchemy import func, select
+
+    from lectern.extensions import db
+    from rooms.models import PollAudit, PollVote
+
+    with app.app_context():
+        votes = db.session.scalar(select(func.count()).where(PollVote.poll_id == poll_id))
+        audit = dict(
+            db.session.execute(
+                select(PollAudit.outcome, func.count())
+                .where(PollAudit.poll_id == poll_id)
+                .group_by(PollAudit.outcome)
+            ).all()
+        )
+        weight = db.session.scalar(
+            select(func.coalesce(func.sum(PollAudit.weight), 0)).where(
+                PollAudit.poll_id == poll_id, PollAudit.outcome == "cast"
+            )
+        )
+        db.session.remove()
+        db.engine.dispose()
+    return {
+        "votes": votes or 0,
+        "cast": audit.get("cast", 0),
+        "refused": audit.get("refused", 0),
+        "weight": int(weight or 0),
+    }
+
+
+def vote_problems(
+    storm: dict[str, Any], results: dict[str, Any] | None, stored: dict[str, int], roster: Roster
+) -> list[str]:
+    """What disagrees with N ballots all cast, each counted once (and the register's shares)."""
+    n = len(roster.attendees)
+    problems = []
+    if storm["failures"]:
+        problems.append(
+            f"{storm['failures']} of {n} votes failed: {storm['missing']} without an ack, "
+            f"refused {storm['refused']}"
+        )
+    if stored["votes"] != n or stored["cast"] != n:
+        problems.append(
+            f"the database holds {stored['votes']} PollVote rows and {stored['cast']} cast "
+            f"PollAudit rows ({stored['refused']} refused) for {n} attendees"
+        )
+    if results is None:
+        problems.append("the host received no poll.results for the poll")
+    elif results["counts"] != storm["weights"]:
+        problems.append(f"results count {results['counts']}, the acks {storm['weights']}")
+    if roster.share_total:
+        total = results.get("weight_total") if results else None
+        if total != roster.share_total or stored["weight"] != roster.share_total:
+            problems.append(
+                f"weight_total {total} and cast audit weights {stored['weight']}, "
+                f"but the attendees hold {roster.share_total} shares"
+            )
+    return problems
+
+
+def measure_votes(
+    crowds: list[Proc], roster: Roster, args: argparse.Namespace, cpu: CpuMeter
+) -> dict[str, Any]:
+    """The vote storm: open a poll, all N vote at once, then the host's results and the rows."""
+    poll_id = open_poll(crowds, args.clients, args)
+    storm = vote_storm(crowds, poll_id, args, cpu)
+    if storm["last_ack"] is None:
+        raise BenchError(f"no vote was acknowledged: {storm}")
+    elapsed = storm["last_ack"] - storm["first"]
+    print(
+        f"vote storm: {storm['ok']}/{args.clients} ok in {elapsed:.2f} s "
+        f"(all sent within {(storm['sent'] - storm['first']) * 1000:.0f} ms), "
+        f"failures: {storm['failures']} {storm['refused']}",
+        flush=True,
+    )
+    got = crowds[0].ask(
+        "poll_results",
+        args.vote_timeout + 30,
+        poll_id=poll_id,
+        ballots=storm["ok"],
+        within=args.vote_timeout,
+    )
+    results_ms = None if got["at"] is None else (got["at"] - storm["last_ack"]) * 1000.0
+    after = "never" if results_ms is None else f"{results_ms:.1f} ms after the last ack"
+    print(
+        f"  poll.results with every ballot: {after} "
+        f"({got['messages']} poll.results messages): {got['results']}",
+        flush=True,
+    )
+    stored = count_ballots(roster.app, poll_id)
+    print(f"  in the database: {stored}; shares held: {roster.share_total}", flush=True)
+    problems = vote_problems(storm, got["results"], stored, roster)
+    for problem in problems:
+        print(f"ERROR: vote storm: {problem}", flush=True)
+    return {
+        "vote_storm_s": round(elapsed, 3),
+        "votes_per_s": round(args.clients / elapsed, 1),
+        "vote_results_ms": None if results_ms is None else round(results_ms, 1) + 0.0,  # not -0.0
+        "vote_failures": storm["failures"],
+        "vote_checks_ok": not problems,
+    }
 
 
 # --- Running it ---
@@ -658,6 +927,7 @@ def measure(server: Server, roster: Roster, args: argparse.Namespace) -> dict[st
             fanouts.append(measure_fanout(crowds, args.clients, n, args.fanout_timeout))
             print(f"question round {n}: last of {args.clients} after {fanouts[-1]:.1f} ms")
             time.sleep(0.5)
+        votes = measure_votes(crowds, roster, args, cpu)
     finally:
         stop_crowds(crowds)
     return {
@@ -666,6 +936,7 @@ def measure(server: Server, roster: Roster, args: argparse.Namespace) -> dict[st
         "hand_p50_ms": round(percentile(hands, 50), 2),
         "hand_p99_ms": round(percentile(hands, 99), 2),
         "qa_fanout_ms": round(statistics.median(fanouts), 1),
+        **votes,
     }
 
 
@@ -680,7 +951,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     roster = None
     try:
         started = time.monotonic()
-        roster = build_roster(url, data_dir, secret, args.clients)
+        roster = build_roster(url, data_dir, secret, args.clients, args.weighted)
         print(f"set up {args.clients} attendees in {time.monotonic() - started:.1f} s", flush=True)
         server = start_server(url, data_dir, secret)
         print(f"server on {server.url} (pid {server.proc.pid})", flush=True)
@@ -713,9 +984,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--connect-timeout", type=float, default=180.0)
     parser.add_argument("--fanout-timeout", type=float, default=30.0)
+    parser.add_argument(
+        "--vote-timeout", type=float, default=180.0, help="for the storm's acks and results (s)"
+    )
     parser.add_argument("--settle", type=float, default=2.0, help="pause after connecting (s)")
     parser.add_argument(
         "--green", action="store_true", help="clients on eventlet green threads, not OS threads"
+    )
+    parser.add_argument(
+        "--weighted",
+        action="store_true",
+        help="a shareholder meeting (random shares per attendee) and a weighted poll",
     )
     parser.add_argument("--keep", action="store_true", help="keep the data folder and its log")
     return parser.parse_args(argv)
@@ -728,11 +1007,16 @@ def main(argv: list[str] | None = None) -> int:
     code = 0
     try:
         figures = run(args)
+        code = 0 if figures["vote_checks_ok"] else 1
     except BenchError as exc:
         print(f"bench failed: {exc}", flush=True)
         code = 1
-    keys = ("connect_s", "hand_p50_ms", "hand_p99_ms", "qa_fanout_ms")
-    print(json.dumps({"clients": args.clients} | {k: figures.get(k) for k in keys}), flush=True)
+    keys = (
+        *("connect_s", "hand_p50_ms", "hand_p99_ms", "qa_fanout_ms"),
+        *("vote_storm_s", "votes_per_s", "vote_results_ms", "vote_failures", "vote_checks_ok"),
+    )
+    line = {"clients": args.clients, "weighted": args.weighted}
+    print(json.dumps(line | {k: figures.get(k) for k in keys}), flush=True)
     return code
 
 
