@@ -52,6 +52,8 @@ class Room(db.Model):  # type: ignore[name-defined]
     page: Mapped[int] = mapped_column(Integer, default=1)
     # Start recording by itself as soon as someone publishes (set by a presenter).
     auto_record: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Set when a presenter ends the session for everyone; a presenter joining again reopens it.
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     @property

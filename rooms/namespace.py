@@ -17,7 +17,18 @@ from flask_login import current_user
 from flask_socketio import SocketIO, join_room
 
 from lectern.extensions import db
-from rooms import chat, hands, media, polls, presence, questions, recording, slides, stage
+from rooms import (
+    chat,
+    hands,
+    media,
+    polls,
+    presence,
+    questions,
+    recording,
+    session,
+    slides,
+    stage,
+)
 from rooms.coalesce import INTERVAL_S, Coalescer
 from rooms.context import Actor, Outbox, Refused, mods_target, room_target, user_target
 from rooms.events import Event
@@ -32,7 +43,7 @@ log = logging.getLogger(__name__)
 
 EVENTS: dict[str, Event] = {
     e.name: e
-    for module in (hands, questions, chat, polls, slides, media, recording, stage)
+    for module in (hands, questions, chat, polls, slides, media, recording, stage, session)
     for e in module.EVENTS
 }
 COALESCERS: tuple[Coalescer, ...] = (questions.votes_coalescer, polls.results_coalescer)

@@ -23,6 +23,7 @@ class Perm(StrEnum):
     SEE_PRESENCE = "presence.list"  # see who is in the room, not just how many
     PUBLISH = "media.publish"
     RECORD = "recording.manage"  # start and stop recording
+    END = "room.end"  # end the session for everyone
     MANAGE_STAGE = "stage.manage"  # promote attendees to panelist and demote them again
 
 

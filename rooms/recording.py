@@ -156,6 +156,12 @@ def stop(actor: Actor, data: dict[str, Any], out: Outbox) -> dict[str, Any]:
         raise Refused("this room is not being recorded")
     room = db.session.get(Room, actor.room_id)
     assert room is not None
+    finish(room, recording, actor.user_id, out)
+    return {"recording": view(recording)}
+
+
+def finish(room: Room, recording: Recording, actor_id: int | None, out: Outbox) -> None:
+    """Stop ``recording`` on its worker and keep what it wrote (interrupted if unreachable)."""
     try:
         reply = channel().call(recording.worker, "record_stop", token=grant(room))
     except MediaUnavailable:
@@ -166,12 +172,9 @@ def stop(actor: Actor, data: dict[str, Any], out: Outbox) -> dict[str, Any]:
     else:
         interrupt(recording)
     recording.ended_ts = time.time()
-    log.record(
-        actor.room_id, actor.user_id, "recording.stop", id=recording.id, status=recording.status
-    )
+    log.record(room.id, actor_id, "recording.stop", id=recording.id, status=recording.status)
     db.session.commit()
-    out.to_all(actor.room_id, "recording.state", {"recording": None})
-    return {"recording": view(recording)}
+    out.to_all(room.id, "recording.state", {"recording": None})
 
 
 def interrupt(recording: Recording) -> None:

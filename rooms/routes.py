@@ -28,6 +28,7 @@ from rooms.context import Actor, Refused
 from rooms.grants import may_publish
 from rooms.models import Room, SlideDeck
 from rooms.policy import Perm
+from rooms.session import ENDED
 from rooms.slides import deck_view
 from rooms.state import enter
 
@@ -85,11 +86,13 @@ def visible_deck(actor: Actor, room: Room, deck_id: int) -> SlideDeck:
 
 @bp.get("/<kind>/<int:ref_id>")
 @login_required
-def room_page(kind: str, ref_id: int) -> str:
+def room_page(kind: str, ref_id: int) -> str | tuple[str, int]:
     """The live room page; its script connects to ``/room`` and fetches the state itself."""
     try:
         actor, room = enter(current_user, f"{kind}:{ref_id}")
-    except Refused:
+    except Refused as refusal:
+        if str(refusal) == ENDED:
+            return render_template("room_ended.html"), 410
         abort(404)
     return render_template(
         "room.html",

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from accounts.models import User
 from lectern.extensions import db
-from rooms import chat, hands, media, polls, presence, questions, recording, slides
+from rooms import chat, hands, media, polls, presence, questions, recording, session, slides
 from rooms.context import Actor, Refused
 from rooms.grants import may_publish
 from rooms.models import Room
@@ -64,6 +64,7 @@ def enter(user: User, key: object) -> tuple[Actor, Room]:
         ref_id=ref_id,
         share_register=membership.share_register,
     )
+    session.admit(room, actor)
     return actor, room
 
 

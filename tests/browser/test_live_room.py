@@ -142,6 +142,16 @@ def test_class(people: People, pdf_file: Path, artifacts: Path) -> None:
     page.get_by_role("button", name="Stop recording").click()
     expect(page.locator("#rec")).to_be_hidden()
     plays_back_with_slide(teacher, artifacts)
+
+    # The instructor ends the class for everyone: each page says so and stays ended.
+    page.get_by_role("button", name="End for everyone").click()
+    page.get_by_role("button", name="Confirm: end for everyone").click()
+    for person in (teacher, *students):
+        expect(person.page.locator("#conn")).to_have_attribute("data-state", "ended")
+        expect(person.page.locator("#conn-text")).to_contain_text(
+            "Ada Instructor ended the session for everyone"
+        )
+    expect(ben.page.locator("figure.tile")).to_have_count(0)
     no_problems(teacher, *students)
 
 

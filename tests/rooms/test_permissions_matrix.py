@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from accounts.models import User
 from lectern.extensions import db
-from rooms import chat, hands, namespace, polls, questions, slides, stage
+from rooms import chat, hands, namespace, polls, questions, session, slides, stage
 from rooms.context import Refused
 from rooms.log import timeline
 from rooms.models import Hand, Poll, Question, SlideDeck
@@ -45,6 +45,7 @@ MATRIX: dict[str, tuple[str, str, tuple[bool | str, ...]]] = {
     "change the slide": ("slides.goto", "slides.page", (Y, N, Y, N, N)),
     "promote to the stage": ("stage.promote", "stage.promote", (NO_STAGE, N, Y, N, N)),
     "demote from the stage": ("stage.demote", "stage.demote", (NO_STAGE, N, Y, N, N)),
+    "end the session": ("room.end", "room.end", (Y, N, Y, N, N)),
 }
 
 
@@ -103,6 +104,7 @@ PAYLOADS: dict[str, Callable[[int, int], Any]] = {
     "change the slide": lambda r, o: {"deck_id": deck(r), "page": 2},
     "promote to the stage": lambda r, o: {"user_id": o},
     "demote from the stage": lambda r, o: {"user_id": on_stage(o)},
+    "end the session": lambda r, o: {},
 }
 
 CASES = [
@@ -114,7 +116,7 @@ CASES = [
 
 def test_the_table_covers_every_event_of_the_room_features():
     """Media and recording events need a media worker: they are tested with it."""
-    modules = (hands, questions, chat, polls, slides, stage)
+    modules = (hands, questions, chat, polls, slides, stage, session)
     features = {e.name for module in modules for e in module.EVENTS}
     assert {event for event, _, _ in MATRIX.values()} == features
     assert features <= set(namespace.EVENTS)

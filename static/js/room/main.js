@@ -10,6 +10,7 @@ import * as recording from "./recording.js";
 import { Room, statusBar } from "./signaling.js";
 import * as slides from "./slides.js";
 import * as stage from "./stage.js";
+import * as session from "./session.js";
 import * as tabs from "./tabs.js";
 
 const root = document.getElementById("room");
@@ -23,4 +24,4 @@ const settings = {
 const room = new Room(root.dataset.room, settings);
 tabs.init();
 statusBar(room);
-for (const part of [presence, hands, qa, chat, polls, slides, media, recording, stage]) part.init(room);
+for (const part of [presence, hands, qa, chat, polls, slides, media, recording, stage, session]) part.init(room);

@@ -376,6 +376,12 @@ export function init(r) {
     reconcile(true);
   });
   room.on("local:can_publish", onPermission);
+  room.on("room.ended", () => {
+    // The presenter ended the session: nothing is sent or received any more.
+    for (const source of [...own.keys()]) stopPublishing(source, false);
+    if (preview) stopPreview();
+    for (const id of player.viewing()) player.close(id);
+  });
   setInterval(() => {
     player.measureAll();
     measureOwn();

@@ -24,6 +24,7 @@ export class Room {
     this.statusHandlers = [];
     this.syncing = null; // events received during state.get: [event, data]
     this.rejoining = false; // the server is about to disconnect us to apply a new role
+    this.endedNote = null; // why the server closed the session for everyone (room.ended)
     this.socket = io("/room", {
       auth: { room: key },
       transports: ["websocket", "polling"], // WebSocket first; polling where it is blocked
@@ -124,7 +125,7 @@ export class Room {
         this.setStatus("reconnecting", "joining with your new role");
         socket.connect();
       } else if (reason === "io server disconnect" || reason === "io client disconnect") {
-        this.setStatus("ended", "You left the room.");
+        this.setStatus("ended", this.endedNote || "You left the room.");
       } else {
         this.setStatus("reconnecting", "");
       }
@@ -146,6 +147,11 @@ export class Room {
    * by itself instead of showing the room as ended. */
   expectRejoin() {
     this.rejoining = true;
+  }
+
+  /** The session was ended for everyone: say so when the server closes the connection. */
+  sessionEnded(note) {
+    this.endedNote = note;
   }
 
   /** Try again after the connection ended (the status bar's Reconnect button). */
