@@ -69,16 +69,23 @@ def set_stage_role(broadcast_id: int, user_id: int, role: str) -> str | None:
 def vote_weight(broadcast_id: int, user_id: int) -> tuple[int, str | None] | None:
     """A shareholder votes their shares under their holder id; elsewhere everyone who may join
     votes once."""
-    found = participant(broadcast_id, user_id)
-    if found is None or found[2] not in JOINING_ROLES:
+    broadcast = db.session.get(Broadcast, broadcast_id)
+    user = db.session.get(User, user_id)
+    if broadcast is None or user is None:
         return None
-    broadcast, user, _ = found
     if broadcast.kind != Kind.SHAREHOLDER:
-        return 1, None
+        return (1, None) if broadcast_role(user, broadcast) in JOINING_ROLES else None
+    # One query on the hot path of a vote storm: the holder's registration, verified.
     registration = registration_of(user, broadcast)
-    if registration is None or registration.status != Status.APPROVED or not registration.shares:
+    if (
+        registration is None
+        or registration.status != Status.APPROVED
+        or registration.verified_at is None
+        or not registration.shares
+        or registration.shares <= 0
+    ):
         return None
-    return (registration.shares, registration.holder_id) if registration.shares > 0 else None
+    return registration.shares, registration.holder_id
 
 
 BROADCAST_ROOM = RoomKind(
