@@ -87,6 +87,7 @@ def _invite_holder(agm: Broadcast) -> None:
         email="olga.holder@example.com",
         name="Olga Holder",
         status=Status.PENDING.value,
+        invited=True,
         holder_id="H-0002",
         shares=800,
     )

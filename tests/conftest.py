@@ -257,6 +257,7 @@ class BroadcastFactory:
             email=user.email if user else email,
             name=user.name if user else "",
             status=status,
+            invited=user is None,
         )
         db.session.add(reg)
         db.session.commit()

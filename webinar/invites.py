@@ -169,6 +169,7 @@ def import_csv(broadcast: Broadcast, data: bytes) -> ImportResult:
             email=row.email,
             name=row.name or (account.name if account else ""),
             status=Status.PENDING.value,
+            invited=True,
             holder_id=row.holder_id,
             shares=row.shares,
         )

@@ -103,7 +103,7 @@ def check(token: str) -> Checked:
         return Checked(None, REVOKED, 410)
     if reg.status == Status.DECLINED:
         return Checked(None, "The host declined this registration.", 403)
-    if reg.status == Status.PENDING and reg.user_id is not None:
+    if reg.status == Status.PENDING and not reg.invited:
         return Checked(None, "Your registration is waiting for the host's approval.", 403)
     if utcnow() > reg.broadcast.ends_at + GRACE:
         return Checked(None, "This broadcast is over: its join links have expired.", 410)

@@ -133,6 +133,8 @@ class Registration(db.Model):  # type: ignore[name-defined]
     # Shareholder meetings: the holder's id in the share register and the shares they vote.
     holder_id: Mapped[str | None] = mapped_column(String(HOLDER_ID_MAX))
     shares: Mapped[int | None] = mapped_column(BigInteger)
+    # On the invite list (by the host), as opposed to signed up and waiting for approval.
+    invited: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Personal join link: its token is an HMAC of (id, link_version), so issuing a new link
     # (version + 1) makes every older one invalid; 0 means none was issued yet.
     link_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -54,7 +54,7 @@ def broadcast_role(user: User, broadcast: Broadcast) -> str | None:
             return "declined" if reg.status == Status.DECLINED else "unverified"
         if reg.status == Status.APPROVED:
             return reg.role
-        if reg.status == Status.PENDING and reg.user_id is None:
+        if reg.status == Status.PENDING and reg.invited and reg.user_id is None:
             return "invited"
         return reg.status
     if broadcast.registration_mode == Mode.INVITE or not in_domain(user, broadcast):

@@ -23,7 +23,7 @@ def register(user: User, broadcast: Broadcast) -> Registration:
     if reg is None:
         reg = Registration(broadcast_id=broadcast.id, email=user.email)
         db.session.add(reg)
-    invited = reg.id is not None and reg.user_id is None
+    invited = reg.invited and reg.user_id is None
     reg.user_id = user.id
     reg.name = user.name
     if broadcast.registration_mode == Mode.APPROVAL and not invited:
@@ -99,6 +99,7 @@ def invite(broadcast: Broadcast, text: str) -> InviteResult:
             email=email,
             name=user.name if user else "",
             status=Status.PENDING.value,
+            invited=True,
         )
         reg.broadcast = broadcast
         db.session.add(reg)

@@ -26,7 +26,7 @@ def remindable(broadcast: Broadcast) -> list[Registration]:
     return [
         r
         for r in broadcast.registrations
-        if (r.status == Status.APPROVED or (r.status == Status.PENDING and r.user_id is None))
+        if (r.status == Status.APPROVED or (r.status == Status.PENDING and r.invited))
         and not r.link_revoked
     ]
 

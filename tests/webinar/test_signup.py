@@ -60,7 +60,11 @@ def test_approval_webinar_signup_waits_for_the_host(client, auth, host, broadcas
     client.post(f"/broadcasts/{webinar.id}/signup", data={"name": "R", "email": "r@example.com"})
     assert [r.status for r in regs()] == ["pending", "pending"]
     assert "Registration received" in mailbox.to("q@example.com")[0]["Subject"]
+    assert not any(r.invited for r in regs())
+    assert "/broadcasts/join/" not in mailbox.text(mailbox.to("q@example.com")[0])
     auth.login(host)
+    queue = client.get(f"/broadcasts/{webinar.id}").data.decode()
+    assert queue.count("waiting for approval") == 2 and queue.count(">Approve<") == 2
     q, r = regs()
     client.post(f"/broadcasts/{webinar.id}/registrations/{q.id}/approve")
     client.post(f"/broadcasts/{webinar.id}/registrations/{r.id}/decline")
