@@ -1,7 +1,8 @@
 """Form fields shared by the course and broadcast forms."""
 
-from wtforms import DateTimeLocalField, IntegerField
-from wtforms.validators import DataRequired, NumberRange
+from wtforms import DateTimeLocalField, Field, IntegerField
+from wtforms.form import BaseForm
+from wtforms.validators import DataRequired, NumberRange, ValidationError
 
 MAX_DURATION_MINUTES = 24 * 60
 
@@ -20,3 +21,10 @@ def duration_field() -> IntegerField:
         default=60,
         validators=[DataRequired(), NumberRange(min=5, max=MAX_DURATION_MINUTES)],
     )
+
+
+def one_line(form: BaseForm, field: Field) -> None:
+    """A validator: the text has no line breaks or other control characters (it becomes an
+    e-mail subject and a calendar entry)."""
+    if any(not c.isprintable() for c in field.data or ""):
+        raise ValidationError("Use one line of text, without line breaks or control characters.")

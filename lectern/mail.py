@@ -34,12 +34,17 @@ class Mail:
     attachments: tuple[Attachment, ...] = field(default_factory=tuple)
 
 
+def one_line(text: str) -> str:
+    """A header value on one line: line breaks and other control characters become spaces."""
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
+
+
 def build(mail: Mail, sender: str) -> EmailMessage:
-    """The MIME message for ``mail``."""
+    """The MIME message for ``mail`` (headers cannot be split by what users typed)."""
     message = EmailMessage()
-    message["From"] = sender
-    message["To"] = mail.to
-    message["Subject"] = mail.subject
+    message["From"] = one_line(sender)
+    message["To"] = one_line(mail.to)
+    message["Subject"] = one_line(mail.subject)
     message.set_content(mail.body)
     for a in mail.attachments:
         maintype, _, subtype = a.mimetype.partition("/")
@@ -62,32 +67,58 @@ def print_to_console(messages: list[EmailMessage]) -> None:
     sys.stdout.flush()
 
 
-def deliver_smtp(messages: list[EmailMessage], config: dict) -> None:
-    """Send ``messages`` over one SMTP connection (STARTTLS and login when configured)."""
+@dataclass
+class Delivery:
+    """What a send did: how many messages the server took, and the addresses it refused.
+    True when nothing was refused."""
+
+    sent: int = 0
+    failed: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return not self.failed
+
+
+UNSENT = (OSError, smtplib.SMTPException, UnicodeError, ValueError)
+
+
+def deliver_smtp(mails: list[Mail], config: dict[str, Any], delivery: Delivery) -> None:
+    """Send each of ``mails`` over one SMTP connection (STARTTLS and login when configured);
+    a message the server refuses is counted and the others still go."""
     with smtplib.SMTP(config["SMTP_HOST"], config["SMTP_PORT"], timeout=15) as smtp:
         if config["SMTP_STARTTLS"]:
             smtp.starttls()
         if config["SMTP_USER"]:
             smtp.login(config["SMTP_USER"], config["SMTP_PASSWORD"])
-        for message in messages:
-            smtp.send_message(message)
+        for mail in mails:
+            try:
+                smtp.send_message(build(mail, config["MAIL_FROM"]))
+            except UNSENT as error:
+                if isinstance(error, smtplib.SMTPServerDisconnected):
+                    raise
+                log.warning("the mail server refused the e-mail to %s: %s", mail.to, error)
+                delivery.failed.append(mail.to)
+                continue
+            delivery.sent += 1
 
 
-def send(mails: Iterable[Mail]) -> bool:
-    """Send ``mails``; False (and logged) when the SMTP server could not take them."""
+def send(mails: Iterable[Mail]) -> Delivery:
+    """Send ``mails``, each on its own: one refused address does not stop the others."""
     config = current_app.config
-    messages = [build(m, config["MAIL_FROM"]) for m in mails]
-    if not messages:
-        return True
+    mails = list(mails)
+    delivery = Delivery()
     if not config.get("SMTP_HOST"):
-        print_to_console(messages)
-        return True
+        print_to_console([build(m, config["MAIL_FROM"]) for m in mails])
+        delivery.sent = len(mails)
+        return delivery
     try:
-        deliver_smtp(messages, config)
-    except (OSError, smtplib.SMTPException):
-        log.exception("sending %d e-mail(s) through %s failed", len(messages), config["SMTP_HOST"])
-        return False
-    return True
+        if mails:
+            deliver_smtp(mails, config, delivery)
+    except UNSENT:
+        log.exception("the mail server %s could not be reached", config["SMTP_HOST"])
+        done = delivery.sent + len(delivery.failed)
+        delivery.failed.extend(m.to for m in mails[done:])
+    return delivery
 
 
 def external_url(endpoint: str, **values: Any) -> str:

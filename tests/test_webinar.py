@@ -61,6 +61,8 @@ def test_create_broadcast(client, host, kind, mode):
         {"registration_mode": "lottery"},
         {"title": ""},
         {"title": "t" * 201},
+        {"title": "Town\u2028hall"},
+        {"title": "Town\x07hall"},
         {"duration_minutes": "0"},
         {"duration_minutes": "100000"},
         {"starts_at": "soon"},

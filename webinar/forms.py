@@ -8,7 +8,7 @@ from wtforms.validators import DataRequired, Email, Length, Optional, Regexp
 
 from accounts.models import EMAIL_MAX, NAME_MAX
 from classroom.models import DESCRIPTION_MAX
-from lectern.forms import duration_field, start_field
+from lectern.forms import duration_field, one_line, start_field
 from rooms.models import QUESTION_MAX
 from webinar.models import DOMAIN_MAX, HOLDER_ID_MAX, KIND_LABELS, MODE_LABELS, TITLE_MAX
 
@@ -16,7 +16,7 @@ DOMAIN = r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
 
 
 class BroadcastForm(FlaskForm):
-    title = StringField("Title", validators=[DataRequired(), Length(max=TITLE_MAX)])
+    title = StringField("Title", validators=[DataRequired(), Length(max=TITLE_MAX), one_line])
     description = TextAreaField("Description", validators=[Length(max=DESCRIPTION_MAX)])
     kind = SelectField(
         "Kind",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from lectern.mail import Attachment, Mail, external_url, send
+from lectern.mail import Attachment, Delivery, Mail, external_url, send
 from webinar.calendar import ics
 from webinar.links import ensure_link, needs_verification, token_of
 from webinar.models import Broadcast, Registration
@@ -68,12 +68,12 @@ def pending_mail(reg: Registration) -> Mail:
     return Mail(reg.email, f"Registration received: {broadcast.title}", body)
 
 
-def send_join_links(issued: Iterable[tuple[Registration, str | None]]) -> bool:
+def send_join_links(issued: Iterable[tuple[Registration, str | None]]) -> Delivery:
     """E-mail each (registration, new code) its join link; False when SMTP refused them."""
     return send(join_mail(reg, code) for reg, code in issued)
 
 
-def send_reminders(regs: Iterable[Registration]) -> tuple[int, bool]:
+def send_reminders(regs: Iterable[Registration]) -> tuple[int, Delivery]:
     """Remind every registrant of the time and their link; returns (count, delivered)."""
     mails = []
     for reg in regs:

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from accounts.emails import MAX_ADDRESSES, parse_email_list
 from accounts.models import User
 from lectern.extensions import db
-from lectern.mail import send
+from lectern.mail import Delivery, send
 from webinar.links import ensure_link, issue
 from webinar.models import Broadcast, Mode, Registration, Status
 from webinar.notify import pending_mail, send_join_links
@@ -34,7 +34,7 @@ def register(user: User, broadcast: Broadcast) -> Registration:
     return reg
 
 
-def confirm(reg: Registration) -> bool:
+def confirm(reg: Registration) -> Delivery:
     """Commit ``reg`` and e-mail its registrant: the join link when approved, else a receipt."""
     code = ensure_link(reg) if reg.status == Status.APPROVED else None
     db.session.commit()
@@ -64,7 +64,7 @@ class InviteResult:
     already: list[str] = field(default_factory=list)
     invalid: list[str] = field(default_factory=list)
     too_many: bool = False
-    delivered: bool = True  # the invitation e-mails were accepted by the mail server
+    delivered: Delivery = field(default_factory=Delivery)  # what the mail server took
 
     @property
     def ok(self) -> bool:

@@ -62,11 +62,11 @@ def send_due(lead: timedelta, now: datetime | None = None) -> int:
             continue
         broadcast = db.session.get(Broadcast, broadcast_id)
         assert broadcast is not None
-        count, delivered = send_reminders(remindable(broadcast))
+        _, delivery = send_reminders(remindable(broadcast))
         db.session.commit()  # links issued for the reminder
-        if delivered:
-            sent += count
-        else:  # let the next round try again
+        sent += delivery.sent
+        # Refused addresses are logged, not retried: a retry would mail everyone else again.
+        if delivery.sent == 0 and delivery.failed:  # the server took nothing: next round
             broadcast.reminded_at = starts_at - lead - timedelta(seconds=1)
             db.session.commit()
     return sent

@@ -210,15 +210,14 @@ def link_action(broadcast_id: int, registration_id: int, verb: str) -> Page:
 def remind(broadcast_id: int) -> Page:
     """E-mail every approved or invited registrant a reminder with their join link."""
     broadcast = broadcast_for(broadcast_id, Action.MANAGE)
-    count, delivered = send_reminders(remindable(broadcast))
-    broadcast.reminded_at = utcnow()
-    db.session.commit()
-    flash(
-        f"Reminder sent to {count} registrant{'s' if count != 1 else ''}."
-        if delivered
-        else "The mail server refused the reminders: try again later.",
-        "info" if delivered else "error",
-    )
+    _, delivery = send_reminders(remindable(broadcast))
+    if delivery.sent:  # only a reminder that went out counts (the automatic one still can)
+        broadcast.reminded_at = utcnow()
+    db.session.commit()  # links issued for the reminder
+    sent = delivery.sent
+    flash(f"Reminder sent to {sent} registrant{'s' if sent != 1 else ''}.", "info")
+    if delivery.failed:
+        flash(f"The mail server refused: {', '.join(delivery.failed[:20])}.", "error")
     return redirect(url_for("webinar.detail", broadcast_id=broadcast.id))
 
 

@@ -27,6 +27,15 @@ class Mailbox:
         self.port = port
         self.messages: list[EmailMessage] = []
 
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        """Addresses starting with "refused" do not exist on this server."""
+        if address.startswith("refused"):
+            return "550 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         message = email.message_from_bytes(envelope.content, policy=default)
         assert isinstance(message, EmailMessage)

@@ -66,3 +66,23 @@ def test_the_cli_command(app, users, broadcasts, mailbox):
         result = runner.invoke(remind_command, ["--minutes", "120"])
     assert result.exit_code == 0 and "1 reminder(s) sent." in result.output
     assert len(mailbox.messages) == 1
+
+
+def test_one_refused_address_does_not_resend_to_everyone(app, users, broadcasts, mailbox):
+    host = users.make("host")
+    b = broadcasts.make(host, mode="open", kind="all_hands", starts_in=timedelta(minutes=10))
+    broadcasts.register(b, users.make("attendee", email="refused@example.com"))
+    broadcasts.register(b, users.make("attendee", email="good@example.com"))
+    assert send_due(LEAD) == 1
+    assert send_due(LEAD) == 0  # no retry that would mail good@ again
+    assert [m["To"] for m in mailbox.messages] == ["good@example.com"]
+
+
+def test_a_title_with_line_breaks_stays_one_subject_line(client, auth, users, broadcasts, mailbox):
+    host = users.make("host")
+    auth.login(host)
+    b = broadcasts.make(host, mode="invite", kind="all_hands", title="Town\u2028hall\r\nBcc: x@y.z")
+    response = client.post(f"/broadcasts/{b.id}/invites", data={"emails": "a@example.com"})
+    assert response.status_code == 302
+    [message] = mailbox.messages
+    assert message["Subject"] == "Your link: Town hall Bcc: x@y.z" and message["Bcc"] is None
