@@ -24,6 +24,7 @@ from webinar.links import (
     cookie_name,
     device_matches,
     needs_verification,
+    remember,
     verify_holder,
 )
 from webinar.models import Broadcast, Kind, Mode, Registration
@@ -78,6 +79,7 @@ def enter_room(reg: Registration, device_secret: str | None = None) -> Response:
     user = account_for(reg)
     reg.user_id = user.id
     db.session.commit()
+    remember(reg)
     if not current_user.is_authenticated:
         login_user(user)
     response = redirect(url_for("rooms.room_page", kind="broadcast", ref_id=reg.broadcast_id))

@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from flask import current_app
+from flask import current_app, session
 
 from lectern.extensions import db
 from lectern.timeutil import utcnow
@@ -154,3 +154,21 @@ def bind_device(reg: Registration) -> str:
 
 def cookie_name(reg: Registration) -> str:
     return f"lectern_device_{reg.id}"
+
+
+# The Flask session remembers which link (registration id -> link version) signed it in.
+SESSION_KEY = "join_links"
+
+
+def remember(reg: Registration) -> None:
+    """Note in the session that ``reg``'s current link was used here."""
+    links = dict(session.get(SESSION_KEY, {}))
+    links[str(reg.id)] = reg.link_version
+    session[SESSION_KEY] = links
+
+
+def session_holds(reg: Registration) -> bool:
+    """Whether this session came in through ``reg``'s current, unrevoked link: what an account
+    without a password needs to stay in (a revoked or replaced link ends its access)."""
+    links = session.get(SESSION_KEY, {})
+    return not reg.link_revoked and links.get(str(reg.id)) == reg.link_version

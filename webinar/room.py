@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from accounts.models import User
 from lectern.extensions import db
+from rooms.context import Outbox
+from rooms.models import Room
+from rooms.namespace import deliver
 from rooms.policy import PRESENTER, Perm, RoomPolicy
 from rooms.registry import Membership, RoomKind
+from rooms.stage import reconnect
+from webinar.links import session_holds
 from webinar.models import Broadcast, Kind, Status
 from webinar.policy import broadcast_role, registration_of
 
@@ -23,6 +30,7 @@ BROADCAST_POLICY = RoomPolicy(
 )
 
 JOINING_ROLES = frozenset(BROADCAST_POLICY.roles)
+BROADCAST_ROOM_NAME = "broadcast"
 
 
 def resolve(user: User, broadcast_id: int) -> Membership | None:
@@ -31,7 +39,7 @@ def resolve(user: User, broadcast_id: int) -> Membership | None:
     if broadcast is None:
         return None
     role = broadcast_role(user, broadcast)
-    if role not in JOINING_ROLES:
+    if role not in JOINING_ROLES or not link_still_valid(user, broadcast, role):
         return None
     return Membership(
         role=role,
@@ -39,6 +47,28 @@ def resolve(user: User, broadcast_id: int) -> Membership | None:
         anonymous_questions=broadcast.kind != Kind.SHAREHOLDER,
         share_register=broadcast.kind == Kind.SHAREHOLDER,
     )
+
+
+def link_still_valid(user: User, broadcast: Broadcast, role: str) -> bool:
+    """An account without a password exists only through its join link: it may join while its
+    session came in through the registration's current, unrevoked link."""
+    if role == "host" or user.password_hash is not None:
+        return True
+    registration = registration_of(user, broadcast)
+    return registration is not None and session_holds(registration)
+
+
+def kick(broadcast_id: int, user_id: int) -> None:
+    """Close the user's live connections to the broadcast's room (they reconnect, and are
+    resolved again: refused when their access ended)."""
+    room = db.session.scalar(
+        select(Room.id).where(Room.kind == BROADCAST_ROOM_NAME, Room.ref_id == broadcast_id)
+    )
+    if room is None:
+        return
+    out = Outbox()
+    reconnect(room, user_id, out)
+    deliver(out)
 
 
 def participant(broadcast_id: int, user_id: int) -> tuple[Broadcast, User, str | None] | None:
@@ -89,7 +119,7 @@ def vote_weight(broadcast_id: int, user_id: int) -> tuple[int, str | None] | Non
 
 
 BROADCAST_ROOM = RoomKind(
-    name="broadcast",
+    name=BROADCAST_ROOM_NAME,
     policy=BROADCAST_POLICY,
     resolve=resolve,
     set_stage_role=set_stage_role,

@@ -22,6 +22,7 @@ from webinar.notify import send_join_links, send_reminders
 from webinar.policy import Action, broadcast_allows, broadcast_role
 from webinar.registration import decide, invite, register
 from webinar.reminders import remindable
+from webinar.room import kick
 
 CSV_MAX_BYTES = 2 * 1024 * 1024
 
@@ -141,6 +142,8 @@ def decide_registration(broadcast_id: int, registration_id: int, verb: str) -> P
     reg = decide(broadcast, registration_id, approve=verb == "approve")
     if reg is None:
         abort(404)
+    if verb == "decline" and reg.user_id is not None:
+        kick(broadcast.id, reg.user_id)  # out of the live room now, and refused on reconnect
     flash(f"{reg.email}: {reg.status}.", "info")
     return redirect(url_for("webinar.detail", broadcast_id=broadcast.id))
 
@@ -202,6 +205,9 @@ def link_action(broadcast_id: int, registration_id: int, verb: str) -> Page:
         db.session.commit()
         sent = send_join_links([(reg, code)])
         flash(f"{reg.email}: new join link " + ("sent." if sent else "made, but not sent."), "info")
+    if reg.user_id is not None and reg.status != Status.DECLINED:
+        # A session that came in through the old link (an account without a password) is out.
+        kick(broadcast.id, reg.user_id)
     return redirect(url_for("webinar.detail", broadcast_id=broadcast.id) + "#registrations")
 
 

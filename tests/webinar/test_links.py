@@ -200,3 +200,63 @@ def test_an_unverified_holder_cannot_enter_the_room(app, client, auth, meeting, 
 def test_guessing_links_is_slowed_down(client, meeting):
     codes = [client.get(f"/broadcasts/join/{n}.1.guess").status_code for n in range(25)]
     assert codes[:20] == [404] * 20 and set(codes[20:]) == {429}
+
+
+def test_revoking_or_replacing_the_link_ends_its_access(app, client, auth, meeting, mailbox):
+    """Ann (an account that exists only through her link) is in the live room; the host revokes
+    the link: she is disconnected and kept out. A new link lets her in again, the old session
+    does not."""
+    token, code = mailbox.last_link("ann@example.com")
+    assert verify(client, token, code=code).status_code == 302
+    room = f"broadcast:{meeting.id}"
+    sio = socketio.test_client(
+        app, namespace="/room", auth={"room": room}, flask_test_client=client
+    )
+    assert sio.is_connected("/room")
+    host = app.test_client()
+    with app.app_context():
+        from tests.conftest import Auth
+
+        Auth(host).login(db.session.get(User, meeting.host_id))
+        host.post(f"/broadcasts/{meeting.id}/registrations/{ann().id}/link/revoke")
+    assert not sio.is_connected("/room")
+    with app.app_context():  # each identity in its own context: Flask-Login caches it in g
+        again = socketio.test_client(
+            app, namespace="/room", auth={"room": room}, flask_test_client=client
+        )
+        assert not again.is_connected("/room")
+        assert client.get(f"/rooms/broadcast/{meeting.id}").status_code == 404
+    with app.app_context():
+        reissued = host.post(f"/broadcasts/{meeting.id}/registrations/{ann().id}/link/reissue")
+        assert reissued.status_code == 302
+    with app.app_context():
+        assert client.get(f"/rooms/broadcast/{meeting.id}").status_code == 404  # the old session
+    new_token, new_code = mailbox.last_link("ann@example.com")
+    other_device = app.test_client()
+    with app.app_context():
+        assert verify(other_device, new_token, code=new_code).status_code == 302
+        assert other_device.get(f"/rooms/broadcast/{meeting.id}").status_code == 200
+
+
+def test_declining_ends_a_registrants_access_at_once(app, client, auth, users, broadcasts):
+    host, attendee = users.make("host"), users.make("attendee")
+    town = broadcasts.make(host, mode="approval", kind="all_hands", starts_in=-timedelta(minutes=1))
+    reg = broadcasts.register(town, attendee)
+    auth.login(attendee)
+    room = f"broadcast:{town.id}"
+    sio = socketio.test_client(
+        app, namespace="/room", auth={"room": room}, flask_test_client=client
+    )
+    assert sio.is_connected("/room")
+    host_client = app.test_client()
+    with app.app_context():
+        from tests.conftest import Auth
+
+        Auth(host_client).login(host)
+        host_client.post(f"/broadcasts/{town.id}/registrations/{reg.id}/decline")
+    assert not sio.is_connected("/room")
+    with app.app_context():
+        again = socketio.test_client(
+            app, namespace="/room", auth={"room": room}, flask_test_client=client
+        )
+        assert not again.is_connected("/room")
