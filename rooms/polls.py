@@ -112,6 +112,8 @@ def open_poll(actor: Actor, data: dict[str, Any], out: Outbox) -> dict[str, Any]
     kind = kind_named(actor.kind)
     if data["weighted"] and (kind is None or kind.vote_weight is None or not actor.share_register):
         raise Refused("weighted votes need a share register")
+    if data["weighted"] and data["anonymous"]:
+        raise Refused("a weighted poll cannot be anonymous: each ballot's weight names its holder")
     poll = Poll(
         room_id=actor.room_id,
         question=data["question"],

@@ -159,14 +159,14 @@ def test_a_refused_holder_is_audited_with_their_holder_id(room, meeting):
 
 def test_an_anonymous_ballot_keeps_no_trace_of_its_voter(room, meeting):
     host, abe, bea = meeting["host"], meeting["abe"], meeting["bea"]
-    pid = open_poll(host, weighted=True, anonymous=True)
+    pid = open_poll(host, anonymous=True)
     abe.emit("poll.vote", {"id": pid, "choices": [1]})
     bea.emit("poll.vote", {"id": pid, "choices": [1]})
     abe.emit("poll.vote", {"id": pid, "choices": [2]})  # refused: already voted
 
     rows = audit(pid)
     cast = [(a.user_id, a.holder_id, a.choices, a.weight) for a in rows if a.outcome == "cast"]
-    assert cast == [(None, None, [1], 100), (None, None, [1], 250)]
+    assert cast == [(None, None, [1], 1), (None, None, [1], 1)]
     refused = [a for a in rows if a.outcome == "refused"]
     assert [(a.user_id, a.choices) for a in refused] == [(room.attendees[0].id, None)]
     poll = db.session.get(Poll, pid)
@@ -176,7 +176,17 @@ def test_an_anonymous_ballot_keeps_no_trace_of_its_voter(room, meeting):
     assert [(e["actor_id"], e["payload"]) for e in logged] == [(None, {"id": pid})] * 2
     assert abe.state()["polls"][0]["my_choices"] == []
     results = host.state()["polls"][0]["results"]
-    assert results == {"id": pid, "counts": [0, 350, 0], "ballots": 2, "weight_total": 350}
+    assert results == {"id": pid, "counts": [0, 2, 0], "ballots": 2}
+
+
+def test_a_weighted_poll_cannot_be_anonymous(room, meeting, rows):
+    """Each ballot's weight is its holder's shares: it would name them."""
+    reply = meeting["host"].emit("poll.open", MOTION | {"weighted": True, "anonymous": True})
+    assert reply == {
+        "ok": False,
+        "error": "a weighted poll cannot be anonymous: each ballot's weight names its holder",
+    }
+    assert rows(Poll) == 0
 
 
 def test_audit_rows_for_the_export(room, meeting):

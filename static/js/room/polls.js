@@ -173,6 +173,7 @@ function resetForm() {
   $("poll-multiple").checked = false;
   $("poll-weighted").checked = false;
   $("poll-anonymous").checked = false;
+  $("poll-anonymous").disabled = false;
   $("poll-options").replaceChildren();
   optionRow();
   optionRow();
@@ -222,6 +223,11 @@ export function init(r) {
   room.onState(renderForm);
   if ($("poll-form")) {
     $("poll-form").addEventListener("submit", create);
+    // Each weighted ballot's weight names its holder: such a poll cannot be anonymous.
+    $("poll-weighted").addEventListener("change", () => {
+      $("poll-anonymous").disabled = $("poll-weighted").checked;
+      if ($("poll-weighted").checked) $("poll-anonymous").checked = false;
+    });
     $("poll-add").addEventListener("click", () => optionRow().focus());
     resetForm();
   }
