@@ -39,6 +39,12 @@ visitors = Limiter(
 )
 
 
+IN_USE = (
+    "This join link is already in use on another device. Use that device, "
+    "or ask the host to send you a new link."
+)
+
+
 def client_key() -> int:
     return hash(request.remote_addr or "?")
 
@@ -108,11 +114,7 @@ def join_link(token: str) -> Page:
         return refuse(checked.problem or "", checked.status)
     if reg.device_hash is not None:
         if not device_matches(reg, request.cookies.get(cookie_name(reg))):
-            return refuse(
-                "This join link is already in use on another device. Use that device, "
-                "or ask the host to send you a new link.",
-                409,
-            )
+            return refuse(IN_USE, 409)
         problem = account_problem(reg)
         return refuse(problem, 403) if problem else enter_room(reg)
     return first_use(token, reg)
@@ -135,7 +137,11 @@ def first_use(token: str, reg: Registration) -> Page:
             db.session.commit()  # the failed attempt counts towards locking the link
             status = 410 if reg.link_revoked else 400
             return render_template("webinar/join.html", problem=problem, **context), status
-    return enter_room(reg, bind_device(reg))
+    secret = bind_device(reg)
+    if secret is None:
+        db.session.rollback()
+        return refuse(IN_USE, 409)
+    return enter_room(reg, secret)
 
 
 @bp.route("/<int:broadcast_id>/signup", methods=["GET", "POST"])

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app, session
+from sqlalchemy import false, select, update
 
 from lectern.extensions import db
 from lectern.timeutil import utcnow
@@ -134,22 +135,43 @@ def verify_holder(reg: Registration, holder_id: str, code: str) -> str | None:
     )
     if holder_ok and code_ok:
         return None
-    reg.failed_checks += 1
-    if reg.failed_checks >= MAX_FAILED_CHECKS:
-        reg.link_revoked = True
+    # Counted in the database, not from the value read: parallel guesses cannot lose a count.
+    mine = Registration.id == reg.id
+    db.session.execute(
+        update(Registration).where(mine).values(failed_checks=Registration.failed_checks + 1)
+    )
+    failed = db.session.scalar(select(Registration.failed_checks).where(mine)) or 0
+    if failed >= MAX_FAILED_CHECKS:
+        db.session.execute(update(Registration).where(mine).values(link_revoked=True))
+    db.session.expire(reg, ["failed_checks", "link_revoked"])
+    if failed >= MAX_FAILED_CHECKS:
         return LOCKED
-    left = MAX_FAILED_CHECKS - reg.failed_checks
+    left = MAX_FAILED_CHECKS - failed
     return f"The holder id or code is wrong. {left} attempt{'s' if left != 1 else ''} left."
 
 
-def bind_device(reg: Registration) -> str:
+def bind_device(reg: Registration) -> str | None:
     """Bind the link to this device and mark the registration verified and approved; returns
-    the device secret for the cookie. The caller commits."""
+    the device secret for the cookie, or None when another device (or a new link, or a
+    revocation) got there first. One conditional UPDATE: two devices racing cannot both bind.
+    The caller commits."""
     secret = secrets.token_urlsafe(32)
-    reg.device_hash = device_digest(secret)
-    reg.verified_at = utcnow()
-    reg.status = Status.APPROVED.value
-    return secret
+    bound = db.session.execute(
+        update(Registration)
+        .where(
+            Registration.id == reg.id,
+            Registration.device_hash.is_(None),
+            Registration.link_version == reg.link_version,
+            Registration.link_revoked == false(),
+        )
+        .values(
+            device_hash=device_digest(secret),
+            verified_at=utcnow(),
+            status=Status.APPROVED.value,
+        )
+    )
+    db.session.expire(reg, ["device_hash", "verified_at", "status"])
+    return secret if bound.rowcount == 1 else None  # type: ignore[attr-defined]
 
 
 def cookie_name(reg: Registration) -> str:

@@ -260,3 +260,27 @@ def test_declining_ends_a_registrants_access_at_once(app, client, auth, users, b
             app, namespace="/room", auth={"room": room}, flask_test_client=client
         )
         assert not again.is_connected("/room")
+
+
+def test_two_devices_racing_on_first_use_bind_only_one(meeting):
+    """Both passed the page's check (no device bound yet); the conditional UPDATE lets one in."""
+    from webinar.links import bind_device
+
+    reg = ann()
+    assert bind_device(reg) is not None
+    assert bind_device(reg) is None
+    db.session.rollback()
+
+
+def test_parallel_wrong_codes_are_all_counted(meeting):
+    """Another request's wrong guess lands after this one read the row: both count."""
+    from sqlalchemy import update
+
+    from webinar.links import verify_holder
+
+    reg = ann()
+    assert reg.failed_checks == 0  # what this request read
+    with db.engine.begin() as other:  # a parallel request's guess, committed meanwhile
+        other.execute(update(Registration).where(Registration.id == reg.id).values(failed_checks=1))
+    assert verify_holder(reg, "H-001", "bad") == "The holder id or code is wrong. 3 attempts left."
+    db.session.rollback()
