@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from lectern.config import build_config
 from lectern.extensions import csrf, db, login, migrate, socketio
@@ -23,6 +24,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         static_folder=str(ROOT / "static"),
     )
     app.config.update(build_config(config))
+    if app.config["PROXY_HOPS"]:  # behind reverse proxies: the visitor's address and scheme
+        hops = app.config["PROXY_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     Path(app.config["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
     init_extensions(app)
     app.extensions["media"] = MediaChannel(app.config["MEDIA_WORKER_ADDRS"])

@@ -71,6 +71,8 @@ def build_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "SMTP_PASSWORD": os.environ.get("SMTP_PASSWORD", ""),
         "SMTP_STARTTLS": env_flag("SMTP_STARTTLS", False),
         "MAIL_FROM": os.environ.get("MAIL_FROM", "Lectern <no-reply@localhost>"),
+        # Reverse proxies in front of the web workers (their X-Forwarded-* headers are trusted).
+        "PROXY_HOPS": int(os.environ.get("PROXY_HOPS", "0")),
         # Registrants get a reminder e-mail this many minutes before a broadcast (0: never).
         "REMINDER_MINUTES": int(os.environ.get("REMINDER_MINUTES", "60")),
         # The address people reach this server at, for links in e-mails sent outside a request.

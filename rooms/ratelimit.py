@@ -35,11 +35,15 @@ class Limiter:
         self._buckets: dict[tuple[int, str], tuple[float, float]] = {}  # -> (tokens, at)
         self._lock = threading.Lock()
 
+    MAX_BUCKETS = 100_000  # beyond this, buckets idle long enough to be full again are dropped
+
     def allow(self, user_id: int, bucket: str) -> bool:
         """Take one token from the user's bucket; False when it is empty."""
         rate = self.rates[bucket]
         now = time.monotonic()
         with self._lock:
+            if len(self._buckets) > self.MAX_BUCKETS:
+                self._prune(now)
             tokens, at = self._buckets.get((user_id, bucket), (float(rate.burst), now))
             tokens = min(float(rate.burst), tokens + (now - at) * rate.per_second)
             if tokens < 1.0:
@@ -47,6 +51,13 @@ class Limiter:
                 return False
             self._buckets[(user_id, bucket)] = (tokens - 1.0, now)
             return True
+
+    def _prune(self, now: float) -> None:
+        """Forget the buckets that have refilled: forgetting one changes nothing."""
+        for key, (tokens, at) in list(self._buckets.items()):
+            rate = self.rates[key[1]]
+            if tokens + (now - at) * rate.per_second >= rate.burst:
+                del self._buckets[key]
 
     def reset(self) -> None:
         with self._lock:

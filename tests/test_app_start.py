@@ -179,3 +179,21 @@ def test_database_defaults_to_sqlite_in_the_data_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://db.example/lectern")
     config = build_config({"DATA_DIR": str(tmp_path), "SECRET_KEY": "x"})
     assert config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://db.example/lectern"
+
+
+def test_behind_a_proxy_the_visitor_address_is_used(migrated, tmp_path):
+    from lectern import create_app
+    from tests.conftest import test_config
+
+    app = create_app(test_config(migrated, tmp_path / "data", PROXY_HOPS=1))
+    seen = []
+
+    @app.get("/_whoami")
+    def whoami() -> str:
+        from flask import request
+
+        seen.append(request.remote_addr)
+        return ""
+
+    app.test_client().get("/_whoami", headers={"X-Forwarded-For": "203.0.113.9"})
+    assert seen == ["203.0.113.9"]

@@ -24,6 +24,7 @@ from webinar.links import (
     cookie_name,
     device_matches,
     needs_verification,
+    parse,
     remember,
     verify_holder,
 )
@@ -33,9 +34,15 @@ from webinar.registration import confirm
 
 Page = str | Response | tuple[str, int]
 
-# Link checks and sign-ups per client address (per web worker): slows guessing and flooding.
+# Per web worker. Tokens that are not ours ("guess") and sign-ups count per client address
+# (behind a proxy, set PROXY_HOPS so that is the visitor's, not the proxy's); a real link counts
+# per registration, so a whole audience behind one address is not throttled as one.
 visitors = Limiter(
-    {"link": Rate(burst=20, per_second=0.5), "signup": Rate(burst=5, per_second=0.05)}
+    {
+        "guess": Rate(burst=20, per_second=0.5),
+        "link": Rate(burst=20, per_second=0.5),
+        "signup": Rate(burst=5, per_second=0.05),
+    }
 )
 
 
@@ -106,8 +113,10 @@ def enter_room(reg: Registration, device_secret: str | None = None) -> Response:
 @bp.route("/join/<token>", methods=["GET", "POST"])
 def join_link(token: str) -> Page:
     """A personal join link: confirm (and verify a holder) on first use, then into the room."""
-    if not visitors.allow(client_key(), "link"):
-        return refuse("Too many attempts from your network: wait a minute and retry.", 429)
+    parsed = parse(token)
+    allowed = visitors.allow(parsed[0], "link") if parsed else visitors.allow(client_key(), "guess")
+    if not allowed:
+        return refuse("Too many attempts: wait a minute and retry.", 429)
     checked: Checked = check(token)
     reg = checked.registration
     if reg is None:

@@ -284,3 +284,22 @@ def test_parallel_wrong_codes_are_all_counted(meeting):
         other.execute(update(Registration).where(Registration.id == reg.id).values(failed_checks=1))
     assert verify_holder(reg, "H-001", "bad") == "The holder id or code is wrong. 3 attempts left."
     db.session.rollback()
+
+
+def test_a_real_link_is_limited_per_person_not_per_network(client, meeting, mailbox):
+    """A whole audience may come from one address: guesses from it do not block real links."""
+    token, _ = mailbox.last_link("ann@example.com")
+    guesses = [client.get(f"/broadcasts/join/{n}.1.guess").status_code for n in range(25)]
+    assert guesses[-1] == 429
+    opens = [client.get(f"/broadcasts/join/{token}").status_code for _ in range(22)]
+    assert opens[:20] == [200] * 20 and opens[20:] == [429, 429]
+
+
+def test_idle_rate_limit_buckets_are_forgotten():
+    from rooms.ratelimit import Limiter, Rate
+
+    limiter = Limiter({"x": Rate(burst=2, per_second=1e12)})  # refilled at once
+    limiter.MAX_BUCKETS = 10
+    for key in range(50):
+        assert limiter.allow(key, "x")
+    assert len(limiter._buckets) <= 11
