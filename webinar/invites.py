@@ -143,7 +143,8 @@ def import_csv(broadcast: Broadcast, data: bytes) -> ImportResult:
             select(Registration).where(Registration.broadcast_id == broadcast.id)
         )
     }
-    holder_emails = {r.holder_id: r.email for r in existing.values() if r.holder_id}
+    # Holder ids are compared without case, as verification compares them.
+    holder_emails = {r.holder_id.casefold(): r.email for r in existing.values() if r.holder_id}
     seen: dict[str, int] = {}
     accounts = {
         u.email: u
@@ -157,12 +158,13 @@ def import_csv(broadcast: Broadcast, data: bytes) -> ImportResult:
         if row.email in existing:
             result.skipped.append((row.line, f"{row.email} is already on the list"))
             continue
-        if row.holder_id and row.holder_id in holder_emails:
-            other = holder_emails[row.holder_id]
+        holder = row.holder_id.casefold() if row.holder_id else None
+        if holder and holder in holder_emails:
+            other = holder_emails[holder]
             result.errors.append((row.line, f"holder id {row.holder_id} is already {other}'s"))
             continue
-        if row.holder_id:
-            holder_emails[row.holder_id] = row.email
+        if holder:
+            holder_emails[holder] = row.email
         account = accounts.get(row.email)
         reg = Registration(
             broadcast_id=broadcast.id,

@@ -12,7 +12,7 @@ from accounts.emails import normalize_email
 from accounts.models import NAME_MAX, User
 from lectern.extensions import db
 from lectern.timeutil import utcnow
-from rooms.ratelimit import Limiter, Rate
+from rooms.ratelimit import RATES, Limiter, Rate
 from webinar import bp
 from webinar.ahead import submit_ahead
 from webinar.forms import AskAheadForm, ContinueForm, SignupForm, VerifyForm
@@ -44,6 +44,8 @@ visitors = Limiter(
         "signup": Rate(burst=5, per_second=0.05),
     }
 )
+# Questions sent ahead, per user: the same rate as questions in the live room.
+askers = Limiter({"question": RATES["question"]})
 
 
 IN_USE = (
@@ -209,6 +211,8 @@ def ask_ahead(broadcast_id: int) -> Page:
     form = AskAheadForm()
     if broadcast.ends_at <= utcnow():
         flash("This broadcast is over: questions are closed.", "error")
+    elif not askers.allow(current_user.id, "question"):
+        flash("You are sending questions too fast: wait a little and send it again.", "error")
     elif not form.validate_on_submit():
         flash("; ".join(e for errors in form.errors.values() for e in errors), "error")
     else:

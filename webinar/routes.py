@@ -154,6 +154,9 @@ def add_invites(broadcast_id: int) -> Page:
     """Add pasted addresses to the invite list; all or nothing."""
     broadcast = broadcast_for(broadcast_id, Action.MANAGE)
     form = InviteForm()
+    if broadcast.kind == Kind.SHAREHOLDER:  # holders need their holder id and shares: CSV only
+        problem = "Import the share register as CSV: holders need their ids and shares."
+        return render_detail(broadcast, 400, csv_problem=problem)
     if not form.validate_on_submit():
         return render_detail(broadcast, 400, invite_form=form)
     result = invite(broadcast, form.emails.data)

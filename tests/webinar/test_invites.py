@@ -21,7 +21,7 @@ GOOD_AND_BAD = (
     "Zero,zero@example.com,H-4,0\n"  # 5: shares must be positive
     '"Bo, Holder",bo@example.com,H-5,"1,500"\n'  # 6: good (quoted comma, thousands separator)
     "Again,ANN@example.com,H-6,5\n"  # 7: e-mail repeats line 2
-    "Same Holder,sh@example.com,H-1,5\n"  # 8: holder id already Ann's
+    "Same Holder,sh@example.com,h-1,5\n"  # 8: holder id already Ann's (case does not count)
     "\n"  # blank lines are skipped
     "Weird,w@example.com,H 9 ;DROP,5\n"  # 10: holder id with spaces and ;
 )
@@ -61,7 +61,7 @@ def test_good_rows_imported_bad_rows_reported_by_line(client, meeting, mailbox: 
         "Line 4: the holder id is missing",
         "Line 5: shares must be a whole number",
         "Line 7: ann@example.com is already on line 2",
-        "Line 8: holder id H-1 is already ann@example.com&#39;s",
+        "Line 8: holder id h-1 is already ann@example.com&#39;s",
         "Line 10: the holder id must be letters",
     ):
         assert expected in page, expected
@@ -138,3 +138,14 @@ def test_all_hands_list_needs_no_holder_columns(client, users, auth, broadcasts,
     assert "Imported 2 rows" in response.data.decode()
     _, code = mailbox.last_link("x@example.com")
     assert code is None  # no holder verification outside shareholder meetings
+
+
+def test_a_pasted_list_cannot_invite_holders(client, meeting, mailbox):
+    """Holders need their holder id and shares: a shareholder meeting takes the CSV only."""
+    page = client.get(f"/broadcasts/{meeting.id}").data.decode()
+    assert "Invite by e-mail" not in page
+    response = client.post(f"/broadcasts/{meeting.id}/invites", data={"emails": "a@example.com"})
+    assert (
+        response.status_code == 400 and "Import the share register as CSV" in response.data.decode()
+    )
+    assert regs(meeting.id) == {} and mailbox.messages == []

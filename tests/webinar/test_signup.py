@@ -267,3 +267,22 @@ def test_questions_ahead_refused(app, client, auth, users, host, broadcasts):
         )
         assert "1000" in page.data.decode()
     assert db.session.scalars(select(Question)).all() == []
+
+
+def test_questions_ahead_are_rate_limited(client, auth, users, host, broadcasts):
+    from webinar import joining
+
+    joining.askers.reset()
+    town = broadcasts.make(host, mode="open", kind="all_hands")
+    asker = users.make("attendee")
+    broadcasts.register(town, asker)
+    auth.login(asker)
+    pages = [
+        client.post(
+            f"/broadcasts/{town.id}/questions", data={"text": f"Q{n}"}, follow_redirects=True
+        )
+        for n in range(7)
+    ]
+    assert "too fast" in pages[-1].data.decode()
+    assert len(db.session.scalars(select(Question)).all()) == 5  # the live room's burst
+    joining.askers.reset()
