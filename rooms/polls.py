@@ -98,8 +98,10 @@ def visible(actor: Actor) -> list[dict[str, Any]]:
     return shown
 
 
-def find(actor: Actor, poll_id: int) -> Poll:
-    poll = db.session.get(Poll, poll_id)
+def find(actor: Actor, poll_id: int, lock: bool = False) -> Poll:
+    """The room's poll; ``lock`` holds its row (PostgreSQL) so that a ballot and the closing of
+    the poll cannot interleave."""
+    poll = db.session.get(Poll, poll_id, with_for_update=lock)
     if poll is None or poll.room_id != actor.room_id:
         raise Refused("no such poll in this room")
     return poll
@@ -238,7 +240,7 @@ def cast(actor: Actor, poll: Poll, choices: list[int], weight: int, holder: str 
 
 def vote(actor: Actor, data: dict[str, Any], out: Outbox) -> dict[str, Any]:
     """Cast the sender's one ballot; every attempt, cast or refused, is audited."""
-    poll = find(actor, data["id"])
+    poll = find(actor, data["id"], lock=True)
     choices = sorted(data["choices"])
     held = entitlement(actor, poll)
     reason = problem(actor, poll, choices, held is not None)
@@ -259,7 +261,7 @@ def vote(actor: Actor, data: dict[str, Any], out: Outbox) -> dict[str, Any]:
 
 def close(actor: Actor, data: dict[str, Any], out: Outbox) -> dict[str, Any]:
     actor.require(Perm.MANAGE_POLLS)
-    poll = find(actor, data["id"])
+    poll = find(actor, data["id"], lock=True)
     if poll.state == "closed":
         raise Refused("this poll is already closed")
     poll.state, poll.closed_at = "closed", utcnow()

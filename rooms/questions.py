@@ -68,8 +68,9 @@ def my_votes(room_id: int, user_id: int) -> list[int]:
     )
 
 
-def find(actor: Actor, question_id: int) -> Question:
-    q = db.session.get(Question, question_id)
+def find(actor: Actor, question_id: int, lock: bool = False) -> Question:
+    """The room's question; ``lock`` holds its row (PostgreSQL) against a concurrent change."""
+    q = db.session.get(Question, question_id, with_for_update=lock)
     if q is None or q.room_id != actor.room_id:
         raise Refused("no such question in this room")
     return q
@@ -202,7 +203,11 @@ def merge(actor: Actor, data: dict[str, Any], out: Outbox) -> dict[str, Any]:
     actor.require(Perm.MODERATE)
     if data["id"] == data["into"]:
         raise Refused("a question cannot be merged into itself")
-    source, target = find(actor, data["id"]), find(actor, data["into"])
+    # Both rows locked, lower id first: two moderators merging A into B and B into A at once
+    # cannot make a cycle (the second sees the first's result), nor deadlock.
+    first, second = sorted((data["id"], data["into"]))
+    locked = {first: find(actor, first, lock=True), second: find(actor, second, lock=True)}
+    source, target = locked[data["id"]], locked[data["into"]]
     if source.status not in MERGEABLE:
         raise Refused("only pending or open questions can be merged")
     if target.status == "pending":
