@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -95,6 +96,7 @@ def dispatch(name: str, sid: str, args: tuple[Any, ...]) -> dict[str, Any]:
         log.exception("event %s failed", name)
         return error("internal error: nothing was changed")
     deliver(out)
+    flush_if_late()
     return {"ok": True, **extra}
 
 
@@ -141,8 +143,33 @@ def on_state(*args: Any) -> dict[str, Any]:
     return {"ok": True, "state": snapshot(actor, room)}
 
 
+# When the periodic flush last ran (or a handler did its work for it).
+last_flush = time.monotonic()
+
+
+def flush_if_late() -> None:
+    """From a handler: send the coalesced updates when the periodic flush is overdue.
+
+    A worker busy with a burst of events (a vote storm) runs the flusher only after the events
+    queued before it, so vote counts and live results would freeze; the handlers then take its
+    turn. Off when the interval is 0 (tests flush by hand).
+    """
+    global last_flush
+    interval = current_app.config.get("ROOMS_FLUSH_INTERVAL", INTERVAL_S)
+    now = time.monotonic()
+    if not interval or now - last_flush < 2 * interval:
+        return
+    last_flush = now
+    out = Outbox()
+    for coalescer in COALESCERS:
+        out.messages.extend(coalescer.flush().messages)
+    deliver(out)
+
+
 def flush(app: Flask, slow: bool = True) -> None:
     """Send the coalesced updates (with ``slow``, the attendee counts too)."""
+    global last_flush
+    last_flush = time.monotonic()
     with app.app_context():
         out = Outbox()
         for coalescer in COALESCERS + (SLOW_COALESCERS if slow else ()):
