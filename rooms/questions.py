@@ -12,7 +12,7 @@ from rooms import log
 from rooms.coalesce import Coalescer
 from rooms.context import Actor, Outbox, Refused
 from rooms.events import Event
-from rooms.models import QUESTION_MAX, Question, QuestionVote, Room
+from rooms.models import QUESTION_MAX, Connection, Question, QuestionVote, Room
 from rooms.people import names
 from rooms.policy import Perm
 from rooms.validate import Bool, Int, Text
@@ -76,6 +76,17 @@ def find(actor: Actor, question_id: int, lock: bool = False) -> Question:
     return q
 
 
+def moderates(actor: Actor, user_id: int) -> bool:
+    """Whether ``user_id`` is connected to the actor's room in a role that moderates (and so
+    is in the moderators' audience)."""
+    roles = db.session.scalars(
+        select(Connection.role).where(
+            Connection.room_id == actor.room_id, Connection.user_id == user_id
+        )
+    )
+    return any(actor.policy.allows(role, Perm.MODERATE) for role in roles)
+
+
 def announce(actor: Actor, q: Question, out: Outbox) -> dict[str, Any]:
     """Send a question's new state to those who may see it."""
     data = view(q, None if q.anonymous else names([q.author_id]).get(q.author_id))
@@ -83,7 +94,8 @@ def announce(actor: Actor, q: Question, out: Outbox) -> dict[str, Any]:
         out.to_all(actor.room_id, "question.update", data)
     else:
         out.to_mods(actor.room_id, "question.update", data)
-        out.to_user(actor.room_id, q.author_id, "question.update", data)
+        if not moderates(actor, q.author_id):  # a moderator has it already, once is enough
+            out.to_user(actor.room_id, q.author_id, "question.update", data)
         if q.status == "dismissed":
             out.to_all(actor.room_id, "question.remove", {"id": q.id})
     return data

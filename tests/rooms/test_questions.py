@@ -174,6 +174,8 @@ def test_dismissing_removes_the_question_for_everyone_but_moderators(room):
         assert client.state()["questions"] == []
     assert host.state()["questions"] == [dismissed]
     assert panelist.state()["questions"] == [dismissed]
+    # The host asked it: as a moderator they got its update once, not also as its author.
+    assert host.got("question.update") == [dismissed]
 
 
 def test_anonymous_questions_never_carry_their_author(room):
