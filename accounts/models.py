@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import CheckConstraint, DateTime, Index, String
+from sqlalchemy import Boolean, CheckConstraint, DateTime, Index, String, true
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -33,6 +33,16 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined]
     role: Mapped[str] = mapped_column(String(20))
     password_hash: Mapped[str | None] = mapped_column(String(256))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # A deactivated account cannot sign in and its live connections are closed.
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # IANA zone ("Asia/Seoul") times are shown in; None until the browser or the user sets it.
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    # Interface language ("en", "ko"); None: the browser's preference.
+    locale: Mapped[str | None] = mapped_column(String(8))
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login refuses inactive users
+        return bool(self.active)
 
     def set_password(self, password: str) -> None:
         """Store a salted hash of ``password``, never the password itself."""

@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from lectern import i18n
 from lectern.config import build_config
 from lectern.extensions import csrf, db, login, migrate, socketio
 from media.channel import MediaChannel
@@ -45,6 +46,7 @@ def init_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     login.init_app(app)
     csrf.init_app(app)
+    i18n.init_app(app)
     socketio.init_app(
         app,
         async_mode=app.config["SOCKETIO_ASYNC_MODE"],

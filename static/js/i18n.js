@@ -1,0 +1,32 @@
+// Translated strings for the page's language: the server puts its catalogue (msgid -> text,
+// or a list of plural forms) in <script id="i18n-catalogue" type="application/json">; English
+// needs none, its ids are the text. Placeholders are Python's: t("Hello %(name)s", {name}).
+const element = document.getElementById("i18n-catalogue");
+const catalogue = element ? JSON.parse(element.textContent || "{}") : {};
+
+/** The page's language ("en", "ko"), for Intl date, time and number formats. */
+export const language = document.documentElement.lang || "en";
+
+function fill(text, params) {
+  return text.replace(/%\((\w+)\)[sd]/g, (_, name) => String(params[name] ?? ""));
+}
+
+/** ``msgid`` in the page's language, with ``%(name)s`` placeholders filled from ``params``. */
+export function t(msgid, params = {}) {
+  const found = catalogue[msgid];
+  return fill(typeof found === "string" ? found : msgid, params);
+}
+
+/** The singular or plural text for ``n``; ``n`` is also the ``%(n)s`` placeholder. */
+export function tn(singular, plural, n, params = {}) {
+  const forms = catalogue[singular];
+  const rule = new Intl.PluralRules(language).select(n);
+  let text = n === 1 ? singular : plural;
+  if (Array.isArray(forms)) text = forms[Math.min(rule === "one" ? 0 : 1, forms.length - 1)];
+  return fill(text, { n: String(n), ...params });
+}
+
+/** A time of day in the page's language, 24-hour where the language writes it so. */
+export function formatTime(date) {
+  return new Intl.DateTimeFormat(language, { hour: "2-digit", minute: "2-digit" }).format(date);
+}
