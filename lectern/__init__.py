@@ -33,10 +33,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["media"] = MediaChannel(app.config["MEDIA_WORKER_ADDRS"])
     register_blueprints(app)
     register_rooms()
-    from lectern import errors, security
+    from lectern import errors, security, timefmt
 
     errors.register(app)
     security.register(app)
+    timefmt.register(app)
     return app
 
 
