@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import or_, select
 from werkzeug.wrappers import Response
@@ -15,6 +16,7 @@ from classroom.models import Course, Enrollment, Lesson
 from classroom.policy import Action, course_allows
 from lectern.access import load_or_404, require
 from lectern.extensions import db
+from lectern.forms import ScheduleForm, show_start, start_utc
 from lectern.timeutil import utcnow
 
 Page = str | Response | tuple[str, int]
@@ -123,13 +125,41 @@ def add_lesson(course_id: int) -> Page:
     lesson = Lesson(
         course_id=course.id,
         title=form.title.data.strip(),
-        starts_at=form.starts_at.data,
+        starts_at=start_utc(form.starts_at),
         duration_minutes=form.duration_minutes.data,
     )
     db.session.add(lesson)
     db.session.commit()
     flash("Lesson scheduled.", "info")
     return redirect(url_for("classroom.lesson", course_id=course.id, lesson_id=lesson.id))
+
+
+def lesson_of(course: Course, lesson_id: int) -> Lesson:
+    """The course's lesson ``lesson_id`` (404 for another course's)."""
+    found = load_or_404(Lesson, lesson_id)
+    if found.course_id != course.id:
+        abort(404)
+    return found
+
+
+@bp.route("/<int:course_id>/lessons/<int:lesson_id>/schedule", methods=["GET", "POST"])
+@login_required
+def reschedule_lesson(course_id: int, lesson_id: int) -> Page:
+    """Move a lesson: the form shows its time on the instructor's wall clock."""
+    course = course_for(course_id, Action.MANAGE)
+    found = lesson_of(course, lesson_id)
+    form = ScheduleForm(obj=found)
+    if form.validate_on_submit():
+        found.starts_at = start_utc(form.starts_at)
+        found.duration_minutes = form.duration_minutes.data
+        db.session.commit()
+        flash(_("Lesson rescheduled."), "info")
+        return redirect(url_for("classroom.lesson", course_id=course.id, lesson_id=found.id))
+    if not form.is_submitted():
+        show_start(form.starts_at, found.starts_at)
+    back = url_for("classroom.lesson", course_id=course.id, lesson_id=found.id)
+    page = render_template("schedule_form.html", form=form, title=found.title, back=back)
+    return page, 400 if form.errors else 200
 
 
 @bp.get("/<int:course_id>/lessons/<int:lesson_id>")

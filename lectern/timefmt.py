@@ -30,12 +30,13 @@ def date_and_time(moment: datetime, language: Language, zone: Zone | None) -> st
 def when(
     start: datetime, end: datetime | None = None, *, language: Language, zone: Zone | None
 ) -> str:
-    """A start (and end) time with its zone: "Tue, Dec 8, 2026, 7:00 PM – 8:00 PM
-    (Asia/Seoul)"; the end shows its date too when it falls on another local day."""
+    """A start (and end) time with its zone: "Tue, Dec 8, 2026, 7:00 PM - 8:00 PM
+    (Asia/Seoul)" (with an en dash); the end shows its date too when it falls on another
+    local day."""
     text = date_and_time(start, language, zone)
     if end is not None:
         same_day = to_local(start, zone).date() == to_local(end, zone).date()
-        text += " – " + (
+        text += " \N{EN DASH} " + (
             clock(end, language=language, zone=zone)
             if same_day
             else date_and_time(end, language, zone)
@@ -43,9 +44,7 @@ def when(
     return f"{text} ({zone_name(zone)})"
 
 
-def clock(
-    moment: datetime, *, language: Language, zone: Zone | None, seconds: bool = False
-) -> str:
+def clock(moment: datetime, *, language: Language, zone: Zone | None, seconds: bool = False) -> str:
     """The time of day, as the language writes it ("7:00 PM", "19:00", "오후 7:00")."""
     form = "medium" if seconds else "short"
     return format_time(moment, form, tzinfo=zone_of(zone), locale=Locale.parse(language))

@@ -64,4 +64,3 @@ def to_utc(local: datetime, zone: Zone | None) -> datetime:
 def to_local(utc: datetime, zone: Zone | None) -> datetime:
     """A stored (naive UTC) time as the naive wall-clock time in ``zone``."""
     return utc.replace(tzinfo=UTC).astimezone(zone_of(zone)).replace(tzinfo=None, fold=0)
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import or_, select
 from werkzeug.wrappers import Response
@@ -10,6 +11,7 @@ from werkzeug.wrappers import Response
 from accounts.roles import Perm
 from lectern.access import load_or_404, require
 from lectern.extensions import db
+from lectern.forms import ScheduleForm, show_start, start_utc
 from lectern.timeutil import utcnow
 from webinar import bp
 from webinar.ahead import asked_ahead
@@ -76,6 +78,7 @@ def create() -> Page:
     if form.validate_on_submit():
         broadcast = Broadcast(host_id=current_user.id)
         form.populate_obj(broadcast)
+        broadcast.starts_at = start_utc(form.starts_at)
         broadcast.title = broadcast.title.strip()
         broadcast.description = (broadcast.description or "").strip()
         db.session.add(broadcast)
@@ -83,6 +86,26 @@ def create() -> Page:
         flash("Broadcast created.", "info")
         return redirect(url_for("webinar.detail", broadcast_id=broadcast.id))
     return render_template("webinar/broadcast_form.html", form=form), 400 if form.errors else 200
+
+
+@bp.route("/<int:broadcast_id>/schedule", methods=["GET", "POST"])
+@login_required
+def reschedule(broadcast_id: int) -> Page:
+    """Move a broadcast: the form shows its time on the host's wall clock. Registrants are
+    not told by e-mail; the next reminder and the calendar file carry the new time."""
+    broadcast = broadcast_for(broadcast_id, Action.MANAGE)
+    form = ScheduleForm(obj=broadcast)
+    if form.validate_on_submit():
+        broadcast.starts_at = start_utc(form.starts_at)
+        broadcast.duration_minutes = form.duration_minutes.data
+        db.session.commit()
+        flash(_("Broadcast rescheduled."), "info")
+        return redirect(url_for("webinar.detail", broadcast_id=broadcast.id))
+    if not form.is_submitted():
+        show_start(form.starts_at, broadcast.starts_at)
+    back = url_for("webinar.detail", broadcast_id=broadcast.id)
+    page = render_template("schedule_form.html", form=form, title=broadcast.title, back=back)
+    return page, 400 if form.errors else 200
 
 
 def render_detail(broadcast: Broadcast, status: int = 200, **extra: object) -> Page:
