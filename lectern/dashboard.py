@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import Blueprint, render_template, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from classroom.routes import visible_courses
@@ -36,7 +37,7 @@ def lesson_sessions() -> list[Session]:
     """Every lesson of the user's courses."""
     return [
         Session(
-            "Lesson",
+            _("Lesson"),
             lesson.title,
             course.title,
             lesson.starts_at,
@@ -54,7 +55,7 @@ def broadcast_sessions() -> list[Session]:
         Session(
             b.kind_label,
             b.title,
-            f"hosted by {b.host.name}",
+            _("hosted by %(name)s", name=b.host.name),
             b.starts_at,
             b.ends_at,
             url_for("webinar.detail", broadcast_id=b.id),

@@ -29,8 +29,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from flask import Flask, has_request_context, request
+from flask import Flask, has_request_context, request, session
 from flask_babel import Babel, get_locale
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 PACKAGE = Path(__file__).resolve().parent
@@ -40,18 +41,47 @@ ROOT = PACKAGE.parent
 LANGUAGES: dict[str, str] = {"en": "English", "ko": "한국어"}
 DEFAULT_LANGUAGE = "en"
 DOMAINS = ("messages", "js")
+# Query parameter that picks the language for someone not signed in (remembered in the session).
+LANGUAGE_PARAM = "lang"
+# account and room role -> its name as pages show it
+ROLE_LABELS = {
+    "admin": _l("administrator"),
+    "instructor": _l("instructor"),
+    "host": _l("host"),
+    "student": _l("student"),
+    "attendee": _l("attendee"),
+    "panelist": _l("panelist"),
+    "none": _l("none"),
+}
 
 babel = Babel()
 
 
 def select_locale() -> str:
-    """The signed-in user's language, else the browser's best match, else English."""
+    """The signed-in user's language, else the one picked with ``?lang=`` (remembered in the
+    session), else the browser's best match, else English."""
     if not has_request_context():
         return DEFAULT_LANGUAGE
     user = current_user
     if user and user.is_authenticated and getattr(user, "locale", None) in LANGUAGES:
         return str(user.locale)
+    picked = request.args.get(LANGUAGE_PARAM) or session.get(LANGUAGE_PARAM)
+    if picked in LANGUAGES:
+        return str(picked)
     return request.accept_languages.best_match(list(LANGUAGES)) or DEFAULT_LANGUAGE
+
+
+def remember_language() -> None:
+    """Keep a ``?lang=`` choice for the following pages (before each request)."""
+    picked = request.args.get(LANGUAGE_PARAM)
+    if picked in LANGUAGES and session.get(LANGUAGE_PARAM) != picked:
+        session[LANGUAGE_PARAM] = picked
+
+
+def role_label(role: str | None) -> str:
+    """An account or room role's name in the request's language (unknown roles as they are)."""
+    label = ROLE_LABELS.get(role or "")
+    return str(label) if label is not None else str(role or "")
 
 
 def select_timezone() -> str | None:
@@ -148,9 +178,15 @@ def init_app(app: Flask) -> None:
         timezone_selector=select_timezone,
         default_translation_directories=str(compiled_directory()),
     )
+    # {% trans %} blocks: whitespace and line breaks collapse, as the extraction sees them
+    app.jinja_env.policies["ext.i18n.trimmed"] = True
     app.jinja_env.globals.update(
-        LANGUAGES=LANGUAGES, js_catalogue=js_catalogue, current_language=select_locale
+        LANGUAGES=LANGUAGES,
+        js_catalogue=js_catalogue,
+        current_language=select_locale,
+        role_label=role_label,
     )
+    app.before_request(remember_language)
 
 
 def update() -> None:

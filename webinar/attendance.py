@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from flask_babel import ngettext
+
 Interval = tuple[float, float]
 
 # The chart's bucket: one minute, unless that makes more than MAX_BUCKETS (then the smallest
@@ -254,9 +256,8 @@ def tick_every(found: Sequence[Bucket]) -> int:
 
 def in_words(seconds: int) -> str:
     """A bucket size in words: "1 minute", "2 hours", "20 seconds"."""
-    n, unit = seconds, "second"
-    for name, size in (("hour", 3600), ("minute", 60)):
-        if seconds % size == 0:
-            n, unit = seconds // size, name
-            break
-    return f"{n} {unit}{'' if n == 1 else 's'}"
+    if seconds % 3600 == 0:
+        return ngettext("%(num)s hour", "%(num)s hours", seconds // 3600)
+    if seconds % 60 == 0:
+        return ngettext("%(num)s minute", "%(num)s minutes", seconds // 60)
+    return ngettext("%(num)s second", "%(num)s seconds", seconds)

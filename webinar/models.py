@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -52,12 +53,17 @@ class Status(StrEnum):
     DECLINED = "declined"
 
 
+# Lazy: each is shown in the language of the request (or e-mail) that reads it.
 KIND_LABELS = {
-    Kind.ALL_HANDS: "All-hands",
-    Kind.SHAREHOLDER: "Shareholder meeting",
-    Kind.WEBINAR: "Public webinar",
+    Kind.ALL_HANDS: _l("All-hands"),
+    Kind.SHAREHOLDER: _l("Shareholder meeting"),
+    Kind.WEBINAR: _l("Public webinar"),
 }
-MODE_LABELS = {Mode.OPEN: "Open", Mode.APPROVAL: "Host approval", Mode.INVITE: "Invite list only"}
+MODE_LABELS = {
+    Mode.OPEN: _l("Open"),
+    Mode.APPROVAL: _l("Host approval"),
+    Mode.INVITE: _l("Invite list only"),
+}
 
 
 def _in(column: str, enum: type[StrEnum]) -> str:
@@ -104,11 +110,11 @@ class Broadcast(db.Model):  # type: ignore[name-defined]
 
     @property
     def kind_label(self) -> str:
-        return KIND_LABELS[Kind(self.kind)]
+        return str(KIND_LABELS[Kind(self.kind)])
 
     @property
     def mode_label(self) -> str:
-        return MODE_LABELS[Mode(self.registration_mode)]
+        return str(MODE_LABELS[Mode(self.registration_mode)])
 
 
 class Registration(db.Model):  # type: ignore[name-defined]
