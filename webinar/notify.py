@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from sqlalchemy import select
+
+from accounts.models import User
+from lectern import timefmt
+from lectern.extensions import db
+from lectern.i18n import DEFAULT_LANGUAGE, LANGUAGES
 from lectern.mail import Attachment, Delivery, Mail, external_url, send
 from webinar.calendar import ics
 from webinar.links import ensure_link, needs_verification, token_of
@@ -18,8 +24,22 @@ def calendar_attachment(broadcast: Broadcast, url: str) -> Attachment:
     return Attachment("broadcast.ics", "text/calendar", ics(broadcast, url, broadcast.host.name))
 
 
-def when(broadcast: Broadcast) -> str:
-    return f"{broadcast.starts_at:%A %d %B %Y, %H:%M} UTC ({broadcast.duration_minutes} minutes)"
+def recipient(reg: Registration) -> User | None:
+    """The registrant's account: theirs by id, else one with the invited address (addresses
+    are stored in lower case)."""
+    if reg.user_id is not None:
+        return db.session.get(User, reg.user_id)
+    return db.session.scalar(select(User).where(User.email == reg.email.lower()))
+
+
+def when(broadcast: Broadcast, reg: Registration | None = None) -> str:
+    """The broadcast's time as its recipient reads it: in their account's zone and language
+    when they have one (else UTC and English), the zone named."""
+    user = recipient(reg) if reg is not None else None
+    zone = user.timezone if user is not None else None
+    language = user.locale if user is not None and user.locale in LANGUAGES else None
+    start = timefmt.when(broadcast.starts_at, language=language or DEFAULT_LANGUAGE, zone=zone)
+    return f"{start} ({broadcast.duration_minutes} minutes)"
 
 
 def greeting(reg: Registration) -> str:
@@ -38,7 +58,7 @@ def join_mail(reg: Registration, code: str | None, reminder: bool = False) -> Ma
             if reminder
             else f"You are invited to {broadcast.title} ({broadcast.kind_label})."
         ),
-        f"When: {when(broadcast)}",
+        f"When: {when(broadcast, reg)}",
         "",
         "Your personal join link (do not forward it: it works on one device only):",
         url,
@@ -61,7 +81,7 @@ def pending_mail(reg: Registration) -> Mail:
         [
             greeting(reg),
             "",
-            f"We received your registration for {broadcast.title} ({when(broadcast)}).",
+            f"We received your registration for {broadcast.title} ({when(broadcast, reg)}).",
             "The host reviews registrations; you will get your join link once it is approved.",
         ]
     )
