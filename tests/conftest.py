@@ -1,15 +1,23 @@
 """Shared fixtures: an app on a migrated database (SQLite, or PostgreSQL via DATABASE_URL),
-a test client, users of each role and a helper that signs them in."""
+a test client, users of each role and a helper that signs them in; and for tests that go
+outside the process: ``live_server`` (real ``python app.py`` processes, see tests/live.py),
+``browser`` (headless Chromium) and ``mailbox`` (a real SMTP server on loopback)."""
 
 from __future__ import annotations
 
+import email
 import functools
 import os
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
+from email.message import EmailMessage
+from email.policy import default
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
@@ -22,14 +30,10 @@ from classroom.models import Course, Enrollment, Lesson
 from lectern import create_app
 from lectern.extensions import db
 from lectern.timeutil import utcnow
+from tests.live import CHROMIUM, LiveServer, free_port, in_ci, launch_chromium
 from webinar.models import Broadcast, Registration
 
 PASSWORD = "correct horse battery"
-
-
-def in_ci() -> bool:
-    """CI must run the PostgreSQL, Redis and browser tests rather than skip them."""
-    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
 @pytest.fixture(scope="session")
@@ -277,3 +281,105 @@ def rows(app: Flask) -> Callable[..., int]:
         return db.session.scalar(select(func.count()).select_from(model).where(*where))
 
     return count
+
+
+# --- outside the process: live servers, a browser, a mail server ---
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
+    """Starts ``python app.py`` processes for one test and stops them after it:
+    ``live_server({"DEMO_DATA": "false", "MEDIA_WORKERS": "0", **mailbox.env})``.
+
+    Each gets a fresh data folder under the test's ``tmp_path`` (SQLite unless ``env`` sets
+    ``DATABASE_URL``); further keyword arguments go to ``LiveServer``. The settings of the
+    shell that would point it elsewhere are dropped (``tests.live.FOREIGN_SETTINGS``). It has
+    answered ``/login`` when returned; ``.url``, ``.output()``, ``.wait_for_output(regex)``.
+    """
+    started: list[LiveServer] = []
+
+    def start(env: Mapping[str, str] | None = None, **options: Any) -> LiveServer:
+        server = LiveServer(tmp_path / f"server{len(started) + 1}", env, **options)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium from Debian; skipped without it on a developer's machine, never in CI.
+
+    Module-scoped: Playwright's sync API keeps an event loop running while it is open, and
+    later test modules that call ``asyncio.run`` must not find one.
+    """
+    if not CHROMIUM.exists():
+        if in_ci():
+            pytest.fail(f"{CHROMIUM} is required in CI")
+        pytest.skip(f"{CHROMIUM} is not installed")
+    with launch_chromium() as chromium:
+        yield chromium
+
+
+LINK = re.compile(r"https?://\S+/broadcasts/join/(\S+)")
+CODE = re.compile(r"verification code: (\d{8})")
+
+
+class Mailbox:
+    """An aiosmtpd handler: every message the app sends lands in ``messages``."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.messages: list[EmailMessage] = []
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Settings that send a live server's e-mail here."""
+        return {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(self.port)}
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        """Addresses starting with "refused" do not exist on this server."""
+        if address.startswith("refused"):
+            return "550 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = email.message_from_bytes(envelope.content, policy=default)
+        assert isinstance(message, EmailMessage)
+        self.messages.append(message)
+        return "250 OK"
+
+    def to(self, address: str) -> list[EmailMessage]:
+        return [m for m in self.messages if m["To"] == address]
+
+    def text(self, message: EmailMessage) -> str:
+        body = message.get_body(preferencelist=("plain",))
+        assert body is not None
+        return str(body.get_content())
+
+    def last_link(self, address: str) -> tuple[str, str | None]:
+        """(token, code or None) of the join link in the newest message to ``address``."""
+        found = self.to(address)
+        assert found, f"no e-mail to {address}"
+        text = self.text(found[-1])
+        link = LINK.search(text)
+        assert link, text
+        code = CODE.search(text)
+        return link.group(1), code.group(1) if code else None
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    """A real SMTP server on loopback for one test; the ``app`` fixture does not use it unless
+    the test's ``app_config`` says so (``{"SMTP_HOST": "127.0.0.1", "SMTP_PORT": port}``), a
+    live server when started with ``mailbox.env``."""
+    box = Mailbox(free_port())
+    controller = Controller(box, hostname="127.0.0.1", port=box.port)
+    controller.start()
+    yield box
+    controller.stop()

@@ -3,88 +3,28 @@
 from __future__ import annotations
 
 import http.cookiejar
-import os
 import re
-import socket
 import sqlite3
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from lectern import ROOT
 from lectern.config import build_config
 from lectern.demo import DEMO_PASSWORD, DEMO_USERS
-
-START_TIMEOUT_S = 20.0
-# Settings a developer's shell might carry that would point the server somewhere else.
-FOREIGN_SETTINGS = ("DATABASE_URL", "DATA_DIR", "DEMO_DATA", "SECRET_KEY", "REDIS_URL", "PORT")
+from tests.live import LiveServer, ServerError
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class Server:
-    """One ``python app.py`` process and the file its output goes to."""
-
-    proc: subprocess.Popen[bytes]
-    port: int
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-def start(data_dir: Path, log: Path) -> Server:
-    """Run ``python app.py`` on a free port and wait until it answers ``/login``."""
-    env = {k: v for k, v in os.environ.items() if k not in FOREIGN_SETTINGS}
-    # app.py flushes only its first line; without this the rest sits in the pipe's buffer
-    # while the server runs, and SIGTERM discards it.
-    env["PYTHONUNBUFFERED"] = "1"
-    port = free_port()
-    command = [sys.executable, "app.py", "--port", str(port), "--data-dir", str(data_dir)]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    server = Server(proc, port, log)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"app.py exited with {proc.returncode}:\n{server.output()}")
-        try:
-            with urllib.request.urlopen(f"{server.url}/login", timeout=1) as response:
-                if response.status == 200:
-                    return server
-        except OSError:
-            time.sleep(0.1)  # not listening yet
-    stop(server)
-    pytest.fail(f"app.py did not answer within {START_TIMEOUT_S} s:\n{server.output()}")
-
-
-def stop(server: Server) -> None:
-    """Terminate the server as a service manager would, and reap it."""
-    if server.proc.poll() is None:
-        server.proc.terminate()
-        try:
-            server.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            server.proc.kill()
-            server.proc.wait(timeout=5)
+def start(data_dir: Path, log: Path) -> LiveServer:
+    """``python app.py`` with the app's own defaults (demo data, media workers), as a user
+    starts it; the shell's settings that would point it elsewhere are dropped."""
+    try:
+        return LiveServer(data_dir, log=log).start()
+    except ServerError as error:
+        pytest.fail(str(error))
 
 
 class Browser:
@@ -112,12 +52,12 @@ class Browser:
 
 
 @pytest.fixture
-def servers(tmp_path: Path) -> Iterator[list[Server]]:
+def servers() -> Iterator[list[LiveServer]]:
     """Servers started by a test; stopped even when it fails."""
-    servers: list[Server] = []
+    servers: list[LiveServer] = []
     yield servers
     for server in servers:
-        stop(server)
+        server.stop()
 
 
 def count(db_file: Path, sql: str) -> int:
@@ -146,8 +86,8 @@ def test_first_start_seeds_demo_data_and_a_restart_keeps_it(tmp_path, servers):
     assert "Waves and oscillations" in page  # the demo's live lesson
     status, page = browser.open(f"{first.url}/courses/")
     assert status == 200 and "Physics 101" in page
-    stop(first)
-    assert first.proc.returncode is not None
+    first.stop()
+    assert first.proc is not None and first.proc.returncode is not None
 
     db_file = data_dir / "lectern.db"
     assert db_file.exists() and (data_dir / "secret_key").exists()
@@ -197,3 +137,10 @@ def test_behind_a_proxy_the_visitor_address_is_used(migrated, tmp_path):
 
     app.test_client().get("/_whoami", headers={"X-Forwarded-For": "203.0.113.9"})
     assert seen == ["203.0.113.9"]
+
+
+@pytest.mark.server
+def test_without_demo_data_the_first_start_seeds_nothing(live_server):
+    server = live_server({"DEMO_DATA": "false", "MEDIA_WORKERS": "0"})
+    assert "demo data created" not in server.output()
+    assert "Demo logins" not in server.output()

@@ -1,25 +1,25 @@
-"""Fixtures for the browser tests: a real Lectern server and headless Chromium driving it.
+r"""Fixtures for the browser tests: a real Lectern server and headless Chromium driving it.
 
 The server is ``python app.py`` with its demo data (a live lesson, a live all-hands broadcast,
-the demo accounts) on a fresh SQLite folder, with one media worker. Chromium is Debian's
-(``/usr/bin/chromium``, never a Playwright download) with fake camera and microphone, WebRTC on
-loopback allowed. Screenshots go to ``test-artifacts/browser/``.
+the demo accounts) on a fresh SQLite folder, with one media worker. The ``browser`` fixture
+(tests/conftest.py) is Debian's Chromium (``/usr/bin/chromium``, never a Playwright download)
+with fake camera and microphone, WebRTC on loopback allowed; both come from tests/live.py.
+Screenshots go to ``test-artifacts/browser/``.
+
+A scenario that needs a server of its own (no demo data, mail to the test's SMTP server)::
+
+    def test_setup(live_server, mailbox, people_on):
+        server = live_server({"DEMO_DATA": "false", "MEDIA_WORKERS": "0", **mailbox.env})
+        link = server.wait_for_output(r"(http://\S+/setup/\S+)").group(1)
+        visitor = people_on(server).visit("new admin")
 """
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import io
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,26 +31,11 @@ import pytest
 from playwright.sync_api import expect
 
 from lectern import ROOT
+from lectern.demo import DEMO_PASSWORD
+from tests.live import LiveServer
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-ui-for-media-stream",
-    # Three fake cameras: the second sends Y16 (depth) frames, which no video encoder takes;
-    # the tests switch between the first and the third.
-    "--use-fake-device-for-media-stream=device-count=3",
-    "--allow-loopback-in-peer-connection",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-]
-DEMO_PASSWORD = "lectern-demo"
+Server = LiveServer  # the ``server`` fixture's type, by its old name
 VIDEO_TIMEOUT_S = 30
-START_TIMEOUT_S = 60.0
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 LAPTOP = {"width": 1366, "height": 768}
 PHONE = {"width": 390, "height": 844}
@@ -97,98 +82,14 @@ SENDERS = """
 """
 
 
-def in_ci(config: pytest.Config) -> bool:
-    """The root conftest's ``in_ci()``, taken from pytest's own registry of conftest modules:
-    its module name depends on whether ``tests/`` is a package, its path does not."""
-    root_conftest = config.pluginmanager.get_plugin(str(ROOT / "tests" / "conftest.py"))
-    return bool(root_conftest.in_ci())
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Server:
-    """The running ``python app.py`` and where its output goes."""
-
-    url: str
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-
-def wait_until_up(server: Server) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            break
-        try:
-            with urllib.request.urlopen(f"{server.url}/login", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.2)
-    raise RuntimeError(f"the server did not start:\n{server.output()[-3000:]}")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """End the server and its media worker (they share the process group started for it)."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    with contextlib.suppress(ProcessLookupError):  # a media worker left behind
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """``python app.py`` with demo data on a fresh SQLite folder and one media worker."""
-    base = tmp_path_factory.mktemp("browser-server")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env.update(MEDIA_WORKERS="1", DEMO_DATA="1", PYTHONUNBUFFERED="1")
-    env.pop("MEDIA_WORKER_ADDRS", None)
-    log = base / "server.log"
-    command = [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--data-dir", str(base / "data")]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    running = Server(url=f"http://127.0.0.1:{port}", proc=proc, log=log)
-    try:
-        wait_until_up(running)
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """``python app.py`` with demo data on a fresh SQLite folder and one media worker, shared
+    by a module's tests. For a server of one test's own (other settings, no demo data), use
+    ``live_server`` from tests/conftest.py and ``people_on(that_server)``."""
+    data = tmp_path_factory.mktemp("browser-server") / "data"
+    with LiveServer(data, {"MEDIA_WORKERS": "1", "DEMO_DATA": "true"}) as running:
         yield running
-    finally:
-        stop(proc)
-
-
-@pytest.fixture(scope="module")
-def browser(pytestconfig: pytest.Config) -> Iterator[Any]:
-    """Headless Chromium from Debian; skipped without it on a developer's machine, never in CI.
-
-    Module-scoped: Playwright's sync API keeps an event loop running while it is open, and
-    later test modules that call ``asyncio.run`` must not find one.
-    """
-    if not CHROMIUM.exists():
-        if in_ci(pytestconfig):
-            pytest.fail(f"{CHROMIUM} is required in CI")
-        pytest.skip(f"{CHROMIUM} is not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @dataclass
@@ -220,14 +121,18 @@ class Person:
 class People:
     """Opens a browser context per person and signs them in through the login form."""
 
-    def __init__(self, browser: Any, server: Server) -> None:
+    def __init__(self, browser: Any, server: LiveServer) -> None:
         self.browser = browser
         self.server = server
         self.contexts: list[Any] = []
         self.people: list[Person] = []
 
     def sign_in(
-        self, email: str, viewport: dict[str, int] = LAPTOP, init_script: str = ""
+        self,
+        email: str,
+        viewport: dict[str, int] = LAPTOP,
+        init_script: str = "",
+        password: str = DEMO_PASSWORD,
     ) -> Person:
         """A new browser context for ``email``, signed in; ``init_script`` runs in every page
         before the page's own scripts."""
@@ -247,9 +152,20 @@ class People:
         self.people.append(person)
         page.goto("/login")
         page.get_by_label("E-mail").fill(email)
-        page.get_by_label("Password").fill(DEMO_PASSWORD)
+        page.get_by_label("Password").fill(password)
         page.get_by_role("button", name="Sign in").click()
         page.wait_for_url(lambda url: "/login" not in url)
+        return person
+
+    def visit(self, label: str, viewport: dict[str, int] = LAPTOP) -> Person:
+        """A new browser context nobody is signed in to (``label`` names it in reports)."""
+        context = self.browser.new_context(base_url=self.server.url, viewport=viewport)
+        context.set_default_timeout(15_000)
+        context.add_init_script(RECORD_PEERS)
+        self.contexts.append(context)
+        person = Person(email=label, page=context.new_page())
+        person.watch()
+        self.people.append(person)
         return person
 
     def close(self) -> None:
@@ -266,19 +182,35 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 @pytest.fixture
-def people(
-    browser: Any, server: Server, request: pytest.FixtureRequest, artifacts: Path
-) -> Iterator[People]:
-    """Participants of one test; when it fails, a screenshot of each and the server's log."""
-    crowd = People(browser, server)
-    yield crowd
+def people_on(
+    browser: Any, request: pytest.FixtureRequest, artifacts: Path
+) -> Iterator[Callable[[LiveServer], People]]:
+    """``people_on(server)``: participants of one test on ``server`` (e.g. one from
+    ``live_server``); when the test fails, a screenshot of each and the server's log."""
+    crowds: list[People] = []
+
+    def on(server: LiveServer) -> People:
+        crowds.append(People(browser, server))
+        return crowds[-1]
+
+    yield on
     report = getattr(request.node, "report_call", None)
-    if report is not None and report.failed:
-        name = request.node.name
-        for n, person in enumerate(crowd.people):
-            person.page.screenshot(path=artifacts / f"failed-{name}-{n}-{person.email}.png")
-        (artifacts / f"failed-{name}-server.log").write_text(server.output())
-    crowd.close()
+    for n, crowd in enumerate(crowds):
+        if report is not None and report.failed:
+            save_evidence(crowd, f"{request.node.name}{'-' + str(n) if n else ''}", artifacts)
+        crowd.close()
+
+
+@pytest.fixture
+def people(server: LiveServer, people_on: Callable[[LiveServer], People]) -> People:
+    """Participants of one test on the module's demo ``server``."""
+    return people_on(server)
+
+
+def save_evidence(crowd: People, name: str, artifacts: Path) -> None:
+    for n, person in enumerate(crowd.people):
+        person.page.screenshot(path=artifacts / f"failed-{name}-{n}-{person.email}.png")
+    (artifacts / f"failed-{name}-server.log").write_text(crowd.server.output())
 
 
 @pytest.fixture(scope="session")

@@ -9,27 +9,21 @@ loopback between the aiortc peers here and the server's media worker.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import re
 import secrets
 import signal
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 import socketio
 
-from lectern import ROOT, create_app
+from lectern import create_app
 from media.channel import MediaChannel
-from media.supervisor import free_port
+from tests.live import LiveServer
 
 from .conftest import Publisher, Viewer, until
 
@@ -39,115 +33,26 @@ SECRET_KEY = secrets.token_hex(16)
 NAMESPACE = "/room"
 ROOM = "lesson:1"
 INSTRUCTOR, STUDENT1, STUDENT2 = 1, 2, 3
-START_TIMEOUT_S = 60.0  # demo data, migrations and a media worker, on a busy machine
 EVENT_TIMEOUT_S = 10.0
 MEDIA_CALL_TIMEOUT_S = 20.0  # the server waits up to 15 s for its media worker
-# Settings of the developer's shell that would point the server elsewhere.
-FOREIGN_SETTINGS = (
-    "DATABASE_URL",
-    "DATA_DIR",
-    "REDIS_URL",
-    "SOCKETIO_CHANNEL",
-    "MEDIA_WORKER_ADDRS",
-    "MEDIA_SECRET",
-    "MEDIA_FORWARD",
-    "MEDIA_HOST_ADDRESSES",
-    "ICE_SERVERS",
-)
 
 
-@dataclass
-class Server:
-    """``python app.py`` in a process group of its own (its media workers are in it too)."""
+class Server(LiveServer):
+    """``python app.py`` with one media worker, whose address it printed in ``media``."""
 
-    port: int
-    proc: subprocess.Popen[bytes]
-    log: Path
-    media: str = ""
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
+    media = ""
 
     def media_stats(self) -> dict[str, Any]:
         return MediaChannel([self.media], timeout=5).call(self.media, "stats")
 
 
-def start_server(base: Path) -> Server:
-    env = {**os.environ, "SECRET_KEY": SECRET_KEY, "MEDIA_WORKERS": "1", "DEMO_DATA": "true"}
-    env["PYTHONUNBUFFERED"] = "1"
-    for name in FOREIGN_SETTINGS:
-        env.pop(name, None)
-    port = free_port()
-    command = [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--data-dir", str(base / "data")]
-    log = base / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    return Server(port, proc, log)
-
-
-def wait_until_serving(server: Server) -> None:
-    """Wait for the media workers' address in the output and an answer from the sign-in page."""
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            pytest.fail(f"the server exited:\n{server.output()}")
-        found = re.search(r"^Media workers: (\S+)$", server.output(), re.MULTILINE)
-        if found:
-            server.media = found.group(1)
-            try:
-                with urllib.request.urlopen(f"{server.url}/login", timeout=1) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-        time.sleep(0.1)
-    pytest.fail(f"the server did not start in time:\n{server.output()}")
-
-
-def group_members(pgid: int) -> list[int]:
-    """Live (not zombie) processes of process group ``pgid``."""
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rpartition(")")[2].split()
-        except OSError:
-            continue  # it exited meanwhile
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            members.append(int(stat.parent.name))
-    return members
-
-
-def stop_server(server: Server) -> None:
-    """SIGTERM to the whole group (the server and the media workers it started); SIGKILL to
-    whatever is left after 5 s. The server is reaped last, so its group id cannot be reused
-    by another process before then."""
-    pgid = server.proc.pid
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + 5
-    while group_members(pgid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if group_members(pgid):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGKILL)
-    server.proc.wait(timeout=5)
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    started = start_server(tmp_path_factory.mktemp("app-media"))
-    try:
-        wait_until_serving(started)
+    data = tmp_path_factory.mktemp("app-media") / "data"
+    env = {"SECRET_KEY": SECRET_KEY, "MEDIA_WORKERS": "1", "DEMO_DATA": "true"}
+    with Server(data, env) as started:
+        started.media = started.wait_for_output(r"^Media workers: (\S+)$").group(1)
         yield started
-    finally:
-        stop_server(started)
 
 
 @pytest.fixture(autouse=True)

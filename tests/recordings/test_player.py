@@ -1,26 +1,18 @@
 """The player in headless Chromium: the video plays, the slide changes when it changed in the
 room, clicking a question marker seeks the video, speed and chapters work; laptop and phone.
 
-The server is ``python app.py`` with its demo data on a fresh SQLite folder (as in
-tests/browser/), without media workers: the recording's rows and files are written into that
+The server is ``python app.py`` with its demo data on a fresh SQLite folder (tests/live.py),
+without media workers: the recording's rows and files are written into that
 folder's database by this test, as the runtime would have left them. Screenshots go to
 ``test-artifacts/recordings/``.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,21 +23,12 @@ from classroom.models import Lesson
 from lectern import ROOT, create_app
 from lectern.extensions import db
 from rooms.models import Room, RoomEvent
+from tests.live import LiveServer
 
 from .conftest import Seg, add_deck, add_recording, room_row
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 DEMO_PASSWORD = "lectern-demo"
 ARTIFACTS = ROOT / "test-artifacts" / "recordings"
 LAPTOP = {"width": 1366, "height": 900}
@@ -69,60 +52,12 @@ async (ms) => {
 """
 
 
-def in_ci(config: pytest.Config) -> bool:
-    root = ROOT / "tests" / "conftest.py"
-    return bool(config.pluginmanager.get_plugin(str(root)).in_ci())
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Server:
-    url: str
-    data: Path
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-
-def wait_until_up(server: Server, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and server.proc.poll() is None:
-        try:
-            with urllib.request.urlopen(f"{server.url}/login", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.2)
-    raise RuntimeError(f"the server did not start:\n{server.log.read_text()[-3000:]}")
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """``python app.py`` with demo data on a fresh SQLite folder, no media workers."""
-    base = tmp_path_factory.mktemp("recordings-server")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env.update(MEDIA_WORKERS="0", DEMO_DATA="1", PYTHONUNBUFFERED="1")
-    env.pop("MEDIA_WORKER_ADDRS", None)
-    log = base / "server.log"
-    command = [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--data-dir", str(base / "data")]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    running = Server(f"http://127.0.0.1:{port}", base / "data", proc, log)
-    try:
-        wait_until_up(running)
+    data = tmp_path_factory.mktemp("recordings-server") / "data"
+    with LiveServer(data, {"MEDIA_WORKERS": "0", "DEMO_DATA": "true"}) as running:
         yield running
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=10)
 
 
 @dataclass(frozen=True)
@@ -132,14 +67,14 @@ class Scene:
 
 
 @pytest.fixture(scope="module")
-def scene(server: Server) -> Iterator[Scene]:
+def scene(server: LiveServer) -> Iterator[Scene]:
     """A 20 s recording of the demo's live lesson: a camera from 1 s on, a screen share from 12 to
     18 s, slides 1 → 2 → 3, a question asked and answered, chat, a hand raised and called on."""
     app = create_app(
         {
             "TESTING": True,
-            "DATA_DIR": str(server.data),
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{server.data / 'lectern.db'}",
+            "DATA_DIR": str(server.data_dir),
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{server.data_dir / 'lectern.db'}",
             "DEMO_DATA": False,
             "REDIS_URL": None,
         }
@@ -152,7 +87,7 @@ def scene(server: Server) -> Iterator[Scene]:
         )
         room_id = room.id if room else room_row("lesson", lesson.id)
         start = time.time() - 3600
-        deck = add_deck(server.data, room_id, pages=3)
+        deck = add_deck(server.data_dir, room_id, pages=3)
         teacher, student = people["instructor@example.com"], people["student1@example.com"]
 
         def log(t: float, kind: str, actor: int, **payload: Any) -> None:
@@ -179,7 +114,7 @@ def scene(server: Server) -> Iterator[Scene]:
         log(SLIDE_3_AT, "slides.page", teacher, deck_id=deck, page=3)
         db.session.commit()
         rid = add_recording(
-            server.data,
+            server.data_dir,
             room_id,
             title="Waves and oscillations",
             start=start,
@@ -191,7 +126,7 @@ def scene(server: Server) -> Iterator[Scene]:
         )
         # Older ones, for the library: one cut off by a crash, one still running.
         add_recording(
-            server.data,
+            server.data_dir,
             room_id,
             title="Interference",
             start=start - 86400,
@@ -201,7 +136,7 @@ def scene(server: Server) -> Iterator[Scene]:
             by=teacher,
         )
         add_recording(
-            server.data,
+            server.data_dir,
             room_id,
             title="Live now",
             start=time.time() - 60,
@@ -214,22 +149,8 @@ def scene(server: Server) -> Iterator[Scene]:
     yield Scene(rid, deck)
 
 
-@pytest.fixture(scope="module")
-def browser(pytestconfig: pytest.Config) -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        if in_ci(pytestconfig):
-            pytest.fail(f"{CHROMIUM} is required in CI")
-        pytest.skip(f"{CHROMIUM} is not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
 @pytest.fixture
-def open_player(browser: Any, server: Server, scene: Scene) -> Iterator[Any]:
+def open_player(browser: Any, server: LiveServer, scene: Scene) -> Iterator[Any]:
     """Sign in as the demo instructor and open the player at a viewport; page errors fail."""
     contexts, problems = [], []
 

@@ -7,19 +7,13 @@ see what a participant on the other one does; what the server refuses must reach
 
 from __future__ import annotations
 
-import os
 import secrets
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,7 +22,7 @@ import socketio
 from flask import Flask
 
 from accounts.models import User
-from lectern import ROOT
+from tests.live import LiveServer
 
 from .conftest import in_ci
 
@@ -38,15 +32,7 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 SECRET = secrets.token_hex(16)  # shared by the workers and the cookies signed here
 CHANNEL = f"lectern-test-{uuid.uuid4().hex}"  # this run's own: parallel runs never cross-talk
 NAMESPACE = "/room"
-START_TIMEOUT_S = 60.0  # generous: a loaded 2-core machine starts Python slowly
 EVENT_TIMEOUT_S = 5.0
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def require_redis() -> None:
@@ -59,93 +45,33 @@ def require_redis() -> None:
         pytest.skip(f"Redis is not reachable at {REDIS_URL}: {exc}")
 
 
-@dataclass
-class Worker:
-    """One ``python app.py`` process and where its output goes."""
-
-    port: int
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-
-def start_worker(name: str, env: dict[str, str], base: Path) -> Worker:
-    port = free_port()
-    log = base / f"{name}.log"
-    data_dir = base / name
-    command = [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--data-dir", str(data_dir)]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    return Worker(port, proc, log)
-
-
-def wait_until_serving(worker: Worker, deadline: float) -> None:
-    """Poll the sign-in page until the worker answers; fail early if it exits."""
-    while time.monotonic() < deadline:
-        if worker.proc.poll() is not None:
-            pytest.fail(f"worker on {worker.port} exited:\n{worker.output()}")
-        try:
-            with urllib.request.urlopen(f"{worker.url}/login", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)  # still starting: poll again
-    pytest.fail(f"worker on {worker.port} did not start in time:\n{worker.output()}")
-
-
-def stop(workers: list[Worker]) -> None:
-    for worker in workers:
-        if worker.proc.poll() is None:
-            worker.proc.terminate()
-    for worker in workers:
-        try:
-            worker.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            worker.proc.kill()
-            worker.proc.wait(timeout=5)
-
-
 @pytest.fixture(scope="module")
-def workers(migrated: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Worker]]:
+def workers(migrated: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[LiveServer]]:
     """Two workers on the migrated test database and one Redis channel of their own."""
     require_redis()
     base = tmp_path_factory.mktemp("workers")
     env = {
-        **os.environ,
         "DATABASE_URL": migrated,
         "SECRET_KEY": SECRET,
         "REDIS_URL": REDIS_URL,
         "SOCKETIO_CHANNEL": CHANNEL,
         "DEMO_DATA": "false",
         "MEDIA_WORKERS": "0",  # signaling only: no media worker processes
-        "PYTHONUNBUFFERED": "1",
     }
-    started: list[Worker] = []
+    started = [LiveServer(base / name, env) for name in ("worker1", "worker2")]
     try:
-        started = [start_worker(name, env, base) for name in ("worker1", "worker2")]
-        deadline = time.monotonic() + START_TIMEOUT_S
         for worker in started:
-            wait_until_serving(worker, deadline)
+            worker.launch()  # both start at once
+        for worker in started:
+            worker.wait_until_serving()
         yield started
     finally:
-        stop(started)
+        for worker in started:
+            worker.stop()
 
 
 @pytest.fixture(autouse=True)
-def worker_output(request: pytest.FixtureRequest, workers: list[Worker]) -> Iterator[None]:
+def worker_output(request: pytest.FixtureRequest, workers: list[LiveServer]) -> Iterator[None]:
     """Show both workers' output when a test here fails."""
     failed = request.session.testsfailed
     yield
@@ -237,7 +163,9 @@ class Pair:
 
 
 @pytest.fixture
-def pair(app: Flask, workers: list[Worker], lesson_room: tuple[str, User, User]) -> Iterator[Pair]:
+def pair(
+    app: Flask, workers: list[LiveServer], lesson_room: tuple[str, User, User]
+) -> Iterator[Pair]:
     key, instructor, student = lesson_room
     teacher, learner = Participant(), Participant()
     try:

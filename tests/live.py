@@ -1,0 +1,241 @@
+r"""A live Lectern for tests and benchmarks: ``python app.py`` on a free loopback port, and
+headless Chromium (Debian's, never a Playwright download) to drive it.
+
+Tests import it as ``tests.live``; the scripts in ``bench/`` put the repository root on
+``sys.path`` (they already do, to reach the app's packages) and import the same module. It
+lives here rather than in ``lectern/`` so that the installed app carries no test code and
+needs none of the test extra's packages. Only the standard library is imported at the top;
+Playwright is imported when a browser is launched.
+
+    with LiveServer(tmp_path / "data", {"DEMO_DATA": "false", "MEDIA_WORKERS": "0"}) as server:
+        urllib.request.urlopen(f"{server.url}/login")
+        server.wait_for_output(r"setup link: (\S+)")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-ui-for-media-stream",
+    # Three fake cameras: the second sends Y16 (depth) frames, which no video encoder takes;
+    # the browser tests switch between the first and the third.
+    "--use-fake-device-for-media-stream=device-count=3",
+    "--allow-loopback-in-peer-connection",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+]
+# Settings of the caller's shell that would point the server somewhere else; a server gets
+# only those its starter passes.
+FOREIGN_SETTINGS = (
+    "HOST",
+    "PORT",
+    "DATA_DIR",
+    "DATABASE_URL",
+    "DEMO_DATA",
+    "SECRET_KEY",
+    "REDIS_URL",
+    "SOCKETIO_CHANNEL",
+    "MEDIA_WORKERS",
+    "MEDIA_WORKER_ADDRS",
+    "MEDIA_SECRET",
+    "MEDIA_FORWARD",
+    "MEDIA_HOST_ADDRESSES",
+    "ICE_SERVERS",
+    "SMTP_HOST",
+    "SMTP_PORT",
+    "SMTP_USER",
+    "SMTP_PASSWORD",
+    "SMTP_STARTTLS",
+    "PUBLIC_URL",
+    "PROXY_HOPS",
+)
+
+
+def in_ci() -> bool:
+    """CI must run the PostgreSQL, Redis and browser tests rather than skip them."""
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class ServerError(RuntimeError):
+    """The server exited or did not answer in time; the message ends with its output."""
+
+
+class LiveServer:
+    """``python app.py`` on a free loopback port, in a process group of its own (the media
+    workers it starts are in it too), its output in ``log``.
+
+    :param data_dir: the ``--data-dir`` folder (created by the app).
+    :param env: settings on top of the caller's environment, from which ``FOREIGN_SETTINGS``
+        are removed first; unset ``MEDIA_WORKERS`` means the app's default (one per core).
+    :param log: where stdout and stderr go; beside ``data_dir`` by default (``data.log``).
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        env: Mapping[str, str] | None = None,
+        log: Path | None = None,
+        timeout: float = 60.0,  # generous: a loaded 2-core machine starts Python slowly
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.log = log or self.data_dir.with_name(f"{self.data_dir.name}.log")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.timeout = timeout
+        self.env = {k: v for k, v in os.environ.items() if k not in FOREIGN_SETTINGS}
+        # app.py flushes only its first line; without this the rest waits in a buffer.
+        self.env["PYTHONUNBUFFERED"] = "1"
+        self.env.update(env or {})
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> LiveServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> LiveServer:
+        """Launch the process and wait until it serves; stopped again if it does not."""
+        self.launch()
+        try:
+            self.wait_until_serving()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def launch(self) -> None:
+        """Start the process without waiting (to start several at once)."""
+        command = [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(self.port)]
+        command += ["--data-dir", str(self.data_dir)]
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def wait_until_serving(self) -> None:
+        """Wait until ``/login`` answers 200; raise ``ServerError`` if the process exits or
+        does not answer within ``timeout``."""
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            self.check_running()
+            try:
+                with urllib.request.urlopen(f"{self.url}/login", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)  # not listening yet
+        raise ServerError(f"app.py did not answer within {self.timeout} s:\n{self.tail()}")
+
+    def check_running(self) -> None:
+        assert self.proc is not None, "not started"
+        if self.proc.poll() is not None:
+            raise ServerError(f"app.py exited with {self.proc.returncode}:\n{self.tail()}")
+
+    def output(self) -> str:
+        """Everything the server has printed so far."""
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def tail(self, chars: int = 5000) -> str:
+        return self.output()[-chars:]
+
+    def wait_for_output(self, pattern: str, timeout: float = 20.0) -> re.Match[str]:
+        """The first match of ``pattern`` (multiline) in the output, waiting for it to appear."""
+        regex = re.compile(pattern, re.MULTILINE)
+        deadline = time.monotonic() + timeout
+        while not (found := regex.search(self.output())):
+            self.check_running()
+            if time.monotonic() > deadline:
+                missing = f"{pattern!r} not in the output after {timeout} s"
+                raise ServerError(f"{missing}:\n{self.tail()}")
+            time.sleep(0.1)
+        return found
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM to the whole group (the server and its media workers), SIGKILL to whatever
+        is left after ``timeout``. The server is reaped last, so its group id cannot be reused
+        by another process before then."""
+        if self.proc is None:
+            return
+        pgid = self.proc.pid
+        signal_group(pgid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while self.group_alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if self.group_alive():
+            signal_group(pgid, signal.SIGKILL)
+        self.proc.wait(timeout=5)
+
+    def group_alive(self) -> bool:
+        """Whether any process of the server's group still runs (zombies do not count)."""
+        assert self.proc is not None
+        if not Path("/proc/self/stat").exists():  # not Linux: the server alone is known
+            return self.proc.poll() is None
+        return bool(group_members(self.proc.pid))
+
+
+def signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes of process group ``pgid``, read from /proc."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # it exited meanwhile
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(stat.parent.name))
+    return members
+
+
+@contextlib.contextmanager
+def launch_chromium(args: list[str] | None = None, **options: Any) -> Iterator[Any]:
+    """Headless Debian Chromium through Playwright's sync API (``CHROMIUM_ARGS`` by default);
+    the caller checks ``CHROMIUM.exists()`` first to skip or fail."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS if args is None else args, **options
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
