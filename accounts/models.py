@@ -1,12 +1,14 @@
-"""Accounts: users and the record of failed sign-ins used for rate limiting."""
+"""Accounts: users, the record of failed sign-ins used for rate limiting, and the single-use
+links sent by e-mail (setup, welcome, invitation, password reset, sign-up)."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from flask_login import UserMixin
-from sqlalchemy import Boolean, CheckConstraint, DateTime, Index, String, true
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Index, String, true
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from accounts.roles import ROLES, Perm, role_allows
@@ -70,3 +72,55 @@ class LoginFailure(db.Model):  # type: ignore[name-defined]
     email: Mapped[str] = mapped_column(String(EMAIL_MAX))
     remote_addr: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Purpose(StrEnum):
+    """What an e-mailed link is for; each purpose has its own lifetime (see accounts.tokens)."""
+
+    SETUP = "setup"  # the first administrator, printed at start
+    WELCOME = "welcome"  # an account an admin created: set your password
+    INVITE = "invite"  # a course invitation to an address without an account
+    RESET = "reset"  # forgot password
+    SIGNUP = "signup"  # self sign-up: confirm the address, then set a password
+
+
+class AccountToken(db.Model):  # type: ignore[name-defined]
+    """One single-use link sent by e-mail (or printed). Only an HMAC of the token is stored.
+
+    ``email`` is where it was sent; ``user_id`` the account it acts on (welcome, reset);
+    ``course_id`` the course an invitation enrols in; ``stamp`` a digest of the password hash
+    when a reset link was made, so a password change by any means invalidates the link.
+    """
+
+    __tablename__ = "account_tokens"
+    __table_args__ = (
+        CheckConstraint(
+            "purpose IN (" + ", ".join(f"'{p}'" for p in Purpose) + ")",
+            name="ck_account_tokens_purpose",
+        ),
+        Index("ix_account_tokens_email_purpose", "email", "purpose"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str] = mapped_column(String(EMAIL_MAX))
+    name: Mapped[str | None] = mapped_column(String(NAME_MAX))
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    course_id: Mapped[int | None] = mapped_column(
+        ForeignKey("courses.id", ondelete="CASCADE"), index=True
+    )
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    stamp: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    user: Mapped[User | None] = relationship(foreign_keys=[user_id])
+
+    @property
+    def pending(self) -> bool:
+        """Not used and not expired."""
+        return self.used_at is None and self.expires_at > utcnow()

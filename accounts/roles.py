@@ -8,6 +8,7 @@ class Perm(StrEnum):
 
     CREATE_COURSE = "course.create"
     CREATE_BROADCAST = "broadcast.create"
+    MANAGE_USERS = "users.manage"  # the admin pages: create, change role, (de)activate
 
 
 # role name -> permissions it grants
@@ -20,6 +21,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
 }
 
 ROLES: tuple[str, ...] = tuple(ROLE_PERMISSIONS)
+# The role that holds MANAGE_USERS: the last active one of these cannot be demoted or deactivated.
+ADMIN = "admin"
 
 
 def role_allows(role: str, perm: Perm) -> bool:

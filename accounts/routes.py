@@ -1,31 +1,36 @@
-"""Sign-in and sign-out."""
+"""Sign-in and sign-out, and the page shown for a link that cannot be used."""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
 from flask import flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 from werkzeug.wrappers import Response
 
-from accounts import bp, throttle
+from accounts import bp, throttle, tokens
 from accounts.forms import LoginForm
 from accounts.models import User
 from lectern.extensions import db, login
+from lectern.i18n import valid_timezone
 
 DUMMY_HASH = generate_password_hash("no account has this password")
 
 
 @login.user_loader
 def load_user(user_id: str) -> User | None:
-    """Flask-Login's loader: the signed-in user from the session's id."""
-    return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    """Flask-Login's loader: the signed-in user from the session's id; a deactivated account's
+    sessions end with its next request."""
+    user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    return user if user is not None and user.active else None
 
 
 login.login_view = "accounts.login"
-login.login_message = "Please sign in to continue."
+login.login_message = _l("Please sign in to continue.")
 
 
 def safe_next(target: str | None) -> str:
@@ -54,7 +59,7 @@ def login_page() -> str | Response | tuple[str, int]:
     addr = request.remote_addr or "unknown"
     wait = throttle.seconds_locked(email, addr)
     if wait:
-        flash(f"Too many failed sign-ins. Try again in {wait} seconds.", "error")
+        flash(_("Too many failed sign-ins. Try again in %(n)d seconds.", n=wait), "error")
         return render_template("auth/login.html", form=form), 429
     user = db.session.scalar(select(User).where(User.email == email))
     if user is None:
@@ -62,11 +67,22 @@ def login_page() -> str | Response | tuple[str, int]:
         check_password_hash(DUMMY_HASH, form.password.data)
     if user is None or not user.check_password(form.password.data):
         throttle.record_failure(email, addr)
-        flash("Wrong e-mail or password.", "error")
+        flash(_("Wrong e-mail or password."), "error")
         return render_template("auth/login.html", form=form), 401
     throttle.clear_failures(email)
+    if not user.active:
+        flash(_("This account is deactivated. Ask an administrator."), "error")
+        return render_template("auth/login.html", form=form), 403
+    remember_zone(user, form.tz.data)
     login_user(user)
     return redirect(safe_next(request.args.get("next")))
+
+
+def remember_zone(user: User, zone: str | None) -> None:
+    """Keep the browser's time zone at first sign-in, if the user has none and it is valid."""
+    if user.timezone is None and valid_timezone(zone):
+        user.timezone = zone
+        db.session.commit()
 
 
 @bp.post("/logout")
@@ -74,5 +90,18 @@ def login_page() -> str | Response | tuple[str, int]:
 def logout() -> Response:
     """Sign out (a POST with a CSRF token, so another site cannot sign you out)."""
     logout_user()
-    flash("You are signed out.", "info")
+    flash(_("You are signed out."), "info")
     return redirect(url_for("accounts.login"))
+
+
+LINK_PROBLEMS = {
+    tokens.INVALID: (_l("This link is not valid. Check that it was copied whole."), 404),
+    tokens.USED: (_l("This link was already used, or replaced by a newer one."), 410),
+    tokens.EXPIRED: (_l("This link has expired. Ask for a new one."), 410),
+}
+
+
+def link_refused(reason: str) -> tuple[str, int]:
+    """The page for a link that cannot be used (nothing was written)."""
+    message, status = LINK_PROBLEMS[reason]
+    return render_template("accounts/link_problem.html", message=message), status

@@ -42,7 +42,7 @@ def test_is_live_defaults_to_now():
 
 # role -> the site-wide permissions it should grant
 CAN = {
-    "admin": {Perm.CREATE_COURSE, Perm.CREATE_BROADCAST},
+    "admin": {Perm.CREATE_COURSE, Perm.CREATE_BROADCAST, Perm.MANAGE_USERS},
     "instructor": {Perm.CREATE_COURSE},
     "host": {Perm.CREATE_BROADCAST},
     "student": set(),
