@@ -28,36 +28,20 @@ The last line printed is JSON: ``{"join_ms_median": ..., "first_visit_kb": ...}`
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # run as a script: tests/live.py lives one level up
+
+from tests.live import LiveServer, launch_chromium  # noqa: E402
+
 PASSWORD = "lectern-demo"
 STUDENTS = ["student1@example.com", "student2@example.com", "student3@example.com"]
 LESSON_PAGE = "/courses/1/lessons/1"
@@ -100,50 +84,6 @@ PROBE = """
   });
 })();
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_server(data_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """``python app.py`` with demo data and one media worker, on loopback; waits until up."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env.pop("MEDIA_WORKER_ADDRS", None)
-    env.update(MEDIA_WORKERS="1", DEMO_DATA="1", PYTHONUNBUFFERED="1")
-    command = [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--data-dir", str(data_dir)]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            with urllib.request.urlopen(f"{url}/login", timeout=2) as response:
-                if response.status == 200:
-                    return proc, url
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.2)
-    stop_server(proc)
-    raise SystemExit(f"the server did not start:\n{log.read_text(errors='replace')[-3000:]}")
-
-
-def stop_server(proc: subprocess.Popen[bytes]) -> None:
-    """End the server and its media worker (one process group)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def sign_in(page: Any, email: str) -> None:
@@ -258,21 +198,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--joins", type=int, default=5, help="student joins to time (K)")
     args = parser.parse_args()
-    from playwright.sync_api import sync_playwright
-
     with tempfile.TemporaryDirectory(prefix="lectern-join-") as tmp:
-        proc, url = start_server(Path(tmp) / "data", Path(tmp) / "server.log")
-        try:
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-                teacher = go_live(browser, url)
-                rows = [
-                    join_once(browser, url, STUDENTS[n % len(STUDENTS)]) for n in range(args.joins)
-                ]
-                teacher.close()
-                browser.close()
-        finally:
-            stop_server(proc)
+        env = {"MEDIA_WORKERS": "1", "DEMO_DATA": "true"}
+        with LiveServer(Path(tmp) / "data", env) as server, launch_chromium() as browser:
+            teacher = go_live(browser, server.url)
+            rows = [
+                join_once(browser, server.url, STUDENTS[n % len(STUDENTS)])
+                for n in range(args.joins)
+            ]
+            teacher.close()
     print(json.dumps(report(rows)))
 
 

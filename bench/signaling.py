@@ -56,7 +56,6 @@ if GREEN:
 
 import argparse
 import contextlib
-import ctypes
 import functools
 import json
 import logging
@@ -66,14 +65,11 @@ import resource
 import secrets
 import shutil
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -85,6 +81,9 @@ import socketio
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the app's packages, imported lazily by the coordinator
+
+from tests.live import LiveServer, ServerError
+
 NAMESPACE = "/room"
 START_TIMEOUT_S = 30.0
 CALL_TIMEOUT_S = 30.0  # one ack, or one client's connection handshake
@@ -229,75 +228,21 @@ def delete_people(app: Any, tag: str, broadcast_id: int) -> None:
 # --- The server: one `python app.py` process ---
 
 
-@dataclass
-class Server:
-    proc: subprocess.Popen[bytes]
-    port: int
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def die_with_parent() -> None:
-    """Runs in the server's child: SIGTERM it when the bench dies, however it dies (Linux)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def start_server(url: str, data_dir: Path, secret: str) -> Server:
+def start_server(url: str, data_dir: Path, secret: str) -> LiveServer:
     """Start one web worker on a free port and wait until it serves the sign-in page."""
-    port = free_port()
     env = {
-        **os.environ,
         "DATABASE_URL": url,
         "SECRET_KEY": secret,
         "DEMO_DATA": "false",
         "MEDIA_WORKERS": "0",  # signaling only: no media worker processes beside the server
+        GREEN_ENV: None,
     }
-    env.pop("REDIS_URL", None)  # one worker: no message queue
-    env.pop(GREEN_ENV, None)
     log = data_dir / "server.log"
-    command = [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [*command, "--data-dir", str(data_dir)],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent,
-        )
-    server = Server(proc, port, log)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise BenchError(f"the server exited:\n{log.read_text(errors='replace')}")
-        try:
-            with urllib.request.urlopen(f"{server.url}/login", timeout=2) as response:
-                if response.status == 200:
-                    return server
-        except OSError:
-            time.sleep(0.2)
-    stop_process(proc)
-    raise BenchError("the server did not start in time")
-
-
-def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+    server = LiveServer(data_dir, env, log, timeout=START_TIMEOUT_S, die_with_parent=True)
+    try:
+        return server.start()
+    except ServerError as error:
+        raise BenchError(str(error)) from None
 
 
 def server_problems(log: Path, limit: int = 20) -> list[str]:
@@ -915,7 +860,7 @@ def raise_open_files() -> int:
     return soft
 
 
-def measure(server: Server, roster: Roster, args: argparse.Namespace) -> dict[str, Any]:
+def measure(server: LiveServer, roster: Roster, args: argparse.Namespace) -> dict[str, Any]:
     crowds = start_crowds(server.url, roster, args.procs, args.green)
     cpu = CpuMeter(server.proc.pid, [c.process.pid for c in crowds])
     try:
@@ -960,7 +905,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
         print(f"load average at the end: {load}", flush=True)
         if server is not None:
-            stop_process(server.proc)
+            server.stop()
             problems = server_problems(server.log)
             print(f"server error lines: {len(problems)}", flush=True)
             for line in problems:

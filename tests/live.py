@@ -15,6 +15,7 @@ Playwright is imported when a browser is launched.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import re
 import signal
@@ -23,7 +24,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -93,16 +94,20 @@ class LiveServer:
 
     :param data_dir: the ``--data-dir`` folder (created by the app).
     :param env: settings on top of the caller's environment, from which ``FOREIGN_SETTINGS``
-        are removed first; unset ``MEDIA_WORKERS`` means the app's default (one per core).
+        are removed first (a ``None`` value removes one more); unset ``MEDIA_WORKERS`` means
+        the app's default (one per core).
     :param log: where stdout and stderr go; beside ``data_dir`` by default (``data.log``).
+    :param die_with_parent: SIGTERM the server when the thread that started it dies, however
+        it dies (Linux; for scripts that may be killed, such as benchmarks).
     """
 
     def __init__(
         self,
         data_dir: Path,
-        env: Mapping[str, str] | None = None,
+        env: Mapping[str, str | None] | None = None,
         log: Path | None = None,
         timeout: float = 60.0,  # generous: a loaded 2-core machine starts Python slowly
+        die_with_parent: bool = False,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.log = log or self.data_dir.with_name(f"{self.data_dir.name}.log")
@@ -112,7 +117,12 @@ class LiveServer:
         self.env = {k: v for k, v in os.environ.items() if k not in FOREIGN_SETTINGS}
         # app.py flushes only its first line; without this the rest waits in a buffer.
         self.env["PYTHONUNBUFFERED"] = "1"
-        self.env.update(env or {})
+        for name, value in (env or {}).items():
+            if value is None:
+                self.env.pop(name, None)
+            else:
+                self.env[name] = value
+        self.die_with_parent = die_with_parent
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> LiveServer:
@@ -144,6 +154,7 @@ class LiveServer:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=parent_death_signal() if self.die_with_parent else None,
             )
 
     def wait_until_serving(self) -> None:
@@ -205,6 +216,14 @@ class LiveServer:
         if not Path("/proc/self/stat").exists():  # not Linux: the server alone is known
             return self.proc.poll() is None
         return bool(group_members(self.proc.pid))
+
+
+def parent_death_signal() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that asks Linux to SIGTERM the child when its parent dies."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork, not in it
+    return lambda: prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def signal_group(pgid: int, sig: int) -> None:
