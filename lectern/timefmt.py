@@ -77,11 +77,11 @@ def local_clock(moment: datetime, seconds: bool = False) -> str:
     return clock(moment, language=request_language(), zone=request_zone(), seconds=seconds)
 
 
-def local_moment(moment: datetime) -> str:
-    """Month, day and time for the viewer, no zone: for tables whose heading names it."""
+def local_moment(moment: datetime, seconds: bool = False) -> str:
+    """Month, day and time for the viewer, no zone: for tables whose page names it."""
     language, zone = request_language(), request_zone()
     day = short_date(moment, language=language, zone=zone)
-    return f"{day} {clock(moment, language=language, zone=zone)}"
+    return f"{day} {clock(moment, language=language, zone=zone, seconds=seconds)}"
 
 
 def local_zone() -> str:

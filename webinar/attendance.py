@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -200,7 +200,8 @@ class Chart:
 
 
 def clock(ts: float, seconds: bool = False) -> str:
-    """``ts`` as a UTC wall-clock time, HH:MM (or HH:MM:SS)."""
+    """``ts`` as a UTC wall-clock time, HH:MM (or HH:MM:SS): the default time-mark label (the
+    report page passes one in the viewer's zone and language)."""
     return datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S" if seconds else "%H:%M")
 
 
@@ -214,8 +215,9 @@ def y_scale(top: int) -> tuple[int, int]:
     return step * max(1, math.ceil(top / step)), step
 
 
-def layout(found: Sequence[Bucket]) -> Chart:
-    """Bars, time marks (about six) and viewer-count marks for ``found``."""
+def layout(found: Sequence[Bucket], label: Callable[[float, bool], str] = clock) -> Chart:
+    """Bars, time marks (about six, written by ``label(ts, seconds)``) and viewer-count marks
+    for ``found``."""
     if not found:
         return Chart([], [], [])
     axis_max, y_step = y_scale(max(b.viewers for b in found))
@@ -234,7 +236,7 @@ def layout(found: Sequence[Bucket]) -> Chart:
     ]
     every = tick_every(found)
     x_ticks = [
-        Tick(round(LEFT + n * slot, 2), clock(b.start, seconds=every % 60 != 0))
+        Tick(round(LEFT + n * slot, 2), label(b.start, every % 60 != 0))
         for n, b in enumerate(found)
         if round(b.start) % every == 0
     ]

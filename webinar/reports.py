@@ -4,6 +4,10 @@ Everything is read from what the live room logged (``room_events``, ``questions`
 ``poll_audit``) and from the registrations; the figures themselves are computed
 by :mod:`webinar.attendance`. Anonymous questions and ballots in anonymous polls are counted in
 the totals but never attributed to anyone, in the page or in any CSV.
+
+The page shows times in the viewer's zone and language; the CSV files keep ISO 8601 UTC, every
+value ending in ``Z`` (``2026-12-08T10:00:00Z``), so a spreadsheet or a script never has to
+guess a zone.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import io
 import re
 import time
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -25,7 +29,9 @@ from sqlalchemy.sql import Executable
 from werkzeug.wrappers import Response
 
 from accounts.models import User
+from lectern import timefmt
 from lectern.extensions import db
+from lectern.timeutil import to_local
 from rooms import polls
 from rooms.models import Poll, PollAudit, Question, Room, RoomEvent
 from webinar import attendance, bp
@@ -49,10 +55,27 @@ def iso(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def stored(ts: float) -> datetime:
+    """Unix seconds as a stored time (naive UTC)."""
+    return datetime.fromtimestamp(ts, UTC).replace(tzinfo=None)
+
+
+def local_clock(ts: float, seconds: bool = False) -> str:
+    """Unix seconds as the viewer's wall-clock time (their zone, their language's format)."""
+    return timefmt.local_clock(stored(ts), seconds=seconds)
+
+
+def local_day(moment: datetime) -> date:
+    """A stored time's date on the viewer's calendar."""
+    return to_local(moment, timefmt.request_zone()).date()
+
+
 def shown(ts: float, day: date) -> str:
-    """Unix seconds as the page shows them: the UTC clock time, with the date if not ``day``."""
-    when = datetime.fromtimestamp(ts, UTC)
-    return when.strftime("%H:%M:%S" if when.date() == day else "%d %b %H:%M:%S")
+    """Unix seconds as the page shows them: the viewer's clock time, with the date if not
+    ``day`` (the broadcast's date on the viewer's calendar)."""
+    if local_day(stored(ts)) == day:
+        return local_clock(ts, seconds=True)
+    return timefmt.local_moment(stored(ts), seconds=True)
 
 
 # --- gathering the report ----------------------------------------------------------------------
@@ -268,8 +291,13 @@ def result_of(poll: Poll, found: dict[str, Any]) -> PollResult:
     return PollResult(poll, options, ballots, cast)
 
 
-def build(broadcast: Broadcast, now: float | None = None) -> Report:
-    """Everything the report page shows; zeros when the live room was never opened."""
+def build(
+    broadcast: Broadcast,
+    now: float | None = None,
+    label: Callable[[float, bool], str] = attendance.clock,
+) -> Report:
+    """Everything the report page shows; zeros when the live room was never opened. ``label``
+    writes the chart's time marks."""
     room = room_of(broadcast)
     if room is None:
         rows = people(broadcast, None, [], 0.0)
@@ -280,7 +308,7 @@ def build(broadcast: Broadcast, now: float | None = None) -> Report:
     asked = db.session.scalar(select(func.count()).where(Question.room_id == room.id)) or 0
     summary = summarize(rows, asked, sum(p.ballots for p in polls))
     found = attendance.buckets({n: p.intervals for n, p in enumerate(rows)})
-    return Report(room, summary, rows, found, attendance.layout(found), polls)
+    return Report(room, summary, rows, found, attendance.layout(found, label), polls)
 
 
 def summarize(rows: Sequence[Person], questions: int, ballots: int) -> Summary:
@@ -442,9 +470,10 @@ def report(broadcast_id: int) -> str:
     return render_template(
         "webinar/report.html",
         broadcast=broadcast,
-        report=build(broadcast),
+        report=build(broadcast, label=local_clock),
         shareholders=broadcast.kind == Kind.SHAREHOLDER,
-        clock=attendance.clock,
+        clock=local_clock,
+        day=local_day(broadcast.starts_at),
         iso=iso,
         shown=shown,
     )
