@@ -22,6 +22,7 @@ import sys
 
 from flask import Flask
 
+from accounts.setup import first_admin_link
 from lectern import create_app, mediaworkers
 from lectern.demo import DEMO_PASSWORD, DEMO_USERS
 from lectern.extensions import socketio
@@ -65,6 +66,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"Demo logins (password: {DEMO_PASSWORD}):")
         for email, name, role in DEMO_USERS:
             print(f"  {role:<10} {email:<26} {name}")
+    setup_url = first_admin_link(app)
+    if setup_url:  # no administrator yet: this single-use link creates the first one
+        print(f"Create the first administrator (link works once): {setup_url}")
     serve(app, args.host, args.port)
 
 
