@@ -26,7 +26,16 @@ export function tn(singular, plural, n, params = {}) {
   return fill(text, { n: String(n), ...params });
 }
 
-/** A time of day in the page's language, 24-hour where the language writes it so. */
+/** The user's time zone (their profile's, else UTC), as the server shows times in. */
+export const timeZone = document.documentElement.dataset.timezone || undefined;
+
+/** A time of day in the page's language and the user's zone, 24-hour where the language
+ * writes it so. */
 export function formatTime(date) {
-  return new Intl.DateTimeFormat(language, { hour: "2-digit", minute: "2-digit" }).format(date);
+  const options = { hour: "2-digit", minute: "2-digit", timeZone };
+  try {
+    return new Intl.DateTimeFormat(language, options).format(date);
+  } catch {  // a zone this browser does not know
+    return new Intl.DateTimeFormat(language, { ...options, timeZone: undefined }).format(date);
+  }
 }

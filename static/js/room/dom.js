@@ -1,6 +1,8 @@
 // Small DOM helpers shared by the room's modules. Text always goes in as text nodes or
 // textContent: nothing here parses HTML.
 
+import { formatTime } from "../i18n.js";
+
 /** Create an element: el("button", {class: "x", text: "Go", onclick: fn}, child, "text"). */
 export function el(tag, props = {}, ...children) {
   const node = document.createElement(tag);
@@ -62,11 +64,11 @@ export function toast(text) {
   toastTimer = setTimeout(() => { box.hidden = true; }, 4000);
 }
 
-/** A time of day from an ISO timestamp, in the user's locale ("14:05"). */
+/** A time of day from an ISO timestamp, as the page's language writes it, in the user's zone. */
 export function clock(iso) {
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return "";
-  return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return formatTime(date);
 }
 
 /** Show an error from an ack next to a control (role=alert) and clear it later. */
