@@ -1,5 +1,6 @@
 """Forms for courses, enrolment and lessons."""
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
@@ -9,18 +10,18 @@ from lectern.forms import duration_field, start_field
 
 
 class CourseForm(FlaskForm):
-    title = StringField("Title", validators=[DataRequired(), Length(max=TITLE_MAX)])
-    description = TextAreaField("Description", validators=[Length(max=DESCRIPTION_MAX)])
+    title = StringField(_l("Title"), validators=[DataRequired(), Length(max=TITLE_MAX)])
+    description = TextAreaField(_l("Description"), validators=[Length(max=DESCRIPTION_MAX)])
 
 
 class EnrollForm(FlaskForm):
     emails = TextAreaField(
-        "Students' e-mail addresses (one per line, or separated by commas)",
+        _l("Students' e-mail addresses (one per line, or separated by commas)"),
         validators=[DataRequired(), Length(max=100_000)],
     )
 
 
 class LessonForm(FlaskForm):
-    title = StringField("Title", validators=[DataRequired(), Length(max=TITLE_MAX)])
+    title = StringField(_l("Title"), validators=[DataRequired(), Length(max=TITLE_MAX)])
     starts_at = start_field()
     duration_minutes = duration_field()

@@ -62,7 +62,7 @@ def create() -> Page:
         )
         db.session.add(course)
         db.session.commit()
-        flash("Course created.", "info")
+        flash(_("Course created."), "info")
         return redirect(url_for("classroom.detail", course_id=course.id))
     return render_template("classroom/course_form.html", form=form), 400 if form.errors else 200
 
@@ -97,8 +97,14 @@ def enroll(course_id: int) -> Page:
     result = enrol_emails(course, form.emails.data)
     if not result.ok:
         return render_detail(course, 400, enroll_form=form, enrol_result=result)
+    added, already = len(result.added), len(result.already)
     flash(
-        f"Enrolled {len(result.added)} student(s); {len(result.already)} already enrolled.", "info"
+        _(
+            "Enrolled %(added)s student(s); %(already)s already enrolled.",
+            added=added,
+            already=already,
+        ),
+        "info",
     )
     return redirect(url_for("classroom.detail", course_id=course.id))
 
@@ -110,7 +116,7 @@ def remove_student(course_id: int, user_id: int) -> Page:
     course = course_for(course_id, Action.MANAGE)
     if not unenrol(course, user_id):
         abort(404)
-    flash("Student removed from the course.", "info")
+    flash(_("Student removed from the course."), "info")
     return redirect(url_for("classroom.detail", course_id=course.id))
 
 
@@ -130,7 +136,7 @@ def add_lesson(course_id: int) -> Page:
     )
     db.session.add(lesson)
     db.session.commit()
-    flash("Lesson scheduled.", "info")
+    flash(_("Lesson scheduled."), "info")
     return redirect(url_for("classroom.lesson", course_id=course.id, lesson_id=lesson.id))
 
 

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from flask import Flask, render_template
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from lectern.extensions import db
 
 MESSAGES = {
-    400: "The request was not understood. Check what you entered and try again.",
-    403: "You do not have permission to do that.",
-    404: "There is nothing here, or you do not have access to it.",
-    405: "That action is not allowed here.",
-    413: "That upload is too large.",
-    429: "Too many requests. Wait a moment and try again.",
+    400: _l("The request was not understood. Check what you entered and try again."),
+    403: _l("You do not have permission to do that."),
+    404: _l("There is nothing here, or you do not have access to it."),
+    405: _l("That action is not allowed here."),
+    413: _l("That upload is too large."),
+    429: _l("Too many requests. Wait a moment and try again."),
 }
 
 
@@ -23,17 +25,17 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError) -> tuple[str, int]:
-        message = "Your form expired or came from another site. Reload the page and try again."
+        message = _("Your form expired or came from another site. Reload the page and try again.")
         return render_template("errors/error.html", code=400, message=message), 400
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> tuple[str, int]:
         code = error.code or 500
-        message = MESSAGES.get(code, error.description or "Something went wrong.")
+        message = str(MESSAGES.get(code) or error.description or _("Something went wrong."))
         return render_template("errors/error.html", code=code, message=message), code
 
     @app.errorhandler(500)
     def server_error(error: Exception) -> tuple[str, int]:
         db.session.rollback()
-        message = "Something went wrong on our side; nothing you entered was half-saved."
+        message = _("Something went wrong on our side; nothing you entered was half-saved.")
         return render_template("errors/error.html", code=500, message=message), 500

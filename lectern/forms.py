@@ -54,7 +54,7 @@ def show_start(field: Field, stored: datetime) -> None:
 def duration_field() -> IntegerField:
     """A duration in minutes, 5 minutes to 24 hours."""
     return IntegerField(
-        "Duration (minutes)",
+        _l("Duration (minutes)"),
         default=60,
         validators=[DataRequired(), NumberRange(min=5, max=MAX_DURATION_MINUTES)],
     )
@@ -64,7 +64,9 @@ def one_line(form: BaseForm, field: Field) -> None:
     """A validator: the text has no line breaks or other control characters (it becomes an
     e-mail subject and a calendar entry)."""
     if any(not c.isprintable() for c in field.data or ""):
-        raise ValidationError("Use one line of text, without line breaks or control characters.")
+        raise ValidationError(
+            _l("Use one line of text, without line breaks or control characters.")
+        )
 
 
 class ScheduleForm(FlaskForm):

@@ -1,5 +1,6 @@
 """Forms for the owner's actions on a recording."""
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length, Regexp
@@ -9,11 +10,11 @@ TITLE_MAX = 200  # Recording.title's length
 
 class RenameForm(FlaskForm):
     title = StringField(
-        "Title",
+        _l("Title"),
         validators=[
             DataRequired(),
             Length(max=TITLE_MAX),
-            Regexp(r"^[^\x00-\x1f\x7f]*$", message="A title is one line of text."),
+            Regexp(r"^[^\x00-\x1f\x7f]*$", message=_l("A title is one line of text.")),
         ],
     )
 

@@ -20,6 +20,7 @@ from flask import (
     send_file,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from flask_wtf.csrf import generate_csrf
 from werkzeug.utils import secure_filename
@@ -181,12 +182,12 @@ def rename(recording_id: int) -> Page:
     viewer = access.owner(recording_id)
     form = RenameForm()
     if not form.validate_on_submit():
-        problems = [*form.title.errors, "The form expired: reload the page and try again."]
-        flash(f"Not renamed: {problems[0]}", "error")
+        problems = [*form.title.errors, _("The form expired: reload the page and try again.")]
+        flash(_("Not renamed: %(why)s", why=problems[0]), "error")
         return back(recording_id)
     viewer.recording.title = (form.title.data or "").strip()
     db.session.commit()
-    flash("Recording renamed.", "info")
+    flash(_("Recording renamed."), "info")
     return back(recording_id)
 
 
@@ -199,11 +200,11 @@ def delete(recording_id: int) -> Page:
         abort(400)
     recording = viewer.recording
     if recording.status == "recording":
-        flash("Stop the recording in the room before deleting it.", "error")
+        flash(_("Stop the recording in the room before deleting it."), "error")
         return back(recording_id)
     export.cancel(recording)
     media.discard(recording)
-    flash(f"Deleted “{recording.title}”.", "info")
+    flash(_("Deleted “%(title)s”.", title=recording.title), "info")
     return redirect(url_for("recordings.library"))
 
 
@@ -215,7 +216,7 @@ def share(recording_id: int) -> Page:
     if not ActionForm().validate_on_submit():
         abort(400)
     access.share(viewer.recording)
-    flash("Share link created: anyone who has it can watch this recording.", "info")
+    flash(_("Share link created: anyone who has it can watch this recording."), "info")
     return back(recording_id)
 
 
@@ -227,7 +228,7 @@ def unshare(recording_id: int) -> Page:
     if not ActionForm().validate_on_submit():
         abort(400)
     access.unshare(viewer.recording)
-    flash("Share link turned off: it no longer works.", "info")
+    flash(_("Share link turned off: it no longer works."), "info")
     return back(recording_id)
 
 

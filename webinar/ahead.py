@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from accounts.models import User
@@ -26,12 +27,12 @@ def submit_ahead(user: User, broadcast: Broadcast, text: str, anonymous: bool) -
     """Add ``user``'s question to the room; None when done, else why it was refused."""
     text = text.strip()
     if not text:
-        return "Write a question first."
+        return _("Write a question first.")
     room = broadcast_room(user, broadcast)
     if room is None:
-        return "You may not ask questions in this broadcast."
+        return _("You may not ask questions in this broadcast.")
     if anonymous and not room.anonymous_questions:
-        return "Questions at this meeting carry your name: anonymous questions are off."
+        return _("Questions at this meeting carry your name: anonymous questions are off.")
     host = broadcast.host_id == user.id or user.role == "admin"
     status = "pending" if room.moderated and not host else "open"
     question = Question(

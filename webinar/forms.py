@@ -1,5 +1,6 @@
 """Forms for broadcasts and their invite lists."""
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import BooleanField, SelectField, StringField, TextAreaField
@@ -16,49 +17,49 @@ DOMAIN = r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
 
 
 class BroadcastForm(FlaskForm):
-    title = StringField("Title", validators=[DataRequired(), Length(max=TITLE_MAX), one_line])
-    description = TextAreaField("Description", validators=[Length(max=DESCRIPTION_MAX)])
+    title = StringField(_l("Title"), validators=[DataRequired(), Length(max=TITLE_MAX), one_line])
+    description = TextAreaField(_l("Description"), validators=[Length(max=DESCRIPTION_MAX)])
     kind = SelectField(
-        "Kind",
+        _l("Kind"),
         choices=[SelectChoice(k.value, label) for k, label in KIND_LABELS.items()],
         validators=[DataRequired()],
     )
     registration_mode = SelectField(
-        "Registration",
+        _l("Registration"),
         choices=[SelectChoice(m.value, label) for m, label in MODE_LABELS.items()],
         validators=[DataRequired()],
     )
     starts_at = start_field()
     duration_minutes = duration_field()
     allowed_domain = StringField(
-        "Only e-mail addresses in this domain (optional, e.g. example.com)",
+        _l("Only e-mail addresses in this domain (optional, e.g. example.com)"),
         filters=[lambda v: (v or "").strip().lower().lstrip("@") or None],
         validators=[
             Optional(),
             Length(max=DOMAIN_MAX),
-            Regexp(DOMAIN, message="Enter a domain such as example.com."),
+            Regexp(DOMAIN, message=_l("Enter a domain such as example.com.")),
         ],
     )
 
 
 class InviteForm(FlaskForm):
     emails = TextAreaField(
-        "E-mail addresses to invite (one per line, or separated by commas)",
+        _l("E-mail addresses to invite (one per line, or separated by commas)"),
         validators=[DataRequired(), Length(max=100_000)],
     )
 
 
 class CsvInviteForm(FlaskForm):
-    file = FileField("CSV file (columns: name, email, holder_id, shares)")
-    text = TextAreaField("…or paste the CSV here", validators=[Length(max=2_000_000)])
+    file = FileField(_l("CSV file (columns: name, email, holder_id, shares)"))
+    text = TextAreaField(_l("…or paste the CSV here"), validators=[Length(max=2_000_000)])
 
 
 class VerifyForm(FlaskForm):
     """First use of a shareholder's join link: the holder id and the code from the invitation."""
 
-    holder_id = StringField("Holder id", validators=[DataRequired(), Length(max=HOLDER_ID_MAX)])
+    holder_id = StringField(_l("Holder id"), validators=[DataRequired(), Length(max=HOLDER_ID_MAX)])
     code = StringField(
-        "Verification code",
+        _l("Verification code"),
         validators=[DataRequired(), Length(max=20)],
         render_kw={"inputmode": "numeric", "autocomplete": "one-time-code"},
     )
@@ -69,12 +70,12 @@ class ContinueForm(FlaskForm):
 
 
 class SignupForm(FlaskForm):
-    name = StringField("Your name", validators=[DataRequired(), Length(max=NAME_MAX)])
+    name = StringField(_l("Your name"), validators=[DataRequired(), Length(max=NAME_MAX)])
     email = StringField(
-        "E-mail address", validators=[DataRequired(), Length(max=EMAIL_MAX), Email()]
+        _l("E-mail address"), validators=[DataRequired(), Length(max=EMAIL_MAX), Email()]
     )
 
 
 class AskAheadForm(FlaskForm):
-    text = TextAreaField("Your question", validators=[DataRequired(), Length(max=QUESTION_MAX)])
-    anonymous = BooleanField("Ask anonymously")
+    text = TextAreaField(_l("Your question"), validators=[DataRequired(), Length(max=QUESTION_MAX)])
+    anonymous = BooleanField(_l("Ask anonymously"))

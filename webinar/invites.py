@@ -8,6 +8,8 @@ import io
 import re
 from dataclasses import dataclass, field
 
+from flask_babel import format_number
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from accounts.emails import normalize_email
@@ -38,7 +40,9 @@ class ImportResult:
 
     @property
     def error_lines(self) -> list[str]:
-        return [f"Line {line}: {why}" if line else why for line, why in self.errors]
+        return [
+            _("Line %(n)s: %(why)s", n=line, why=why) if line else why for line, why in self.errors
+        ]
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,9 @@ def header_map(header: list[str]) -> dict[str, int] | str:
             if key in spellings and column not in found:
                 found[column] = index
     if "email" not in found:
-        return "The first line must be a header naming the columns: name, email, holder_id, shares."
+        return _(
+            "The first line must be a header naming the columns: name, email, holder_id, shares."
+        )
     return found
 
 
@@ -82,20 +88,22 @@ def parse_row(line: int, cells: list[str], columns: dict[str, int], holders: boo
     email = normalize_email(cell("email"))
     if email is None:
         shown = cell("email")[:80]
-        return f"'{shown}' is not an e-mail address" if shown else "the e-mail address is missing"
+        if shown:
+            return _("'%(text)s' is not an e-mail address", text=shown)
+        return _("the e-mail address is missing")
     name = cell("name")
     if len(name) > NAME_MAX:
-        return f"the name is longer than {NAME_MAX} characters"
+        return _("the name is longer than %(n)s characters", n=NAME_MAX)
     if not holders:
         return Row(line, name, email, None, None)
     holder_id = cell("holder_id")
     if not holder_id:
-        return "the holder id is missing"
+        return _("the holder id is missing")
     if len(holder_id) > HOLDER_ID_MAX or not HOLDER_ID.match(holder_id):
-        return "the holder id must be letters, digits, '.', '_', '/' or '-' (at most 64)"
+        return _("the holder id must be letters, digits, '.', '_', '/' or '-' (at most 64)")
     shares = parse_shares(cell("shares"))
     if shares is None:
-        return f"shares must be a whole number from 1 to {MAX_SHARES:,}"
+        return _("shares must be a whole number from 1 to %(max)s", max=format_number(MAX_SHARES))
     return Row(line, name, email, holder_id, shares)
 
 
@@ -104,12 +112,14 @@ def read_rows(data: bytes, holders: bool, result: ImportResult) -> list[Row]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        result.errors.append((0, "The file is not UTF-8 text: save it as 'CSV UTF-8' and retry."))
+        result.errors.append(
+            (0, _("The file is not UTF-8 text: save it as 'CSV UTF-8' and retry."))
+        )
         return []
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader, None)
-        columns = header_map(header) if header else "The file is empty."
+        columns = header_map(header) if header else _("The file is empty.")
         if isinstance(columns, str):
             result.errors.append((0, columns))
             return []
@@ -118,7 +128,9 @@ def read_rows(data: bytes, holders: bool, result: ImportResult) -> list[Row]:
             if not any(c.strip() for c in cells):
                 continue
             if len(rows) + len(result.errors) >= MAX_ROWS:
-                result.errors.append((reader.line_num, f"more than {MAX_ROWS} rows: the rest"))
+                result.errors.append(
+                    (reader.line_num, _("more than %(n)s rows: the rest", n=MAX_ROWS))
+                )
                 break
             parsed = parse_row(reader.line_num, cells, columns, holders)
             if isinstance(parsed, str):
@@ -126,7 +138,9 @@ def read_rows(data: bytes, holders: bool, result: ImportResult) -> list[Row]:
             else:
                 rows.append(parsed)
     except csv.Error as exc:
-        result.errors.append((reader.line_num, f"the CSV is malformed here ({exc})"))
+        result.errors.append(
+            (reader.line_num, _("the CSV is malformed here (%(error)s)", error=exc))
+        )
     return rows
 
 
@@ -156,12 +170,19 @@ def import_csv(broadcast: Broadcast, data: bytes) -> ImportResult:
             continue
         seen[row.email] = row.line
         if row.email in existing:
-            result.skipped.append((row.line, f"{row.email} is already on the list"))
+            result.skipped.append(
+                (row.line, _("%(email)s is already on the list", email=row.email))
+            )
             continue
         holder = row.holder_id.casefold() if row.holder_id else None
         if holder and holder in holder_emails:
             other = holder_emails[holder]
-            result.errors.append((row.line, f"holder id {row.holder_id} is already {other}'s"))
+            result.errors.append(
+                (
+                    row.line,
+                    _("holder id %(id)s is already %(name)s's", id=row.holder_id, name=other),
+                )
+            )
             continue
         if holder:
             holder_emails[holder] = row.email

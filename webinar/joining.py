@@ -4,6 +4,8 @@ ahead of the start."""
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required, login_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
@@ -48,7 +50,7 @@ visitors = Limiter(
 askers = Limiter({"question": RATES["question"]})
 
 
-IN_USE = (
+IN_USE = _l(
     "This join link is already in use on another device. Use that device, "
     "or ask the host to send you a new link."
 )
@@ -58,8 +60,8 @@ def client_key() -> int:
     return hash(request.remote_addr or "?")
 
 
-def refuse(message: str, status: int) -> tuple[str, int]:
-    return render_template("webinar/link_problem.html", message=message), status
+def refuse(message: object, status: int) -> tuple[str, int]:
+    return render_template("webinar/link_problem.html", message=str(message)), status
 
 
 def account_problem(reg: Registration) -> str | None:
@@ -68,13 +70,13 @@ def account_problem(reg: Registration) -> str | None:
     user = reg.user or db.session.scalar(select(User).where(User.email == reg.email))
     if current_user.is_authenticated:
         if user is None or user.id != current_user.id:
-            return (
+            return _(
                 "This join link was sent to someone else. If you share this computer, "
                 "sign out first and open the link again."
             )
     elif user is not None and user.role != "attendee":
         # A link signs in only audience accounts; staff accounts sign in with their password.
-        return f"Sign in as {reg.email} first, then open this link again."
+        return _("Sign in as %(email)s first, then open this link again.", email=reg.email)
     return None
 
 
@@ -118,7 +120,7 @@ def join_link(token: str) -> Page:
     parsed = parse(token)
     allowed = visitors.allow(parsed[0], "link") if parsed else visitors.allow(client_key(), "guess")
     if not allowed:
-        return refuse("Too many attempts: wait a minute and retry.", 429)
+        return refuse(_("Too many attempts: wait a minute and retry."), 429)
     checked: Checked = check(token)
     reg = checked.registration
     if reg is None:
@@ -170,10 +172,10 @@ def signup(broadcast_id: int) -> Page:
         status = 400 if request.method == "POST" else 200
         return render_template("webinar/signup.html", broadcast=broadcast, form=form), status
     if not visitors.allow(client_key(), "signup"):
-        return refuse("Too many sign-ups from your network: wait a few minutes.", 429)
+        return refuse(_("Too many sign-ups from your network: wait a few minutes."), 429)
     email = normalize_email(form.email.data or "")
     if email is None:
-        form.email.errors = ["Enter a valid e-mail address."]
+        form.email.errors = [_("Enter a valid e-mail address.")]
         return render_template("webinar/signup.html", broadcast=broadcast, form=form), 400
     signup_registration(broadcast, email, (form.name.data or "").strip())
     # The same answer whether or not the address was known: nobody learns who registered.
@@ -210,12 +212,12 @@ def ask_ahead(broadcast_id: int) -> Page:
         abort(403)
     form = AskAheadForm()
     if broadcast.ends_at <= utcnow():
-        flash("This broadcast is over: questions are closed.", "error")
+        flash(_("This broadcast is over: questions are closed."), "error")
     elif not askers.allow(current_user.id, "question"):
-        flash("You are sending questions too fast: wait a little and send it again.", "error")
+        flash(_("You are sending questions too fast: wait a little and send it again."), "error")
     elif not form.validate_on_submit():
         flash("; ".join(e for errors in form.errors.values() for e in errors), "error")
     else:
         problem = submit_ahead(current_user, broadcast, form.text.data or "", form.anonymous.data)
-        flash(problem or "Question sent: the host will see it in the moderation queue.", "info")
+        flash(problem or _("Question sent: the host will see it in the moderation queue."), "info")
     return redirect(url_for("webinar.detail", broadcast_id=broadcast.id) + "#ask-ahead")

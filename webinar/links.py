@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app, session
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from sqlalchemy import false, select, update
 
 from lectern.extensions import db
@@ -25,10 +27,12 @@ MAX_FAILED_CHECKS = 5  # wrong holder id or code this many times: the link is re
 GRACE = timedelta(hours=1)  # a link still works this long after the scheduled end
 CODE_DIGITS = 8
 
-INVALID = "This join link is not valid. Check that it was copied whole."
-REPLACED = "This join link was replaced by a newer one: use the latest e-mail."
-REVOKED = "This join link was revoked. Ask the host for a new one."
-LOCKED = "Wrong holder id or code too many times: this link is locked. Ask the host for a new one."
+INVALID = _l("This join link is not valid. Check that it was copied whole.")
+REPLACED = _l("This join link was replaced by a newer one: use the latest e-mail.")
+REVOKED = _l("This join link was revoked. Ask the host for a new one.")
+LOCKED = _l(
+    "Wrong holder id or code too many times: this link is locked. Ask the host for a new one."
+)
 
 
 def _key(purpose: str) -> bytes:
@@ -106,11 +110,11 @@ def check(token: str) -> Checked:
     parsed = parse(token)
     reg = db.session.get(Registration, parsed[0]) if parsed else None
     if parsed is None or reg is None:
-        return Checked(None, INVALID, 404)
+        return Checked(None, str(INVALID), 404)
     if parsed[1] != reg.link_version:
-        return Checked(None, REPLACED, 410)
+        return Checked(None, str(REPLACED), 410)
     if reg.link_revoked:
-        return Checked(None, REVOKED, 410)
+        return Checked(None, str(REVOKED), 410)
     if reg.status == Status.DECLINED:
         return Checked(None, "The host declined this registration.", 403)
     if reg.status == Status.PENDING and not reg.invited:
@@ -154,9 +158,13 @@ def verify_holder(reg: Registration, holder_id: str, code: str) -> str | None:
         db.session.execute(update(Registration).where(mine).values(link_revoked=True))
     db.session.expire(reg, ["failed_checks", "link_revoked"])
     if failed >= MAX_FAILED_CHECKS:
-        return LOCKED
+        return str(LOCKED)
     left = MAX_FAILED_CHECKS - failed
-    return f"The holder id or code is wrong. {left} attempt{'s' if left != 1 else ''} left."
+    return ngettext(
+        "The holder id or code is wrong. %(num)s attempt left.",
+        "The holder id or code is wrong. %(num)s attempts left.",
+        left,
+    )
 
 
 def bind_device(reg: Registration) -> str | None:

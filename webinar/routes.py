@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user, login_required
 from sqlalchemy import or_, select
 from werkzeug.wrappers import Response
@@ -83,7 +84,7 @@ def create() -> Page:
         broadcast.description = (broadcast.description or "").strip()
         db.session.add(broadcast)
         db.session.commit()
-        flash("Broadcast created.", "info")
+        flash(_("Broadcast created."), "info")
         return redirect(url_for("webinar.detail", broadcast_id=broadcast.id))
     return render_template("webinar/broadcast_form.html", form=form), 400 if form.errors else 200
 
@@ -149,9 +150,9 @@ def register_self(broadcast_id: int) -> Page:
     broadcast = broadcast_for(broadcast_id, Action.REGISTER)
     reg = register(current_user, broadcast)
     flash(
-        "You are registered."
+        _("You are registered.")
         if reg.status == "approved"
-        else "Registration received: the host will review it.",
+        else _("Registration received: the host will review it."),
         "info",
     )
     return redirect(url_for("webinar.detail", broadcast_id=broadcast.id))
@@ -167,7 +168,8 @@ def decide_registration(broadcast_id: int, registration_id: int, verb: str) -> P
         abort(404)
     if verb == "decline" and reg.user_id is not None:
         kick(broadcast.id, reg.user_id)  # out of the live room now, and refused on reconnect
-    flash(f"{reg.email}: {reg.status}.", "info")
+    done = _("%(email)s: approved.") if reg.status == Status.APPROVED else _("%(email)s: declined.")
+    flash(done % {"email": reg.email}, "info")
     return redirect(url_for("webinar.detail", broadcast_id=broadcast.id))
 
 
@@ -178,16 +180,20 @@ def add_invites(broadcast_id: int) -> Page:
     broadcast = broadcast_for(broadcast_id, Action.MANAGE)
     form = InviteForm()
     if broadcast.kind == Kind.SHAREHOLDER:  # holders need their holder id and shares: CSV only
-        problem = "Import the share register as CSV: holders need their ids and shares."
+        problem = _("Import the share register as CSV: holders need their ids and shares.")
         return render_detail(broadcast, 400, csv_problem=problem)
     if not form.validate_on_submit():
         return render_detail(broadcast, 400, invite_form=form)
     result = invite(broadcast, form.emails.data)
     if not result.ok:
         return render_detail(broadcast, 400, invite_form=form, invite_result=result)
-    flash(f"Invited {len(result.added)}; {len(result.already)} already on the list.", "info")
+    added, already = len(result.added), len(result.already)
+    flash(
+        _("Invited %(added)s; %(already)s already on the list.", added=added, already=already),
+        "info",
+    )
     if not result.delivered:
-        flash("The mail server refused the invitations: send the links again later.", "error")
+        flash(_("The mail server refused the invitations: send the links again later."), "error")
     return redirect(url_for("webinar.detail", broadcast_id=broadcast.id))
 
 
@@ -204,7 +210,7 @@ def import_invites(broadcast_id: int) -> Page:
     elif not form.validate_on_submit():
         data = b""
     if not data or len(data) > CSV_MAX_BYTES:
-        message = "Choose a CSV file (at most 2 MB) or paste its text."
+        message = _("Choose a CSV file (at most 2 MB) or paste its text.")
         return render_detail(broadcast, 400, csv_form=form, csv_problem=message)
     result = import_csv(broadcast, data)
     delivered = send_join_links((reg, code) for _, reg, code in result.added)
@@ -221,16 +227,21 @@ def link_action(broadcast_id: int, registration_id: int, verb: str) -> Page:
     if reg is None or reg.broadcast_id != broadcast.id:
         abort(404)
     if reg.status == Status.DECLINED:
-        flash(f"{reg.email} was declined: approve them first.", "error")
+        flash(_("%(email)s was declined: approve them first.", email=reg.email), "error")
     elif verb == "revoke":
         reg.link_revoked = True
         db.session.commit()
-        flash(f"{reg.email}: join link revoked.", "info")
+        flash(_("%(email)s: join link revoked.", email=reg.email), "info")
     else:
         code = issue(reg)
         db.session.commit()
         sent = send_join_links([(reg, code)])
-        flash(f"{reg.email}: new join link " + ("sent." if sent else "made, but not sent."), "info")
+        done = (
+            _("%(email)s: new join link sent.")
+            if sent
+            else _("%(email)s: new join link made, but not sent.")
+        )
+        flash(done % {"email": reg.email}, "info")
     if reg.user_id is not None and reg.status != Status.DECLINED:
         # A session that came in through the old link (an account without a password) is out.
         kick(broadcast.id, reg.user_id)
@@ -242,14 +253,22 @@ def link_action(broadcast_id: int, registration_id: int, verb: str) -> Page:
 def remind(broadcast_id: int) -> Page:
     """E-mail every approved or invited registrant a reminder with their join link."""
     broadcast = broadcast_for(broadcast_id, Action.MANAGE)
-    _, delivery = send_reminders(remindable(broadcast))
+    delivery = send_reminders(remindable(broadcast))[1]
     if delivery.sent:  # only a reminder that went out counts (the automatic one still can)
         broadcast.reminded_at = utcnow()
     db.session.commit()  # links issued for the reminder
     sent = delivery.sent
-    flash(f"Reminder sent to {sent} registrant{'s' if sent != 1 else ''}.", "info")
+    flash(
+        ngettext(
+            "Reminder sent to %(num)s registrant.", "Reminder sent to %(num)s registrants.", sent
+        ),
+        "info",
+    )
     if delivery.failed:
-        flash(f"The mail server refused: {', '.join(delivery.failed[:20])}.", "error")
+        flash(
+            _("The mail server refused: %(emails)s.", emails=", ".join(delivery.failed[:20])),
+            "error",
+        )
     return redirect(url_for("webinar.detail", broadcast_id=broadcast.id))
 
 
