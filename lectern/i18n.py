@@ -189,24 +189,37 @@ def init_app(app: Flask) -> None:
     app.before_request(remember_language)
 
 
+# Marks beyond gettext's own: lazy strings, the front end's t()/tn(), and the room's refusals
+# (``Refused("...")``, ``Invalid("...")``: translated when sent, see rooms.namespace.error).
+KEYWORDS = ["-k", "_l", "-k", "t", "-k", "tn:1,2", "-k", "Refused", "-k", "Invalid"]
+
+
+PYBABEL = [sys.executable, "-m", "babel.messages.frontend"]
+CONFIGS = {"messages": "babel.cfg", "js": "babel-js.cfg"}
+
+
+def extract(domain: str, pot: Path) -> None:
+    """Write every string marked in the sources of ``domain`` to the template ``pot``."""
+    options = ["--no-location", "--sort-output", "-o", str(pot), str(ROOT)]
+    subprocess.run(
+        [*PYBABEL, "extract", "-F", str(ROOT / CONFIGS[domain]), *KEYWORDS, *options],
+        check=True,
+    )
+
+
 def update() -> None:
-    """Extract every marked string and merge it into each language's catalogues."""
-    pybabel = [sys.executable, "-m", "babel.messages.frontend"]
-    for domain, config in (("messages", "babel.cfg"), ("js", "babel-js.cfg")):
-        pot = SOURCES / f"{domain}.pot"
-        subprocess.run(
-            [*pybabel, "extract", "-F", str(ROOT / config), "-k", "_l", "-k", "t", "-k", "tn:1,2"]
-            + ["--no-location", "--sort-output", "-o", str(pot), str(ROOT)],
-            check=True,
-        )
-        for language in set(LANGUAGES) - {DEFAULT_LANGUAGE}:  # English ids are the text
-            po = SOURCES / language / "LC_MESSAGES" / f"{domain}.po"
-            verb = "update" if po.exists() else "init"
-            subprocess.run(
-                [*pybabel, verb, "-D", domain, "-i", str(pot), "-d", str(SOURCES), "-l", language]
-                + (["--no-fuzzy-matching"] if verb == "update" else []),
-                check=True,
-            )
+    """Extract every marked string and merge it into each language's catalogues (strings no
+    longer in the sources are dropped, not kept as obsolete entries)."""
+    with tempfile.TemporaryDirectory() as folder:
+        for domain in DOMAINS:
+            pot = Path(folder) / f"{domain}.pot"
+            extract(domain, pot)
+            for language in set(LANGUAGES) - {DEFAULT_LANGUAGE}:  # English ids are the text
+                po = SOURCES / language / "LC_MESSAGES" / f"{domain}.po"
+                verb = ["update", "--no-fuzzy-matching", "--ignore-obsolete"]
+                action = verb if po.exists() else ["init"]
+                files = ["-D", domain, "-i", str(pot), "-d", str(SOURCES), "-l", language]
+                subprocess.run([*PYBABEL, *action, *files], check=True)
 
 
 if __name__ == "__main__":

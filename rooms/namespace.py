@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, current_app, request
+from flask_babel import gettext as _
 from flask_login import current_user
 from flask_socketio import SocketIO, join_room
 
@@ -72,7 +73,9 @@ def deliver(out: Outbox) -> None:
 
 
 def error(reason: str) -> dict[str, Any]:
-    return {"ok": False, "error": reason}
+    """A refused event's answer, in the sender's language (``Refused`` and ``Invalid`` texts are
+    msgids: extracted by their names, translated here)."""
+    return {"ok": False, "error": _(reason)}
 
 
 def dispatch(name: str, sid: str, args: tuple[Any, ...]) -> dict[str, Any]:
@@ -103,12 +106,12 @@ def dispatch(name: str, sid: str, args: tuple[Any, ...]) -> dict[str, Any]:
 def on_connect(auth: Any = None) -> None:
     """Admit a signed-in member to the room ``auth["room"]``; the client then asks ``state.get``."""
     if not current_user.is_authenticated:
-        raise ConnectionRefusedError("sign in first")
+        raise ConnectionRefusedError(_("sign in first"))
     key = auth.get("room") if isinstance(auth, dict) else None
     try:
         actor, room = enter(current_user, key)
     except Refused as refusal:
-        raise ConnectionRefusedError(str(refusal)) from None
+        raise ConnectionRefusedError(_(str(refusal))) from None
     sid = request.sid  # type: ignore[attr-defined]
     actor = dataclasses.replace(actor, sid=sid)
     actors[sid] = actor
