@@ -36,6 +36,17 @@ from webinar.models import Broadcast, Registration
 PASSWORD = "correct horse battery"
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI a skipped test fails the run: it is a check CI did not make (Chromium, ffmpeg,
+    PostgreSQL and Redis are all there). Each skip's reason is in pytest's summary."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if in_ci() and skipped and exitstatus == pytest.ExitCode.OK:
+        reporter.ensure_newline()
+        reporter.write_line(f"CI: {len(skipped)} test(s) skipped; in CI every test must run.")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     """DATABASE_URL when set (PostgreSQL in CI), else a SQLite file for this test run."""
