@@ -82,12 +82,12 @@ def dispatch(name: str, sid: str, args: tuple[Any, ...]) -> dict[str, Any]:
     """Run one client event for the connection ``sid``; never raises."""
     actor = actors.get(sid)
     if actor is None:
-        return error("not connected to a room")
+        return error(_("not connected to a room"))
     event = EVENTS[name]
     if len(args) > 1:
-        return error("send one payload object")
+        return error(_("send one payload object"))
     if not limiter.allow(actor.user_id, event.bucket):
-        return error("too many requests: slow down")
+        return error(_("too many requests: slow down"))
     out = Outbox()
     try:
         extra = event.handler(actor, clean(event.fields, args[0] if args else None), out) or {}
@@ -97,7 +97,7 @@ def dispatch(name: str, sid: str, args: tuple[Any, ...]) -> dict[str, Any]:
     except Exception:
         db.session.rollback()
         log.exception("event %s failed", name)
-        return error("internal error: nothing was changed")
+        return error(_("internal error: nothing was changed"))
     deliver(out)
     flush_if_late()
     return {"ok": True, **extra}
@@ -140,7 +140,7 @@ def on_state(*args: Any) -> dict[str, Any]:
     """``state.get``: the room's full state as the reply; clients ask on every (re)connect."""
     actor = actors.get(request.sid)  # type: ignore[attr-defined]
     if actor is None:
-        return error("not connected to a room")
+        return error(_("not connected to a room"))
     room = db.session.get(Room, actor.room_id)
     assert room is not None
     return {"ok": True, "state": snapshot(actor, room)}
