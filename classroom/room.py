@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from accounts.models import User
 from classroom.models import Lesson
 from classroom.policy import course_role
@@ -31,4 +33,10 @@ def resolve(user: User, lesson_id: int) -> Membership | None:
     return Membership(role=role, title=f"{lesson.course.title}: {lesson.title}")
 
 
-LESSON_ROOM = RoomKind(name="lesson", policy=LESSON_POLICY, resolve=resolve)
+def schedule(lesson_id: int) -> tuple[datetime, datetime] | None:
+    """When the lesson is on: its scheduled start and end."""
+    lesson = db.session.get(Lesson, lesson_id)
+    return None if lesson is None else (lesson.starts_at, lesson.ends_at)
+
+
+LESSON_ROOM = RoomKind(name="lesson", policy=LESSON_POLICY, resolve=resolve, schedule=schedule)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from flask import Blueprint, render_template, url_for
@@ -12,6 +12,7 @@ from flask_login import current_user, login_required
 from classroom.routes import visible_courses
 from lectern.timeutil import utcnow
 from recordings.player import entries
+from rooms.session import SessionState, states
 from webinar.policy import Action, broadcast_allows
 from webinar.routes import visible_broadcasts
 
@@ -30,7 +31,9 @@ class Session:
     context: str  # the course title, or the host's name
     starts_at: datetime
     ends_at: datetime
-    url: str
+    url: str  # the lesson's or broadcast's page
+    room: tuple[str, int]  # its live room: (kind, ref_id)
+    state: SessionState = SessionState.SCHEDULED
 
 
 def lesson_sessions() -> list[Session]:
@@ -43,6 +46,7 @@ def lesson_sessions() -> list[Session]:
             lesson.starts_at,
             lesson.ends_at,
             url_for("classroom.lesson", course_id=course.id, lesson_id=lesson.id),
+            ("lesson", lesson.id),
         )
         for course in visible_courses()
         for lesson in course.lessons
@@ -59,6 +63,7 @@ def broadcast_sessions() -> list[Session]:
             b.starts_at,
             b.ends_at,
             url_for("webinar.detail", broadcast_id=b.id),
+            ("broadcast", b.id),
         )
         for b in visible_broadcasts()
         if broadcast_allows(current_user, b, Action.JOIN)
@@ -66,15 +71,34 @@ def broadcast_sessions() -> list[Session]:
     ]
 
 
+def with_states(sessions: list[Session]) -> list[Session]:
+    """The sessions, each with its state (rooms.session.state_of), a few queries in all."""
+    found: dict[tuple[str, int], SessionState] = {}
+    for kind in {s.room[0] for s in sessions}:
+        schedules = {s.room[1]: (s.starts_at, s.ends_at) for s in sessions if s.room[0] == kind}
+        found.update({(kind, ref): st for ref, st in states(kind, schedules).items()})
+    return [replace(s, state=found[s.room]) for s in sessions]
+
+
 @bp.get("/")
 @login_required
 def index() -> str:
-    """Live now, then the next sessions in start order, then the newest recordings."""
+    """Live now, sessions ended for everyone while still scheduled, then the next sessions in
+    start order, then the newest recordings."""
     now = utcnow()
     sessions = sorted(lesson_sessions() + broadcast_sessions(), key=lambda s: s.starts_at)
-    live = [s for s in sessions if s.starts_at <= now < s.ends_at]
-    upcoming = [s for s in sessions if s.starts_at > now][:UPCOMING_LIMIT]
+    sessions = with_states(sessions)
+    live = [s for s in sessions if s.state == SessionState.LIVE]
+    ended = [
+        s for s in sessions if s.state == SessionState.ENDED and s.starts_at <= now < s.ends_at
+    ]
+    upcoming = [s for s in sessions if s.state == SessionState.SCHEDULED][:UPCOMING_LIMIT]
     recordings = entries(current_user, limit=RECORDINGS_LIMIT)
     return render_template(
-        "dashboard.html", live=live, upcoming=upcoming, now=now, recordings=recordings
+        "dashboard.html",
+        live=live,
+        ended=ended,
+        upcoming=upcoming,
+        now=now,
+        recordings=recordings,
     )

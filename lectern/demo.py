@@ -1,8 +1,9 @@
-"""Demo data for a first start: accounts, a course with a live lesson, and two broadcasts."""
+"""Demo data for a first start: accounts, a course with a live lesson, and two broadcasts; on every
+later start, :func:`refresh` puts the demo's sessions back on a current schedule."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
@@ -10,6 +11,8 @@ from accounts.models import User
 from classroom.models import Course, Enrollment, Lesson
 from lectern.extensions import db
 from lectern.timeutil import utcnow
+from rooms import log
+from rooms.session import room_of
 from webinar.links import issue
 from webinar.models import Broadcast, Kind, Mode, Registration, Status
 from webinar.notify import send_join_links
@@ -26,6 +29,19 @@ DEMO_USERS: tuple[tuple[str, str, str], ...] = (
     ("employee@example.com", "Eli Employee", "attendee"),
     ("shareholder@example.com", "Sam Shareholder", "attendee"),
 )
+
+
+# The demo's sessions, found by their owner's demo account and their title (never by id, never
+# anything else): title -> how far from now a fresh start is. Negative: live now.
+INSTRUCTOR, HOST, COURSE = "instructor@example.com", "host@example.com", "Physics 101"
+LESSONS = {
+    "Waves and oscillations": timedelta(minutes=-5),
+    "Energy and momentum": timedelta(days=7),
+}
+BROADCASTS = {
+    "Quarterly all-hands": timedelta(minutes=-2),
+    "Annual shareholder meeting": timedelta(days=3),
+}
 
 
 def needs_seed() -> bool:
@@ -146,3 +162,43 @@ def _broadcasts(users: dict[str, User]) -> None:
         )
     )
     _invite_holder(agm)
+
+
+def demo_sessions() -> list[tuple[str, Lesson | Broadcast]]:
+    """The demo's lessons and broadcasts as (room kind, row): only those of the demo accounts,
+    in the demo course, with the demo titles."""
+    lessons = db.session.scalars(
+        select(Lesson)
+        .join(Course)
+        .join(User, Course.owner_id == User.id)
+        .where(User.email == INSTRUCTOR, Course.title == COURSE, Lesson.title.in_(LESSONS))
+    )
+    casts = db.session.scalars(
+        select(Broadcast)
+        .join(User, Broadcast.host_id == User.id)
+        .where(User.email == HOST, Broadcast.title.in_(BROADCASTS))
+    )
+    return [("lesson", row) for row in lessons] + [("broadcast", row) for row in casts]
+
+
+def refresh(now: datetime | None = None) -> int:
+    """Keep the demo tryable on every start: its live lesson and all-hands get a fresh window
+    when theirs has passed or they were ended for everyone (their rooms open again), upcoming
+    ones move ahead once their start has passed. Returns how many sessions moved."""
+    now = now or utcnow()
+    moved = 0
+    for kind, row in demo_sessions():
+        offset = {**LESSONS, **BROADCASTS}[row.title]
+        room = room_of(kind, row.id)
+        ended = room is not None and room.ended_at is not None
+        live_now = offset < timedelta(0)
+        passed = row.ends_at <= now if live_now else row.starts_at <= now
+        if not (passed or ended):
+            continue
+        row.starts_at = now + offset
+        moved += 1
+        if room is not None and ended:
+            room.ended_at = None
+            log.record(room.id, None, "room.start")
+    db.session.commit()
+    return moved

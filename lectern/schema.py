@@ -1,4 +1,5 @@
-"""Bringing the database up to date on start, and seeding demo data on the first one."""
+"""Bringing the database up to date on start, seeding demo data on the first one and putting the
+demo's sessions back on a current schedule on later ones."""
 
 from __future__ import annotations
 
@@ -22,5 +23,7 @@ def prepare(app: Flask) -> bool:
         if app.config["DEMO_DATA"] and demo.needs_seed():
             demo.seed()
             return True
+        if app.config["DEMO_DATA"]:
+            demo.refresh()  # the demo's live lesson and all-hands are live again
         db.session.remove()
     return False

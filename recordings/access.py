@@ -17,10 +17,10 @@ from sqlalchemy import select
 
 from accounts.models import User
 from lectern.extensions import db
-from rooms.context import Actor, Refused
+from rooms.context import Actor
 from rooms.models import Recording, Room
 from rooms.policy import Perm
-from rooms.state import enter
+from rooms.state import member_of
 
 TOKEN_BYTES = 24  # secrets.token_urlsafe(24): 32 characters
 TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # token_urlsafe's alphabet; the column's length
@@ -44,12 +44,11 @@ class Viewer:
 
 
 def membership(user: User, room: Room) -> Actor | None:
-    """``user``'s actor in ``room`` (their role there), or None if they are not a member."""
-    try:
-        actor, _ = enter(user, room.key)
-    except Refused:
-        return None
-    return actor
+    """``user``'s actor in ``room`` (their role there), or None if they are not a member.
+
+    Only a lookup: members watch the recordings of an ended session, and a presenter opening
+    the library does not reopen anything."""
+    return member_of(user, room)
 
 
 def as_member(recording_id: int) -> Viewer:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from accounts.models import User
 from rooms.policy import RoomPolicy
@@ -24,6 +25,8 @@ class Membership:
 StageHook = Callable[[int, int, str], str | None]
 # (ref_id, user_id) -> (weight, holder id in the share register or None); None: not entitled
 WeightHook = Callable[[int, int], tuple[int, str | None] | None]
+# ref_id -> (scheduled start, scheduled end) in naive UTC; None if there is no such session
+ScheduleHook = Callable[[int], tuple[datetime, datetime] | None]
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class RoomKind:
     resolve: Callable[[User, int], Membership | None]  # (user, ref_id) -> membership or None
     set_stage_role: StageHook | None = None
     vote_weight: WeightHook | None = None
+    schedule: ScheduleHook | None = None  # when its session is on (rooms.session.state_of)
 
 
 KINDS: dict[str, RoomKind] = {}

@@ -14,23 +14,27 @@ from flask import (
     abort,
     current_app,
     jsonify,
+    redirect,
     render_template,
     request,
     send_file,
+    url_for,
 )
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from flask_wtf.csrf import CSRFError, generate_csrf
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from lectern.extensions import db
-from rooms import uploads
+from rooms import namespace, session, uploads
 from rooms.context import Actor, Refused
 from rooms.grants import may_publish
 from rooms.models import Room, SlideDeck
 from rooms.policy import Perm
 from rooms.session import ENDED
 from rooms.slides import deck_view
-from rooms.state import enter
+from rooms.state import enter, member_of
 
 bp = Blueprint("rooms", __name__)
 
@@ -84,6 +88,27 @@ def visible_deck(actor: Actor, room: Room, deck_id: int) -> SlideDeck:
     return deck
 
 
+bp.add_app_template_global(session.session_of, "session_of")
+
+
+def ended_page(kind: str, ref_id: int, problem: str = "", status: int = 410) -> tuple[str, int]:
+    """The page a member sees instead of a room whose session was ended for everyone."""
+    room = session.room_of(kind, ref_id)
+    actor = member_of(current_user, room) if room is not None else None
+    if actor is None:
+        abort(404)
+    page = render_template(
+        "room_ended.html",
+        kind=kind,
+        ref_id=ref_id,
+        title=actor.title,
+        sess=session.session_of(kind, ref_id),
+        presenter=actor.may(Perm.END),
+        problem=problem,
+    )
+    return page, status
+
+
 @bp.get("/<kind>/<int:ref_id>")
 @login_required
 def room_page(kind: str, ref_id: int) -> str | tuple[str, int]:
@@ -92,7 +117,7 @@ def room_page(kind: str, ref_id: int) -> str | tuple[str, int]:
         actor, room = enter(current_user, f"{kind}:{ref_id}")
     except Refused as refusal:
         if str(refusal) == ENDED:
-            return render_template("room_ended.html"), 410
+            return ended_page(kind, ref_id)
         abort(404)
     return render_template(
         "room.html",
@@ -101,7 +126,30 @@ def room_page(kind: str, ref_id: int) -> str | tuple[str, int]:
         permissions=" ".join(sorted(actor.perms)),
         can_publish=may_publish(actor),
         csrf=generate_csrf(),
+        start_url=url_for("rooms.start", kind=kind, ref_id=ref_id),
     )
+
+
+@bp.post("/<kind>/<int:ref_id>/start")
+@login_required
+def start(kind: str, ref_id: int) -> WerkzeugResponse | tuple[str, int]:
+    """A presenter starts a session ended for everyone again (a form on the ended pages)."""
+    room = session.room_of(kind, ref_id)
+    actor = member_of(current_user, room) if room is not None else None
+    window = session.window(kind, ref_id)
+    if room is None or actor is None or window is None:
+        abort(404)
+    if not actor.may(Perm.END):
+        abort(403)
+    if not namespace.limiter.allow(actor.user_id, "default"):
+        return ended_page(kind, ref_id, _("Too many requests: wait a moment and try again."), 429)
+    try:
+        session.start_again(room, actor, window[1])
+    except Refused:
+        db.session.rollback()
+        over = _("Its scheduled time is over: schedule a new session.")
+        return ended_page(kind, ref_id, over, 409)
+    return redirect(url_for("rooms.room_page", kind=kind, ref_id=ref_id))
 
 
 @bp.post("/<kind>/<int:ref_id>/slides")

@@ -40,10 +40,39 @@ def room_for(kind: RoomKind, ref_id: int, membership: Membership) -> Room:
     return room
 
 
-def enter(user: User, key: object) -> tuple[Actor, Room]:
-    """Resolve ``user`` joining room ``key``: their actor (role, permissions) and the room.
+def actor_for(
+    user: User, kind: RoomKind, ref_id: int, room_id: int, membership: Membership
+) -> Actor:
+    """``user`` in room ``kind:ref_id`` (row ``room_id``) with the role ``membership`` gives."""
+    return Actor(
+        user_id=user.id,
+        name=user.name,
+        role=membership.role,
+        room_id=room_id,
+        policy=kind.policy,
+        title=membership.title,
+        kind=kind.name,
+        ref_id=ref_id,
+        share_register=membership.share_register,
+    )
 
-    :raises Refused: for a malformed key, an unknown room or a user who may not join it.
+
+def member_of(user: User, room: Room) -> Actor | None:
+    """Who ``user`` is in an existing ``room`` (None: not a member), whatever the state of its
+    session: only a lookup, it admits, creates and reopens nothing (recordings use it)."""
+    parsed = parse_key(room.key)
+    if parsed is None:
+        return None
+    kind, ref_id = parsed
+    membership = kind.resolve(user, ref_id)
+    return None if membership is None else actor_for(user, kind, ref_id, room.id, membership)
+
+
+def enter(user: User, key: object) -> tuple[Actor, Room]:
+    """Admit ``user`` into the live room ``key``: their actor (role, permissions) and the room.
+
+    :raises Refused: for a malformed key, an unknown room, a user who may not join it, or a
+        session ended for everyone (``rooms.session.ENDED``).
     """
     parsed = parse_key(key)
     if parsed is None:
@@ -53,17 +82,7 @@ def enter(user: User, key: object) -> tuple[Actor, Room]:
     if membership is None:
         raise Refused("you are not a member of this room")
     room = room_for(kind, ref_id, membership)
-    actor = Actor(
-        user_id=user.id,
-        name=user.name,
-        role=membership.role,
-        room_id=room.id,
-        policy=kind.policy,
-        title=membership.title,
-        kind=kind.name,
-        ref_id=ref_id,
-        share_register=membership.share_register,
-    )
+    actor = actor_for(user, kind, ref_id, room.id, membership)
     session.admit(room, actor)
     return actor, room
 
@@ -105,4 +124,5 @@ def snapshot(actor: Actor, room: Room) -> dict[str, Any]:
         "streams": media.streams(room.id),
         "recording": recording.view(recording.running(room.id)),
         "ice_servers": media.ice_servers(),
+        "session": session.schedule_of(actor.kind, actor.ref_id, room),
     }

@@ -1,5 +1,6 @@
 // The room's connection: one Socket.IO socket on /room, the client's copy of the room state,
-// and the connection status (connecting, live, reconnecting, ended).
+// and the connection status (connecting, live = connected, reconnecting, ended). The status is
+// only the connection's: whether the session is on air is session.js's badge.
 //
 // After every connect, automatic reconnects included, the client asks for `state.get` and
 // replaces its whole state with the reply. Events that arrive while that request is out are
@@ -7,9 +8,11 @@
 // that happened in between is lost or counted twice.
 
 import { io } from "../../vendor/socket.io-4.8.4/socket.io.esm.min.js";
+import { t } from "../i18n.js";
 
 const ACK_TIMEOUT_MS = 10000;
 const RETRY_SYNC_MS = 2000;
+const ENDED = "this session has ended"; // the server's refusal (rooms/session.py)
 
 export class Room {
   /** @param {string} key "lesson:12" or "broadcast:3" */
@@ -131,7 +134,11 @@ export class Room {
       }
     });
     socket.on("connect_error", (err) => {
-      if (!socket.active) {
+      if (!socket.active && err && err.message === ENDED) {
+        // Ended for everyone while this page was away: the page itself now says by whom and
+        // lists the recordings.
+        window.location.reload();
+      } else if (!socket.active) {
         // Refused by the server (not a member, signed out): retrying will not help.
         this.setStatus("ended", err && err.message ? err.message : "The room refused the connection.");
       } else if (this.status !== "connecting") {
@@ -161,11 +168,12 @@ export class Room {
   }
 }
 
+// The connection, not the session: "live" here means connected (the badge says LIVE).
 const STATUS_TEXT = {
-  connecting: "Connecting…",
-  live: "Live",
-  reconnecting: "Connection lost: reconnecting…",
-  ended: "Disconnected",
+  connecting: () => t("Connecting…"),
+  live: () => t("Connected"),
+  reconnecting: () => t("Connection lost: reconnecting…"),
+  ended: () => t("Disconnected"),
 };
 
 /** Show the connection status in the bar at the top of the room. */
@@ -176,7 +184,7 @@ export function statusBar(room) {
   retry.addEventListener("click", () => room.reconnect());
   room.onStatus((status, detail) => {
     bar.dataset.state = status;
-    const base = STATUS_TEXT[status] || status;
+    const base = STATUS_TEXT[status] ? STATUS_TEXT[status]() : status;
     text.textContent = status === "live" || !detail ? base : `${base} (${detail})`;
     retry.hidden = status !== "ended";
     document.getElementById("room").dataset.connection = status;
