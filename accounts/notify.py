@@ -90,6 +90,10 @@ def send_now(mail: Mail) -> Delivery:
     return send([mail])
 
 
+def send_all(mails: list[Mail]) -> Delivery:
+    return send(mails)
+
+
 def send_later(mail: Mail) -> threading.Thread:
     """Send in the background, so the response does not wait for the mail server: a page
     that must not reveal whether an address has an account answers as fast either way."""

@@ -43,8 +43,11 @@ def check_password(password: str) -> None:
         raise AccountError(_("The password may have at most %(n)d characters.", n=PASSWORD_MAX))
 
 
-def create(email: str, name: str, role: str, password: str | None = None) -> User:
-    """A new active account (committed); without a password it cannot sign in until one is set.
+def create(
+    email: str, name: str, role: str, password: str | None = None, commit: bool = True
+) -> User:
+    """A new active account (committed, or only flushed with ``commit=False``); without a
+    password it cannot sign in until one is set.
 
     :raises AccountError: bad address, name or role, weak password, or the address is taken
     """
@@ -63,7 +66,10 @@ def create(email: str, name: str, role: str, password: str | None = None) -> Use
         check_password(password)
         user.set_password(password)
     db.session.add(user)
-    db.session.commit()
+    if commit:
+        db.session.commit()
+    else:
+        db.session.flush()
     return user
 
 

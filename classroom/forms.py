@@ -2,8 +2,8 @@
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import StringField, TextAreaField
-from wtforms.validators import DataRequired, Length
+from wtforms import HiddenField, StringField, TextAreaField
+from wtforms.validators import AnyOf, DataRequired, Length, Optional
 
 from classroom.models import DESCRIPTION_MAX, TITLE_MAX
 from lectern.forms import duration_field, start_field
@@ -19,6 +19,8 @@ class EnrollForm(FlaskForm):
         _l("Students' e-mail addresses (one per line, or separated by commas)"),
         validators=[DataRequired(), Length(max=100_000)],
     )
+    # "preview": show what would happen; "apply": do it (the preview's confirm button)
+    step = HiddenField(validators=[Optional(), AnyOf(["preview", "apply"])])
 
 
 class LessonForm(FlaskForm):

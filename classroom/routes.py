@@ -8,9 +8,15 @@ from flask_login import current_user, login_required
 from sqlalchemy import or_, select
 from werkzeug.wrappers import Response
 
+from accounts.forms import NewAccountForm
+from accounts.limits import check_token_rate, check_user_rate
+from accounts.models import Purpose
 from accounts.roles import Perm
-from classroom import bp
-from classroom.enrolment import enrol_emails, unenrol
+from accounts.routes import link_refused
+from accounts.tokens import INVALID, lookup
+from accounts.users import AccountError
+from classroom import bp, enrolment
+from classroom.enrolment import unenrol
 from classroom.forms import CourseForm, EnrollForm, LessonForm
 from classroom.models import Course, Enrollment, Lesson
 from classroom.policy import Action, course_allows
@@ -75,6 +81,7 @@ def render_detail(course: Course, status: int = 200, **forms: object) -> Page:
     }
     context.update(forms)
     manage = course_allows(current_user, course, Action.MANAGE)
+    context.setdefault("invitations", enrolment.pending_invitations(course) if manage else [])
     page = render_template("classroom/detail.html", course=course, manage=manage, **context)
     return page, status
 
@@ -89,24 +96,98 @@ def detail(course_id: int) -> Page:
 @bp.post("/<int:course_id>/enroll")
 @login_required
 def enroll(course_id: int) -> Page:
-    """Enrol the students whose addresses were pasted; all or nothing."""
+    """Enrol and invite the pasted addresses. The page's form asks for a preview first
+    (``step=preview``); the preview's confirm button sends the valid addresses back with
+    ``step=apply``. A list posted without a step is applied only when nothing in it needs
+    asking (no invitation, no bad line), else previewed."""
     course = course_for(course_id, Action.MANAGE)
+    check_user_rate(current_user.id)
     form = EnrollForm()
     if not form.validate_on_submit():
         return render_detail(course, 400, enroll_form=form)
-    result = enrol_emails(course, form.emails.data)
-    if not result.ok:
-        return render_detail(course, 400, enroll_form=form, enrol_result=result)
-    added, already = len(result.added), len(result.already)
-    flash(
-        _(
-            "Enrolled %(added)s student(s); %(already)s already enrolled.",
-            added=added,
-            already=already,
-        ),
-        "info",
-    )
+    step = form.step.data
+    planned = enrolment.plan(course, form.emails.data)
+    if planned.too_many or (not planned.valid):
+        return render_detail(course, 400, enroll_form=form, plan=planned)
+    if step == "preview" or (step != "apply" and not planned.clean):
+        status = 400 if planned.bad else 200
+        return render_detail(course, status, enroll_form=form, plan=planned)
+    done = enrolment.apply(course, "\n".join(planned.valid), current_user)
+    flash(enrolled_message(done), "info")
     return redirect(url_for("classroom.detail", course_id=course.id))
+
+
+def enrolled_message(done: enrolment.Plan) -> str:
+    message = _(
+        "Enrolled %(added)s student(s); %(already)s already enrolled.",
+        added=len(done.enrol),
+        already=len(done.already),
+    )
+    invited = len(done.invite) + len(done.reinvite)
+    if invited:
+        message += " " + _("Invited %(n)s (an e-mail with a link is on its way).", n=invited)
+    return message
+
+
+@bp.post("/<int:course_id>/invitations/<int:invitation_id>/cancel")
+@login_required
+def cancel_invitation(course_id: int, invitation_id: int) -> Page:
+    """The invitation's link stops working."""
+    course = course_for(course_id, Action.MANAGE)
+    check_user_rate(current_user.id)
+    row = enrolment.course_invitation(course, invitation_id)
+    if row is None:
+        abort(404)
+    enrolment.cancel(row)
+    flash(_("The invitation to %(email)s was cancelled.", email=row.email), "info")
+    return redirect(url_for("classroom.detail", course_id=course.id))
+
+
+@bp.post("/<int:course_id>/invitations/<int:invitation_id>/resend")
+@login_required
+def resend_invitation(course_id: int, invitation_id: int) -> Page:
+    """A new link for the invitation, e-mailed again (the old one stops working)."""
+    course = course_for(course_id, Action.MANAGE)
+    check_user_rate(current_user.id)
+    row = enrolment.course_invitation(course, invitation_id)
+    if row is None:
+        abort(404)
+    if enrolment.resend(course, row, current_user):
+        flash(_("The invitation to %(email)s was sent again.", email=row.email), "info")
+    else:
+        flash(_("The e-mail to %(email)s could not be sent.", email=row.email), "error")
+    return redirect(url_for("classroom.detail", course_id=course.id))
+
+
+@bp.route("/invitations/<token>", methods=["GET", "POST"])
+def accept_invitation(token: str) -> Page:
+    """An invitation's link: choose a name and password; the account is created, enrolled and
+    signed in, and lands on the course. Opening it (GET) changes nothing."""
+    check_token_rate()
+    row, problem = lookup(token, Purpose.INVITE)
+    if problem or row is None or row.course_id is None:
+        return link_refused(problem or INVALID)
+    course = db.session.get(Course, row.course_id)
+    form = NewAccountForm()
+    if not form.validate_on_submit():
+        page = render_template(
+            "accounts/invitation.html", form=form, course=course, email=row.email
+        )
+        return page, 400 if form.errors else 200
+    try:
+        user = enrolment.accept(row, form.name.data, form.password.data)
+    except AccountError as error:
+        form.password.errors = [str(error)]
+        page = render_template(
+            "accounts/invitation.html", form=form, course=course, email=row.email
+        )
+        return page, 409
+    target = url_for("classroom.detail", course_id=row.course_id)
+    if user is None:  # an account had the address already: its owner signs in
+        flash(_("You are enrolled. Sign in with your account to continue."), "info")
+        return redirect(url_for("accounts.login", next=target))
+    flash(_("Welcome, %(name)s: you are enrolled.", name=user.name), "info")
+    return redirect(target)
 
 
 @bp.post("/<int:course_id>/students/<int:user_id>/remove")
