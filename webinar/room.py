@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import select
 
 from accounts.models import User
@@ -118,10 +120,17 @@ def vote_weight(broadcast_id: int, user_id: int) -> tuple[int, str | None] | Non
     return registration.shares, registration.holder_id
 
 
+def schedule(broadcast_id: int) -> tuple[datetime, datetime] | None:
+    """When the broadcast is on: its scheduled start and end."""
+    broadcast = db.session.get(Broadcast, broadcast_id)
+    return None if broadcast is None else (broadcast.starts_at, broadcast.ends_at)
+
+
 BROADCAST_ROOM = RoomKind(
     name=BROADCAST_ROOM_NAME,
     policy=BROADCAST_POLICY,
     resolve=resolve,
     set_stage_role=set_stage_role,
     vote_weight=vote_weight,
+    schedule=schedule,
 )
