@@ -12,8 +12,8 @@ from datetime import datetime
 from babel import Locale
 from babel.dates import format_skeleton, format_time
 from flask import Flask
-from flask_babel import get_locale, get_timezone
 
+from lectern.i18n import select_locale, select_timezone
 from lectern.timeutil import Zone, to_local, zone_name, zone_of
 
 Language = Locale | str
@@ -58,13 +58,18 @@ def short_date(moment: datetime, *, language: Language, zone: Zone | None) -> st
 # --- the request's language and zone -----------------------------------------------------------
 
 
+# Asked of the selectors each time: Flask-Babel keeps its answer for the whole app context,
+# which outlives one request where a caller (a test, a command) has pushed its own context.
+
+
 def request_language() -> Locale:
-    return get_locale() or Locale.parse("en")
+    """The viewer's language (Flask-Babel's selector)."""
+    return Locale.parse(select_locale())
 
 
 def request_zone() -> Zone:
     """The viewer's zone (their profile's, else UTC) as a ZoneInfo."""
-    return zone_of(get_timezone())
+    return zone_of(select_timezone())
 
 
 def local_when(start: datetime, end: datetime | None = None) -> str:
