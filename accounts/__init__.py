@@ -5,4 +5,4 @@ from flask import Blueprint
 
 bp = Blueprint("accounts", __name__, cli_group="users")
 
-from accounts import admin, cli, password, routes, setup  # noqa: E402,F401  (registers the routes and commands on bp)
+from accounts import admin, cli, password, routes, setup, signup  # noqa: E402,F401  (registers the routes and commands on bp)

@@ -78,6 +78,15 @@ def build_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         # The address people reach this server at, for links in e-mails sent outside a request.
         "PUBLIC_URL": os.environ.get("PUBLIC_URL", "http://127.0.0.1:5000"),
         "SOCKETIO_ASYNC_MODE": "threading",
+        # Self sign-up (off by default): who may, by e-mail domain ("school.edu,staff.school.edu";
+        # empty: any), and the role the new accounts get (student or attendee).
+        "SIGNUP_ENABLED": env_flag("SIGNUP_ENABLED", False),
+        "SIGNUP_DOMAINS": [
+            d.strip().lower().lstrip("@")
+            for d in os.environ.get("SIGNUP_DOMAINS", "").split(",")
+            if d.strip()
+        ],
+        "SIGNUP_ROLE": os.environ.get("SIGNUP_ROLE", "student"),
     }
     config.update(overrides)
     config["DATA_DIR"] = str(data_dir)
