@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import Flask, has_request_context, request, session
-from flask_babel import Babel, get_locale
+from flask_babel import Babel, get_locale, refresh
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
@@ -72,7 +72,10 @@ def select_locale() -> str:
 
 
 def remember_language() -> None:
-    """Keep a ``?lang=`` choice for the following pages (before each request)."""
+    """Keep a ``?lang=`` choice for the following pages (before each request). Also forgets a
+    language and zone Flask-Babel cached in ``g``: an app context that outlives one request
+    (tests, CLI commands) would otherwise keep the first request's."""
+    refresh()
     picked = request.args.get(LANGUAGE_PARAM)
     if picked in LANGUAGES and session.get(LANGUAGE_PARAM) != picked:
         session[LANGUAGE_PARAM] = picked
