@@ -27,8 +27,9 @@ class Perm(StrEnum):
     MANAGE_STAGE = "stage.manage"  # promote attendees to panelist and demote them again
 
 
-# Everything a presenter (instructor, host) may do.
-PRESENTER: frozenset[Perm] = frozenset(Perm)
+# Everything a presenter (instructor, host) may do but take part as the audience does: they
+# answer questions rather than ask them, and run polls rather than vote in them.
+PRESENTER: frozenset[Perm] = frozenset(Perm) - {Perm.ASK, Perm.VOTE}
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,9 @@ AUDIENCE = frozenset({Perm.RAISE_HAND, Perm.ASK, Perm.UPVOTE, Perm.CHAT, Perm.VO
 BROADCAST_POLICY = RoomPolicy(
     roles={
         "host": PRESENTER,
-        "panelist": AUDIENCE | {Perm.MODERATE, Perm.SEE_PRESENCE, Perm.PUBLISH, Perm.MANAGE_HANDS},
+        # Someone invited on to the stage to speak: heard and seen, but no moderator (the host
+        # moderates), and no list of who is in the audience.
+        "panelist": AUDIENCE | {Perm.PUBLISH},
         "attendee": AUDIENCE,
     },
     moderated=True,

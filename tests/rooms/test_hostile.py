@@ -94,10 +94,17 @@ def test_more_than_one_payload_is_refused(room, lesson, args):
     still_works(room, lesson)
 
 
+def ask_approved(asker, host, text: str) -> int:
+    """An attendee's question, approved by the host (presenters do not ask): its id."""
+    qid = asker.emit("question.ask", {"text": text})["question"]["id"]
+    assert host.emit("question.approve", {"id": qid})["ok"]
+    return qid
+
+
 def test_ids_from_another_room_are_refused(room, lesson):
     host, attendee = room.join(room.host), room.join(room.attendees[0])
     pending = attendee.emit("question.ask", {"text": "Mine"})["question"]["id"]
-    public = host.emit("question.ask", {"text": "Theirs"})["question"]["id"]
+    public = ask_approved(room.join(room.attendees[1]), host, "Theirs")
     poll = host.emit("poll.open", {"question": "Q?", "options": ["a", "b"]})["poll"]["id"]
     attendee.emit("hand.raise")
     deck = SlideDeck(

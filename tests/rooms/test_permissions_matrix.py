@@ -21,25 +21,29 @@ ROLES = ("instructor", "student", "host", "panelist", "attendee")
 Y, N = True, False
 # The role may, but the room may not: a lesson has no stage.
 NO_STAGE = "this room has no stage"
+# A ballot the role may not cast is refused as any other ballot without a vote (and audited).
+NO_VOTE = "not entitled to vote in this poll"
 
 # action -> (event sent, type it is logged as, for each of ROLES in order: allowed (Y), refused
-# for the role (N), or refused with another reason)
+# for the role (N), or refused with another reason). Presenters run the Q&A and the polls: they
+# do not ask or vote. A panelist is someone the host invited on to the stage to speak: heard and
+# seen, but no moderator.
 MATRIX: dict[str, tuple[str, str, tuple[bool | str, ...]]] = {
     "raise hand": ("hand.raise", "hand.raise", (Y, Y, Y, Y, Y)),
-    "lower another's hand": ("hand.lower", "hand.lowered", (Y, N, Y, Y, N)),
-    "lower all hands": ("hand.lower_all", "hand.lowered", (Y, N, Y, Y, N)),
-    "call on a hand": ("hand.call", "hand.called", (Y, N, Y, Y, N)),
-    "ask": ("question.ask", "question.ask", (Y, Y, Y, Y, Y)),
+    "lower another's hand": ("hand.lower", "hand.lowered", (Y, N, Y, N, N)),
+    "lower all hands": ("hand.lower_all", "hand.lowered", (Y, N, Y, N, N)),
+    "call on a hand": ("hand.call", "hand.called", (Y, N, Y, N, N)),
+    "ask": ("question.ask", "question.ask", (N, Y, N, Y, Y)),
     "upvote": ("question.upvote", "question.upvote", (Y, Y, Y, Y, Y)),
-    "approve a question": ("question.approve", "question.approve", (Y, N, Y, Y, N)),
-    "answer a question": ("question.answer", "question.answer", (Y, N, Y, Y, N)),
-    "pin a question": ("question.pin", "question.pin", (Y, N, Y, Y, N)),
-    "dismiss a question": ("question.dismiss", "question.dismiss", (Y, N, Y, Y, N)),
-    "merge a question": ("question.merge", "question.merge", (Y, N, Y, Y, N)),
+    "approve a question": ("question.approve", "question.approve", (Y, N, Y, N, N)),
+    "answer a question": ("question.answer", "question.answer", (Y, N, Y, N, N)),
+    "pin a question": ("question.pin", "question.pin", (Y, N, Y, N, N)),
+    "dismiss a question": ("question.dismiss", "question.dismiss", (Y, N, Y, N, N)),
+    "merge a question": ("question.merge", "question.merge", (Y, N, Y, N, N)),
     "chat": ("chat.send", "chat.message", (Y, Y, Y, Y, Y)),
     "set the chat mode": ("chat.mode", "chat.mode", (Y, N, Y, N, N)),
     "open a poll": ("poll.open", "poll.open", (Y, N, Y, N, N)),
-    "vote": ("poll.vote", "poll.vote", (Y, Y, Y, Y, Y)),
+    "vote": ("poll.vote", "poll.vote", (NO_VOTE, Y, NO_VOTE, Y, Y)),
     "close a poll": ("poll.close", "poll.close", (Y, N, Y, N, N)),
     "reveal results": ("poll.reveal", "poll.reveal", (Y, N, Y, N, N)),
     "change the slide": ("slides.goto", "slides.page", (Y, N, Y, N, N)),
@@ -123,6 +127,12 @@ def test_the_table_covers_every_event_of_the_room_features():
     assert set(PAYLOADS) == set(MATRIX)
 
 
+def unaudited(dump: dict[str, Any]) -> dict[str, Any]:
+    """The runtime's tables but the poll audit: every attempt to vote is written there, those
+    refused too (see test_weighted_polls)."""
+    return {table: rows for table, rows in dump.items() if table != "poll_audit"}
+
+
 @pytest.mark.parametrize(("action", "role", "allowed"), CASES)
 def test_role_may_or_may_not(room, action, role, allowed):
     person, key = room.role(role)
@@ -145,7 +155,7 @@ def test_role_may_or_may_not(room, action, role, allowed):
     else:
         error = f"your role ({role}) may not do this" if allowed is False else allowed
         assert reply == {"ok": False, "error": error}
-        assert room.dump() == before
+        assert unaudited(room.dump()) == unaudited(before)
         assert actor.drain() == [] and observer.drain() == []
 
 
@@ -158,6 +168,30 @@ def test_everyone_may_read_the_room_state(room, role):
     presenter = role in ("instructor", "host")
     assert (state["decks"] is not None) == presenter
     assert state["me"]["can_publish"] == (role in ("instructor", "host", "panelist"))
+
+
+# The permissions the room page draws controls for (the Ask form, ballots, moderation tools,
+# the People tab, the hand queue's tools), and which of them each role's snapshot grants.
+DRAWN = {"question.ask", "poll.vote", "question.moderate", "presence.list", "hand.manage"}
+MODERATOR = {"question.moderate", "presence.list", "hand.manage"}
+AUDIENCE = {"question.ask", "poll.vote"}
+SNAPSHOT_PERMS = {
+    "instructor": MODERATOR,
+    "student": AUDIENCE,
+    "host": MODERATOR,
+    "panelist": AUDIENCE,
+    "attendee": AUDIENCE,
+}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_the_snapshot_says_which_controls_the_role_gets(room, role):
+    """The page draws controls from ``me.permissions``: a panelist (on stage) gets no moderation
+    tools or list of people, presenters no Ask form and no ballot."""
+    person, key = room.role(role)
+    state = room.join(person, key).state()
+    assert set(state["me"]["permissions"]) & DRAWN == SNAPSHOT_PERMS[role]
+    assert (state["presence"]["people"] is not None) == ("presence.list" in SNAPSHOT_PERMS[role])
 
 
 # -- entering a room ---------------------------------------------------------------------------

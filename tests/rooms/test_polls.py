@@ -127,13 +127,12 @@ def test_results_reach_moderators_live_and_attendees_after_reveal(room, webinar)
     room.flush()
     expected = {"id": pid, "counts": [1, 0, 1], "ballots": 2}
     assert host.got("poll.results") == [expected]  # one update for both ballots
-    assert panelist.got("poll.results") == [expected]
-    assert first.drain() == [] and second.drain() == []
+    assert panelist.drain() == [] and first.drain() == [] and second.drain() == []
     assert "results" not in first.state()["polls"][0]
     assert host.state()["polls"][0]["results"] == expected
 
     assert host.emit("poll.reveal", {"id": pid}) == {"ok": True}
-    for client in (first, second):
+    for client in (panelist, first, second):
         received = client.drain()
         assert [name for name, _ in received] == ["poll.update", "poll.results"]
         assert received[0][1]["revealed"] is True
@@ -145,16 +144,19 @@ def test_results_reach_moderators_live_and_attendees_after_reveal(room, webinar)
     assert first.got("poll.results") == [{"id": pid, "counts": [1, 0, 2], "ballots": 3}]
 
 
-def test_a_panelist_sees_in_the_snapshot_the_results_it_receives_live(room, webinar):
-    """Panelists moderate: unrevealed results reach them live, so a reconnect must keep them."""
+def test_the_host_sees_in_the_snapshot_the_results_it_receives_live(room, webinar):
+    """Unrevealed results reach the host live, so a reconnect must keep them; a panelist (on
+    stage to speak, not a moderator) sees them once revealed, like the audience."""
     host, panelist, first, _ = webinar.values()
     pid = open_poll(host)
     first.emit("poll.vote", {"id": pid, "choices": [2]})
     room.flush()
-    live = panelist.got("poll.results")
+    live = host.got("poll.results")
     assert live == [{"id": pid, "counts": [0, 0, 1], "ballots": 1}]
-    assert panelist.state()["polls"][0]["results"] == live[0]
-    assert "results" not in first.state()["polls"][0]
+    assert host.state()["polls"][0]["results"] == live[0]
+    assert panelist.got("poll.results") == []
+    for audience in (panelist, first):
+        assert "results" not in audience.state()["polls"][0]
 
 
 def test_hiding_results_again(room, webinar):

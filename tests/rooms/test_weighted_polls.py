@@ -253,8 +253,8 @@ def test_a_lesson_has_no_share_register(room, rows):
 
 def test_unweighted_polls_in_a_meeting_count_one_each(room, meeting):
     pid = open_poll(meeting["host"])
-    for who in ("host", "abe", "bea", "pia"):
+    for who in ("abe", "bea", "pia"):  # the host runs the poll and does not vote
         assert meeting[who].emit("poll.vote", {"id": pid, "choices": [1]})["ok"], who
     results = meeting["host"].state()["polls"][0]["results"]
-    assert results == {"id": pid, "counts": [0, 4, 0], "ballots": 4}
+    assert results == {"id": pid, "counts": [0, 3, 0], "ballots": 3}
     assert {a.holder_id for a in audit(pid)} == {None}  # the register is not asked

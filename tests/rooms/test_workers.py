@@ -194,12 +194,12 @@ def test_hand_raised_on_one_worker_reaches_the_instructor_on_the_other(pair: Pai
     pair.teacher.wait_for("hand.raised", lambda d: d["user_id"] == pair.student_id)
 
 
-def test_question_asked_on_one_worker_reaches_the_student_on_the_other(pair: Pair) -> None:
-    reply = pair.teacher.call("question.ask", {"text": "Who has seen a standing wave?"})
+def test_question_asked_on_one_worker_reaches_the_instructor_on_the_other(pair: Pair) -> None:
+    reply = pair.learner.call("question.ask", {"text": "Who has seen a standing wave?"})
 
     assert reply["ok"], reply
     asked = reply["question"]["id"]
-    pair.learner.wait_for("question.update", lambda d: d["id"] == asked)
+    pair.teacher.wait_for("question.update", lambda d: d["id"] == asked)
 
 
 def test_refused_event_reaches_no_one(pair: Pair) -> None:
