@@ -50,7 +50,7 @@ class InviteForm(FlaskForm):
 
 
 class CsvInviteForm(FlaskForm):
-    file = FileField(_l("CSV file (columns: name, email, holder_id, shares)"))
+    file = FileField(_l("CSV file"))  # its columns are in the help above it, by kind
     text = TextAreaField(_l("…or paste the CSV here"), validators=[Length(max=2_000_000)])
 
 

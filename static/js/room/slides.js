@@ -136,17 +136,22 @@ function onKey(event) {
 
 // --- uploading ---
 
-function progress(value, max, text) {
+/** Show the upload's progress, or (failed) why it failed: styled and announced as an error. */
+function progress(value, max, text, failed = false) {
   $("upload-progress").hidden = false;
   const bar = $("upload-bar");
   bar.max = max;
   bar.value = value;
-  $("upload-text").textContent = text;
+  bar.hidden = failed;
+  const line = $("upload-text");
+  line.textContent = text;
+  line.classList.toggle("error", failed);
+  line.setAttribute("role", failed ? "alert" : "status");
 }
 
 function showDeckProgress(deck) {
   if (deck.status === "ready") progress(1, 1, `Ready: ${deck.filename}, ${deck.pages} pages. Choose a page to show it.`);
-  else if (deck.status === "failed") progress(0, 1, `Could not prepare ${deck.filename}: ${deck.error || "unknown error"}`);
+  else if (deck.status === "failed") progress(0, 1, `Could not prepare ${deck.filename}: ${deck.error || "unknown error"}`, true);
   else if (!deck.pages) progress(0, 1, "Preparing the slides…");
   else progress(deck.rendered, deck.pages, `Preparing page ${deck.rendered} of ${deck.pages}…`);
 }
@@ -208,7 +213,7 @@ function upload(event) {
     if (e.lengthComputable) progress(e.loaded, e.total, `Uploading… ${Math.round((100 * e.loaded) / e.total)}%`);
   });
   xhr.addEventListener("load", () => uploaded(xhr, input));
-  xhr.addEventListener("error", () => progress(0, 1, "The upload failed: check your connection and try again."));
+  xhr.addEventListener("error", () => progress(0, 1, "The upload failed: check your connection and try again.", true));
   progress(0, 1, "Uploading…");
   $("upload-form").querySelector("button").disabled = true;
   xhr.send(form);
