@@ -262,7 +262,8 @@ def unmarked_literals(source: str) -> list[str]:
     for pattern in SHOWN:
         for match in pattern.finditer(source):
             before = source[max(0, match.start("s") - 4) : match.start("s") - 1]
-            if not before.endswith(("t(", "tn(")):
+            words = re.sub(r"\$\{[^}]*\}", "", match.group("s"))  # ${...} is code, not text
+            if not before.endswith(("t(", "tn(")) and re.search("[A-Za-z]{2}", words):
                 found.append(match.group("s"))
     return found
 

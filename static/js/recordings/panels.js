@@ -2,6 +2,7 @@
 // questions, the chat, the hand queue, and which chapter is playing. Each time in a list is a
 // button that seeks there.
 
+import { t } from "../i18n.js";
 import { el, syncList } from "../room/dom.js";
 import { clock } from "./time.js";
 
@@ -45,14 +46,14 @@ export class Panels {
     img.hidden = !slide;
     $("slide").classList.toggle("empty", !slide);
     if (!slide) {
-      $("slide-caption").textContent = "No slides shown yet";
+      $("slide-caption").textContent = t("No slides shown yet");
       return;
     }
     if (img.getAttribute("src") !== slide.url) img.src = slide.url;
-    img.alt = `Slide ${slide.page}`;
+    img.alt = t("Slide %(page)s", { page: slide.page });
     img.dataset.deck = String(slide.deck_id);
     img.dataset.page = String(slide.page);
-    $("slide-caption").textContent = `Slide ${slide.page}`;
+    $("slide-caption").textContent = t("Slide %(page)s", { page: slide.page });
   }
 
   renderQuestions() {
@@ -63,11 +64,11 @@ export class Panels {
       const meta = el("p", { class: "q-meta" },
         el("span", { class: "q-author", text: q.author || "Anonymous" }),
         q.t !== null ? timeButton(`asked ${clock(q.t)}`, q.t, this.seek) : null,
-        q.pinned ? el("span", { class: "q-flag", text: "Pinned" }) : null,
-        q.status === "answered" ? el("span", { class: "q-flag ok", text: "Answered" }) : null);
+        q.pinned ? el("span", { class: "q-flag", text: t("Pinned") }) : null,
+        q.status === "answered" ? el("span", { class: "q-flag ok", text: t("Answered") }) : null);
       const answer = q.status !== "answered" ? null
         : el("p", { class: "q-answer" },
-          el("span", { text: q.answer ? `Answer: ${q.answer}` : "Answered live" }),
+          el("span", { text: q.answer ? t("Answer: %(answer)s", { answer: q.answer }) : t("Answered live") }),
           q.answeredAt !== undefined ? timeButton(clock(q.answeredAt), q.answeredAt, this.seek) : null);
       node.replaceChildren(el("p", { class: "q-text", text: q.text }), meta, answer || "");
     });
@@ -92,7 +93,7 @@ export class Panels {
     const items = this.replay.handList();
     syncList($("hand-list"), items, (h) => h.hand_id, () => el("li"), (node, h) => {
       node.replaceChildren(el("span", { text: h.name }),
-        h.state === "called" ? el("span", { class: "q-flag ok", text: "Called on" }) : "");
+        h.state === "called" ? el("span", { class: "q-flag ok", text: t("Called on") }) : "");
     });
     $("hands-empty").hidden = items.length > 0;
     setCount("tab-hands", items.length);

@@ -2,12 +2,13 @@
 // choice kept in localStorage, and what is missing said in words. The pickers only know
 // devices; media.js owns the tracks and swaps them on the live publication (replaceTrack).
 
+import { t } from "../i18n.js";
 import { el } from "./dom.js";
 
 const $ = (id) => document.getElementById(id);
 const KINDS = {
-  videoinput: { select: "camera-select", store: "lectern.camera", noun: "camera", none: "No camera found" },
-  audioinput: { select: "mic-select", store: "lectern.microphone", noun: "microphone", none: "No microphone found" },
+  videoinput: { select: "camera-select", store: "lectern.camera", noun: t("camera"), none: t("No camera found") },
+  audioinput: { select: "mic-select", store: "lectern.microphone", noun: t("microphone"), none: t("No microphone found") },
 };
 
 let onChange = () => {};
@@ -70,7 +71,7 @@ function fill(kind, devices) {
   // Before the user allows access, browsers hide labels (and often ids): number them.
   const options = list.length
     ? list.map((d, i) => el("option", { value: d.deviceId, text: d.label || `${KINDS[kind].noun} ${i + 1}` }))
-    : [el("option", { value: "", text: `Default ${KINDS[kind].noun}` })];
+    : [el("option", { value: "", text: t("Default %(device)s", { device: KINDS[kind].noun }) })];
   select.replaceChildren(...options);
   select.disabled = !list.length || list.every((d) => !d.label);
   const wanted = stored(kind);

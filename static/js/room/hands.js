@@ -2,6 +2,7 @@
 // manage hands see the queue in raise order (the server's order), call on, lower, lower all,
 // and get a sound, a visual notice and a screen-reader announcement when a hand goes up.
 
+import { t } from "../i18n.js";
 import { announce, clock, el, syncList, toast } from "./dom.js";
 import * as tabs from "./tabs.js";
 
@@ -40,8 +41,8 @@ function buildHand(hand) {
   };
   node.append(node.parts.name, " ", node.parts.meta, node.parts.actions);
   if (room.may("hand.manage")) {
-    const call = el("button", { type: "button", class: "small call", text: "Call on" });
-    const lower = el("button", { type: "button", class: "small secondary lower", text: "Lower" });
+    const call = el("button", { type: "button", class: "small call", text: t("Call on") });
+    const lower = el("button", { type: "button", class: "small secondary lower", text: t("Lower") });
     call.addEventListener("click", () => act("hand.call", { user_id: Number(node.dataset.user) }));
     lower.addEventListener("click", () => act("hand.lower", { user_id: Number(node.dataset.user) }));
     node.parts.actions.append(call, lower);
@@ -59,9 +60,9 @@ function updateHand(node, hand) {
   node.parts.meta.textContent = hand.state === "called" ? "called on" : `raised ${clock(hand.raised_at)}`;
   if (node.parts.call) {
     node.parts.call.hidden = hand.state !== "raised";
-    node.parts.call.setAttribute("aria-label", `Call on ${hand.name}`);
+    node.parts.call.setAttribute("aria-label", t("Call on %(name)s", { name: hand.name }));
     const called = hand.state === "called";
-    node.parts.lower.textContent = called ? "Done" : "Lower";
+    node.parts.lower.textContent = called ? t("Done") : t("Lower");
     node.parts.lower.setAttribute("aria-label", called ? `End ${hand.name}'s turn` : `Lower ${hand.name}'s hand`);
   }
 }
@@ -99,7 +100,7 @@ async function toggleMine() {
     }
     room.state.hands.position = reply.position ?? null;
     render();
-    announce("Your hand is raised.");
+    announce(t("Your hand is raised."));
   }
 }
 

@@ -5,6 +5,7 @@
 // client publishes again what it was publishing and views again what is listed.
 
 import * as devices from "./devices.js";
+import { t } from "../i18n.js";
 import { announce, toast } from "./dom.js";
 import { gathered, iceConfig, measure } from "./peer.js";
 import * as player from "./player.js";
@@ -120,7 +121,7 @@ async function startPreview() {
   play(tile.video);
   preview = { media, tile };
   renderControls();
-  announce("Preview on: only you see it. Choose Go live to be seen.");
+  announce(t("Preview on: only you see it. Choose Go live to be seen."));
 }
 
 function stopPreview() {
@@ -165,7 +166,8 @@ async function switchDevice(kind, deviceId) {
   tile.fig.classList.toggle("has-video-track", stream.getVideoTracks().length > 0);
   note("");
   renderControls();
-  announce(`Now using ${fresh.label || `another ${trackKind === "video" ? "camera" : "microphone"}`}.`);
+  const other = trackKind === "video" ? t("another camera") : t("another microphone");
+  announce(t("Now using %(device)s.", { device: fresh.label || other }));
 }
 
 /** The words under the pickers when a kind of device is missing. */
@@ -217,7 +219,7 @@ async function negotiate(entry) {
   const pc = new RTCPeerConnection(iceConfig(room));
   entry.pc = pc;
   entry.stats = null;
-  setQuality(entry.tile, "wait", "Connecting…");
+  setQuality(entry.tile, "wait", t("Connecting…"));
   for (const track of entry.media.getTracks()) {
     pc.addTransceiver(track, { direction: "sendonly", streams: [entry.media] });
   }

@@ -2,6 +2,7 @@
 // shares; anonymous if they choose), see results live, reveal them and close the poll;
 // participants vote once and see the results once revealed.
 
+import { t } from "../i18n.js";
 import { announce, el, flash, toast } from "./dom.js";
 import * as tabs from "./tabs.js";
 
@@ -27,7 +28,7 @@ function ballot(poll) {
   const form = el("form", { class: "ballot stack" },
     el("fieldset", {}, el("legend", { class: "sr-only", text: poll.question }), el("ol", { class: "choices" }, ...options)),
     el("p", { class: "error ballot-error", role: "alert", hidden: true }),
-    el("button", { type: "submit", text: "Vote" }));
+    el("button", { type: "submit", text: t("Vote") }));
   form.addEventListener("submit", (event) => vote(event, poll));
   return form;
 }
@@ -63,7 +64,7 @@ function hostTools(poll) {
   reveal.addEventListener("click", () => act("poll.reveal", { id: poll.id, revealed: !poll.revealed }));
   tools.append(reveal);
   if (poll.state === "open") {
-    const close = el("button", { type: "button", class: "small secondary", text: "Close poll" });
+    const close = el("button", { type: "button", class: "small secondary", text: t("Close poll") });
     close.addEventListener("click", () => act("poll.close", { id: poll.id }));
     tools.append(close);
   }
@@ -137,7 +138,7 @@ async function vote(event, poll) {
   if (!reply.ok) return flash(error, `Your vote was not counted: ${reply.error}`);
   upsert({ id: poll.id, my_choices: reply.choices });
   render();
-  announce("Your vote was counted.");
+  announce(t("Your vote was counted."));
 }
 
 // --- the host's form ---
@@ -145,9 +146,9 @@ async function vote(event, poll) {
 function optionRow(value = "") {
   const list = $("poll-options");
   const n = list.children.length + 1;
-  const input = el("input", { maxlength: "120", required: true, "aria-label": `Option ${n}` });
+  const input = el("input", { maxlength: "120", required: true, "aria-label": t("Option %(n)s", { n }) });
   input.value = value;
-  const remove = el("button", { type: "button", class: "small secondary", text: "Remove", "aria-label": `Remove option ${n}` });
+  const remove = el("button", { type: "button", class: "small secondary", text: t("Remove"), "aria-label": t("Remove option %(n)s", { n }) });
   const row = el("li", { class: "option-row" }, input, remove);
   remove.addEventListener("click", () => {
     if (list.children.length > 2) row.remove();
@@ -161,8 +162,8 @@ function optionRow(value = "") {
 function renumber() {
   const rows = [...$("poll-options").children];
   rows.forEach((row, i) => {
-    row.querySelector("input").setAttribute("aria-label", `Option ${i + 1}`);
-    row.querySelector("button").setAttribute("aria-label", `Remove option ${i + 1}`);
+    row.querySelector("input").setAttribute("aria-label", t("Option %(n)s", { n: i + 1 }));
+    row.querySelector("button").setAttribute("aria-label", t("Remove option %(n)s", { n: i + 1 }));
     row.querySelector("button").disabled = rows.length <= 2;
   });
   $("poll-add").disabled = rows.length >= MAX_OPTIONS;

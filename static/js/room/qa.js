@@ -2,6 +2,7 @@
 // approve pending questions, answer them (live or in writing), pin, dismiss, and merge a
 // duplicate into another question (merged ones stay visible to moderators only, collapsed).
 
+import { t } from "../i18n.js";
 import { announce, clock, el, syncList, toast } from "./dom.js";
 import * as tabs from "./tabs.js";
 
@@ -58,9 +59,9 @@ function tool(node, name, label, onClick) {
 
 function addTools(node) {
   tool(node, "approve", "Approve", (id) => moderate("question.approve", { id }));
-  tool(node, "live", "Answered live", (id) => moderate("question.answer", { id }));
+  tool(node, "live", t("Answered live"), (id) => moderate("question.answer", { id }));
   tool(node, "write", "Write answer", () => openAnswer(node));
-  tool(node, "pin", "Pin", (id) => moderate("question.pin", { id, pinned: !isPinned(id) }));
+  tool(node, "pin", t("Pin"), (id) => moderate("question.pin", { id, pinned: !isPinned(id) }));
   tool(node, "merge", "Merge into…", () => openMerge(node));
   tool(node, "dismiss", "Dismiss", (id) => moderate("question.dismiss", { id }));
   node.parts.dismiss.classList.add("danger");
@@ -77,8 +78,8 @@ function openAnswer(node) {
   const text = el("textarea", { rows: "2", maxlength: "4000", required: true, "aria-label": "Written answer" });
   const form = el("form", { class: "answer-form stack" }, text,
     el("div", { class: "form-row" },
-      el("button", { type: "submit", text: "Publish answer" }),
-      el("button", { type: "button", class: "secondary", text: "Cancel", onclick: () => form.remove() })));
+      el("button", { type: "submit", text: t("Publish answer") }),
+      el("button", { type: "button", class: "secondary", text: t("Cancel"), onclick: () => form.remove() })));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     if (await moderate("question.answer", { id, text: text.value })) form.remove();
@@ -103,10 +104,10 @@ function openMerge(node) {
   if (!choices.length) return toast("There is no other open or answered question to merge into.");
   const select = el("select", { "aria-label": "Merge into question" }, ...choices);
   const form = el("form", { class: "merge-form form-row" },
-    el("label", { class: "inline-field", text: "Into " }, select),
+    el("label", { class: "inline-field", text: t("Into") + " " }, select),
     el("span", { class: "tool-group" },
-      el("button", { type: "submit", class: "small", text: "Merge" }),
-      el("button", { type: "button", class: "small secondary", text: "Cancel", onclick: () => form.remove() })));
+      el("button", { type: "submit", class: "small", text: t("Merge") }),
+      el("button", { type: "button", class: "small secondary", text: t("Cancel"), onclick: () => form.remove() })));
   select.setAttribute("aria-describedby", `question-${id}`);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -116,7 +117,7 @@ function openMerge(node) {
     if (reply.merged) upsert(reply.merged);
     form.remove();
     render();
-    announce(`Question merged into #${reply.question.id}.`);
+    announce(t("Question merged into #%(id)s.", { id: reply.question.id }));
   });
   node.parts.tools.after(form);
   select.focus();
@@ -129,9 +130,9 @@ function update(node, q) {
   node.dataset.status = q.status;
   node.classList.toggle("pinned", q.pinned);
   p.flags.textContent = [
-    q.pinned ? "Pinned" : "",
-    q.status === "pending" ? "Waiting for approval" : "",
-    q.status === "answered" ? "Answered" : "",
+    q.pinned ? t("Pinned") : "",
+    q.status === "pending" ? t("Waiting for approval") : "",
+    q.status === "answered" ? t("Answered") : "",
     q.status === "merged" ? `Merged into #${q.merged_into}` : "",
   ].filter(Boolean).join(" · ");
   p.flags.hidden = !p.flags.textContent;
@@ -139,7 +140,7 @@ function update(node, q) {
   const number = room.may("question.moderate") ? `#${q.id} · ` : "";
   p.meta.textContent = `${number}${q.anonymous ? "Anonymous" : q.author} · ${clock(q.created_at)}`;
   p.answer.hidden = q.status !== "answered";
-  p.answer.textContent = q.answer ? `Answer: ${q.answer}` : "Answered live";
+  p.answer.textContent = q.answer ? t("Answer: %(answer)s", { answer: q.answer }) : t("Answered live");
   p.vote.textContent = `▲ ${q.votes}`;
   p.vote.setAttribute("aria-pressed", String(voted));
   p.vote.setAttribute("aria-label", `${voted ? "Remove your upvote" : "Upvote"} (${q.votes} votes)`);
@@ -168,14 +169,14 @@ function render() {
   if (mergedList) {
     syncList(mergedList, merged.sort((a, b) => a.id - b.id), (q) => q.id, build, update);
     $("qa-merged-box").hidden = merged.length === 0;
-    $("qa-merged-title").textContent = `Merged duplicates (${merged.length})`;
+    $("qa-merged-title").textContent = t("Merged duplicates (%(n)s)", { n: merged.length });
   }
   syncList($("qa-list"), sorted(main), (q) => q.id, build, update);
   if (moderating) {
     const pending = all.filter((q) => q.status === "pending").sort((a, b) => a.id - b.id);
     syncList(pendingList, pending, (q) => q.id, build, update);
     $("pending-title").hidden = pending.length === 0;
-    $("pending-title").textContent = `Waiting for approval (${pending.length})`;
+    $("pending-title").textContent = t("Waiting for approval (%(n)s)", { n: pending.length });
   }
   $("qa-empty").hidden = all.length > 0;
   const anon = $("ask-anon-label");
@@ -214,7 +215,7 @@ async function ask(event) {
   render();
   text.value = "";
   if (reply.question.status === "pending") toast("Sent: your question appears to others once a moderator approves it.");
-  else announce("Question sent.");
+  else announce(t("Question sent."));
 }
 
 function onUpdate(q) {
@@ -223,7 +224,7 @@ function onUpdate(q) {
   render();
   if (!known) {
     tabs.notify("qa");
-    if (q.status === "pending" && room.may("question.moderate")) announce("A question is waiting for approval.");
+    if (q.status === "pending" && room.may("question.moderate")) announce(t("A question is waiting for approval."));
   }
 }
 

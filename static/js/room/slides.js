@@ -2,6 +2,7 @@
 // presenters upload PDFs (with a progress bar for the upload and the rendering), pick a deck,
 // and move through its pages with thumbnails, buttons or the arrow keys.
 
+import { t } from "../i18n.js";
 import { announce, el, syncList, toast, typing } from "./dom.js";
 
 let room;
@@ -29,8 +30,8 @@ function renderCurrent() {
   const img = $("slide-img");
   const url = pageUrl(deck.id, page);
   if (img.getAttribute("src") !== url) img.src = url;
-  img.alt = `Slide ${page} of ${deck.pages}: ${deck.filename}`;
-  $("slide-caption").textContent = `Slide ${page} of ${deck.pages}`;
+  img.alt = t("Slide %(page)s of %(pages)s: %(file)s", { page, pages: deck.pages, file: deck.filename });
+  $("slide-caption").textContent = t("Slide %(page)s of %(pages)s", { page, pages: deck.pages });
 }
 
 function onPage(shown) {
@@ -60,7 +61,7 @@ function renderPicker() {
   }
   const options = list.length
     ? list.map((d) => el("option", { value: String(d.id), text: deckLabel(d) }))
-    : [el("option", { value: "", text: "No decks yet: upload a PDF" })];
+    : [el("option", { value: "", text: t("No decks yet: upload a PDF") })];
   select.replaceChildren(...options);
   select.value = selected === null ? "" : String(selected);
   select.disabled = !list.length;
@@ -76,7 +77,7 @@ function buildThumb(item) {
 
 function updateThumb(node, item) {
   const button = node.firstElementChild;
-  button.setAttribute("aria-label", `Show page ${item.page}`);
+  button.setAttribute("aria-label", t("Show page %(page)s", { page: item.page }));
   if (item.current) button.setAttribute("aria-current", "true");
   else button.removeAttribute("aria-current");
 }
@@ -117,7 +118,7 @@ async function go(deckId, page) {
   const reply = await room.send("slides.goto", { deck_id: deckId, page });
   if (!reply.ok) return toast(reply.error);
   onPage(reply.slides);
-  announce(`Showing slide ${page}.`);
+  announce(t("Showing slide %(page)s.", { page }));
 }
 
 function move(delta) {
@@ -175,11 +176,11 @@ function finishTracking(deck) {
   clearInterval(pollTimer);
   pollTimer = null;
   if (deck.status === "ready") {
-    announce(`Slides ready: ${deck.pages} pages.`);
+    announce(t("Slides ready: %(n)s pages.", { n: deck.pages }));
     $("upload-box").open = false;
     setTimeout(() => { if (!tracking) $("upload-progress").hidden = true; }, DONE_SHOWN_MS);
   } else {
-    announce("The slides could not be prepared.");
+    announce(t("The slides could not be prepared."));
   }
 }
 
@@ -227,7 +228,7 @@ function uploaded(xhr, input) {
   } catch {
     body = { ok: false, error: `the server answered ${xhr.status}` };
   }
-  if (!body.ok) return progress(0, 1, `The upload was refused: ${body.error}`);
+  if (!body.ok) return progress(0, 1, `The upload was refused: ${body.error}`, true);
   input.value = "";
   selected = body.deck.id;
   tracking = { deckId: body.deck.id, lastEvent: Date.now() };

@@ -2,7 +2,11 @@
 // (from the list of people); the person moved is told (stage.role), reconnects with the new
 // role, and is asked to turn on the camera, or has their camera and mic turned off.
 
+import { t } from "../i18n.js";
 import { announce, el, toast } from "./dom.js";
+
+// room role -> its name in the page's language
+const ROLES = { host: t("host"), panelist: t("panelist"), attendee: t("attendee") };
 
 let room;
 let moved = null; // the stage.role waiting for the reconnect that applies it: {role, can_publish}
@@ -26,7 +30,9 @@ export function control(person) {
     type: "button",
     class: `small ${onStage ? "secondary" : ""} stage-btn`,
     text: onStage ? "Remove from stage" : "Invite to stage",
-    "aria-label": `${onStage ? "Remove" : "Invite"} ${person.name} ${onStage ? "from" : "to"} stage`,
+    "aria-label": onStage
+      ? t("Remove %(name)s from the stage", { name: person.name })
+      : t("Invite %(name)s to the stage", { name: person.name }),
   });
   button.addEventListener("click", () => move(person, !onStage, button));
   return button;
@@ -93,7 +99,7 @@ function onRole(data) {
   const person = people && people.find((p) => p.user_id === data.user_id);
   if (person) person.role = data.role;
   room.local("local:people", null);
-  if (person) announce(`${person.name} is now ${data.role}.`);
+  if (person) announce(t("%(name)s is now %(role)s.", { name: person.name, role: ROLES[data.role] || data.role }));
 }
 
 export function init(r) {

@@ -1,5 +1,6 @@
 // Video tiles on the stage: one per stream viewed or published, with a name and a quality hint.
 
+import { t } from "../i18n.js";
 import { el } from "./dom.js";
 
 const $ = (id) => document.getElementById(id);
@@ -8,7 +9,7 @@ const $ = (id) => document.getElementById(id);
 export function makeTile(label, source, local) {
   const video = el("video", { autoplay: true, playsinline: true });
   video.muted = local; // never play one's own microphone back
-  const quality = el("span", { class: "quality", "data-level": "wait", text: "Connecting…" });
+  const quality = el("span", { class: "quality", "data-level": "wait", text: t("Connecting…") });
   const fig = el("figure", { class: `tile ${source}${local ? " local" : ""}` },
     video,
     el("span", { class: "avatar", "aria-hidden": "true", text: label.slice(0, 1).toUpperCase() }),
