@@ -156,12 +156,12 @@ def _js_entries(language: str) -> dict[str, Any]:
     for message in catalog:
         if not message.id or message.fuzzy:
             continue
-        if isinstance(message.id, tuple):
-            forms = [s for s in message.string if s]
+        if isinstance(message.id, (tuple, list)):
+            forms = [s for s in message.string or () if s]
             if forms:
-                entries[message.id[0]] = forms
+                entries[str(message.id[0])] = forms
         elif message.string:
-            entries[message.id] = message.string
+            entries[str(message.id)] = message.string
     return entries
 
 
