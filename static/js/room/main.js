@@ -21,6 +21,12 @@ const settings = {
   slidesUrl: root.dataset.slidesUrl,
 };
 
+// The height of the bar of one's own controls, fixed at the bottom on phones: the page keeps
+// that much room below its end, and notices show above the bar.
+const bar = root.querySelector(".toolbar");
+const measure = () => document.documentElement.style.setProperty("--bar", `${bar.offsetHeight}px`);
+new ResizeObserver(measure).observe(bar);
+
 const room = new Room(root.dataset.room, settings);
 tabs.init();
 statusBar(room);

@@ -13,8 +13,7 @@ export function makeTile(label, source, local) {
   const fig = el("figure", { class: `tile ${source}${local ? " local" : ""}` },
     video,
     el("span", { class: "avatar", "aria-hidden": "true", text: label.slice(0, 1).toUpperCase() }),
-    quality,
-    el("figcaption", {}, el("span", { class: "name", text: label })));
+    el("figcaption", {}, el("span", { class: "name", text: label }), quality));
   $("videos").append(fig);
   updateStage();
   return { fig, video, quality };
