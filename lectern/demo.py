@@ -21,6 +21,7 @@ DEMO_PASSWORD = "lectern-demo"
 
 # (e-mail, name, role)
 DEMO_USERS: tuple[tuple[str, str, str], ...] = (
+    ("admin@example.com", "Alex Admin", "admin"),
     ("instructor@example.com", "Ada Instructor", "instructor"),
     ("student1@example.com", "Ben Student", "student"),
     ("student2@example.com", "Chloe Student", "student"),

@@ -89,6 +89,7 @@ def visible_deck(actor: Actor, room: Room, deck_id: int) -> SlideDeck:
 
 
 bp.add_app_template_global(session.session_of, "session_of")
+bp.add_app_template_global(session.states_of, "session_states")
 
 
 def ended_page(kind: str, ref_id: int, problem: str = "", status: int = 410) -> tuple[str, int]:

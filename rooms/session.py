@@ -9,6 +9,7 @@ membership or opening any page never reopens it; only a presenter's explicit sta
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -156,6 +157,12 @@ def states(
         room_id, ended = rooms.get(ref, (None, None))
         result[ref] = state_of(starts_at, ends_at, ended, room_id in publishing, now)
     return result
+
+
+def states_of(kind: str, sessions: Iterable[Any]) -> dict[int, SessionState]:
+    """The state of each lesson or broadcast in ``sessions`` (objects with ``id``,
+    ``starts_at`` and ``ends_at``), for the pages that list them."""
+    return states(kind, {s.id: (s.starts_at, s.ends_at) for s in sessions})
 
 
 def end(actor: Actor, data: dict[str, Any], out: Outbox) -> dict[str, Any]:
