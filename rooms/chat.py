@@ -49,8 +49,8 @@ def send(actor: Actor, data: dict[str, Any], out: Outbox) -> dict[str, Any]:
     assert room is not None
     if room.chat_mode == "off" and not actor.may(Perm.MANAGE_CHAT):
         raise Refused("chat is turned off")
-    if room.chat_mode == "hosts" and not (actor.may(Perm.MANAGE_CHAT) or actor.may(Perm.MODERATE)):
-        raise Refused("chat is limited to hosts")  # presenters and those who moderate: panelists
+    if room.chat_mode == "hosts" and not (actor.may(Perm.MANAGE_CHAT) or actor.may(Perm.PUBLISH)):
+        raise Refused("chat is limited to hosts")  # presenters and those on stage: panelists
     msg = ChatMessage(room_id=actor.room_id, author_id=actor.user_id, text=data["text"])
     db.session.add(msg)
     db.session.flush()

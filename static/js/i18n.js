@@ -32,7 +32,7 @@ export const timeZone = document.documentElement.dataset.timezone || undefined;
 /** A time of day in the page's language and the user's zone, 24-hour where the language
  * writes it so. */
 export function formatTime(date) {
-  const options = { hour: "2-digit", minute: "2-digit", timeZone };
+  const options = { hour: "numeric", minute: "2-digit", timeZone };
   try {
     return new Intl.DateTimeFormat(language, options).format(date);
   } catch {  // a zone this browser does not know
