@@ -201,6 +201,8 @@ class LiveServer:
         by another process before then."""
         if self.proc is None:
             return
+        if self.proc.returncode is not None and not self.group_alive():
+            return  # stopped before: its group id may belong to someone else by now
         pgid = self.proc.pid
         signal_group(pgid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
