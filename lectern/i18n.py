@@ -192,9 +192,14 @@ def init_app(app: Flask) -> None:
     app.before_request(remember_language)
 
 
-# Marks beyond gettext's own: lazy strings, the front end's t()/tn(), and the room's refusals
-# (``Refused("...")``, ``Invalid("...")``: translated when sent, see rooms.namespace.error).
-KEYWORDS = ["-k", "_l", "-k", "t", "-k", "tn:1,2", "-k", "Refused", "-k", "Invalid"]
+# Marks beyond gettext's own (``N_`` marks a text translated later): lazy strings, the front
+# end's t()/tn(), and the refusals whose message is a msgid with named placeholders, translated
+# when sent (``Refused("...", name=...)``, ``Invalid``, ``UploadError``, ``ApiError(status,
+# "...")``: see rooms.validate.Reason and rooms.namespace.error).
+KEYWORDS = [
+    *("-k", "_l", "-k", "t", "-k", "tn:1,2", "-k", "Refused", "-k", "Invalid"),
+    *("-k", "UploadError", "-k", "ApiError:2"),
+]
 
 
 PYBABEL = [sys.executable, "-m", "babel.messages.frontend"]

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app
+from flask_babel import gettext
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -28,6 +29,7 @@ from lectern.timeutil import utcnow
 from recordings import media, player
 from recordings.models import ERROR_MAX, RecordingExport
 from rooms.models import Recording, RecordingSegment
+from rooms.validate import N_
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +50,25 @@ ENCODE = [
 running: dict[int, subprocess.Popen[bytes]] = {}
 
 
+# Why an export failed, kept in English on its row and translated when shown (:func:`shown`).
+STOPPED = N_("the export stopped; try again")
+FFMPEG_FAILED = N_("ffmpeg could not make the MP4: %(detail)s")
+
+
 class ExportError(Exception):
-    """The export cannot be made; the message says why, for the person who asked."""
+    """The export cannot be made; the message says why, for the person who asked (a msgid,
+    marked ``N_``, English on the row, translated by :func:`shown`)."""
+
+
+def shown(error: str | None) -> str | None:
+    """An export's stored (English) error in the reader's language; what ffmpeg said after the
+    known text stays as it is."""
+    if not error:
+        return error
+    prefix = FFMPEG_FAILED.split("%(")[0]
+    if error.startswith(prefix):
+        return gettext(FFMPEG_FAILED, detail=error[len(prefix) :])
+    return gettext(error)
 
 
 class Cancelled(Exception):
@@ -77,8 +96,8 @@ def state(recording: Recording) -> dict[str, Any]:
     if export is None or (export.status == "ready" and not output(recording).is_file()):
         return {"status": "none", "progress": 0.0, "error": None}
     if stale(export):
-        return {"status": "failed", "progress": 0.0, "error": "the export stopped; try again"}
-    return {"status": export.status, "progress": export.progress, "error": export.error}
+        return {"status": "failed", "progress": 0.0, "error": shown(STOPPED)}
+    return {"status": export.status, "progress": export.progress, "error": shown(export.error)}
 
 
 def start(app: Flask, recording: Recording, user_id: int) -> RecordingExport:
@@ -88,7 +107,7 @@ def start(app: Flask, recording: Recording, user_id: int) -> RecordingExport:
         return export
     limit = int(app.config.get("RECORDING_EXPORTS_MAX", 2))
     if len(running) >= limit:
-        raise ExportError("the server is busy with other exports; try again in a few minutes")
+        raise ExportError(N_("the server is busy with other exports; try again in a few minutes"))
     if export is None:
         export = RecordingExport(recording_id=recording.id)
         db.session.add(export)
@@ -115,7 +134,7 @@ def task(app: Flask, export_id: int) -> None:
         except Exception:
             logger.exception("MP4 export %s failed", export_id)
             db.session.rollback()
-            finish(export_id, "the export failed because of a server error")
+            finish(export_id, N_("the export failed because of a server error"))
         finally:
             db.session.remove()
 
@@ -150,7 +169,7 @@ def run(export_id: int) -> None:
         return
     if error is not None or not partial.is_file():
         partial.unlink(missing_ok=True)
-        raise ExportError(f"ffmpeg could not make the MP4: {error or 'no output'}")
+        raise ExportError(FFMPEG_FAILED % {"detail": error or "no output"})
     partial.replace(output(recording))
     finish(export_id, None)
 
@@ -211,7 +230,7 @@ def cancel(recording: Recording) -> None:
 def ffmpeg() -> str:
     found = shutil.which(current_app.config.get("FFMPEG", "ffmpeg"))
     if found is None:
-        raise ExportError("ffmpeg is not installed on the server")
+        raise ExportError(N_("ffmpeg is not installed on the server"))
     return found
 
 
@@ -248,7 +267,7 @@ def probe(path: Path) -> Probe:
     """Read a file's streams with ffprobe."""
     prober = shutil.which(current_app.config.get("FFPROBE", "ffprobe"))
     if prober is None:
-        raise ExportError("ffprobe is not installed on the server")
+        raise ExportError(N_("ffprobe is not installed on the server"))
     entries = "stream=codec_type,width,height"
     done = subprocess.run(
         [prober, "-v", "error", "-show_entries", entries, "-of", "json", str(path)],
@@ -271,7 +290,7 @@ def make_plan(recording: Recording) -> Plan:
     total = player.length(recording)
     main = media.tracks(recording, found, total)["main"]
     if total <= 0 or not main:
-        raise ExportError("this recording has no video or sound to export")
+        raise ExportError(N_("this recording has no video or sound to export"))
     sources = {p.segment.source for p in main}
     used = [s for s in found if s.source in sources]
     probes = {s.id: probe(media.folder(recording) / s.file) for s in used}

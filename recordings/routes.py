@@ -247,12 +247,12 @@ def start_export(recording_id: int) -> tuple[Response, int]:
     """Start making the MP4 (members); the page then polls its status."""
     viewer = access.as_member(recording_id)
     if viewer.recording.status == "recording":
-        return jsonify(ok=False, error="the recording is still running"), 409
+        return jsonify(ok=False, error=_("the recording is still running")), 409
     try:
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         export.start(app, viewer.recording, current_user.id)
     except export.ExportError as error:
-        return jsonify(ok=False, error=str(error)), 429
+        return jsonify(ok=False, error=export.shown(str(error))), 429
     return jsonify(ok=True, export=export_view(viewer)), 202
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from lectern.i18n import ROLE_LABELS
 from rooms.policy import Perm, RoomPolicy
+from rooms.validate import Reason
 
 
-class Refused(Exception):
-    """The caller may not do this (or it makes no sense now); the message says why."""
+class Refused(Reason):
+    """The caller may not do this (or it makes no sense now); the message says why, as a msgid
+    with named placeholders: ``Refused("page %(page)s is not available", page=n)``."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,10 @@ class Actor:
     def require(self, perm: Perm) -> None:
         """Refuse unless this participant's role grants ``perm``."""
         if not self.may(perm):
-            raise Refused(f"your role ({self.role}) may not do this")
+            raise Refused(
+                "your role (%(role)s) may not do this",
+                role=ROLE_LABELS.get(self.role, self.role),
+            )
 
 
 def room_target(room_id: int) -> str:

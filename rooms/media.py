@@ -87,7 +87,7 @@ def publish(actor: Actor, data: dict[str, Any], out: Outbox) -> dict[str, Any]:
         logger.warning("publish failed: %s", exc)
         raise Refused("the media server is not reachable; try again in a moment") from exc
     if not reply.get("ok"):
-        raise Refused(f"media server refused: {reply.get('error')}")
+        raise Refused("media server refused: %(why)s", why=reply.get("error"))
     stream = MediaStream(
         id=reply["stream"],
         room_id=actor.room_id,
@@ -119,7 +119,7 @@ def view(actor: Actor, data: dict[str, Any], out: Outbox) -> dict[str, Any]:
     except MediaUnavailable as exc:
         raise Refused("the media server is not reachable; try again in a moment") from exc
     if not reply.get("ok"):
-        raise Refused(f"media server refused: {reply.get('error')}")
+        raise Refused("media server refused: %(why)s", why=reply.get("error"))
     return {"peer": reply["peer"], "sdp": reply["sdp"], "type": reply["type"]}
 
 

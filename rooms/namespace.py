@@ -38,7 +38,7 @@ from rooms.models import Room
 from rooms.policy import Perm
 from rooms.ratelimit import Limiter
 from rooms.state import enter, snapshot
-from rooms.validate import Invalid, clean
+from rooms.validate import Invalid, Reason, clean
 
 NAMESPACE = "/room"
 log = logging.getLogger(__name__)
@@ -72,10 +72,12 @@ def deliver(out: Outbox) -> None:
         sio.server.disconnect(sid, namespace=NAMESPACE)
 
 
-def error(reason: str) -> dict[str, Any]:
-    """A refused event's answer, in the sender's language (``Refused`` and ``Invalid`` texts are
-    msgids: extracted by their names, translated here)."""
-    return {"ok": False, "error": _(reason)}
+def error(reason: str | Reason) -> dict[str, Any]:
+    """A refused event's answer, in the sender's language: a text already translated, or a
+    ``Refused``/``Invalid`` whose message is a msgid (extracted by their names) with named
+    placeholders, translated here."""
+    text = reason.translated() if isinstance(reason, Reason) else reason
+    return {"ok": False, "error": text}
 
 
 def dispatch(name: str, sid: str, args: tuple[Any, ...]) -> dict[str, Any]:
@@ -93,7 +95,7 @@ def dispatch(name: str, sid: str, args: tuple[Any, ...]) -> dict[str, Any]:
         extra = event.handler(actor, clean(event.fields, args[0] if args else None), out) or {}
     except (Invalid, Refused) as refusal:
         db.session.rollback()
-        return error(str(refusal))
+        return error(refusal)
     except Exception:
         db.session.rollback()
         log.exception("event %s failed", name)
@@ -111,7 +113,10 @@ def on_connect(auth: Any = None) -> None:
     try:
         actor, room = enter(current_user, key)
     except Refused as refusal:
-        raise ConnectionRefusedError(_(str(refusal))) from None
+        # "this session has ended" stays English: the page reloads on it (signaling.js), and
+        # the reloaded page says so in the user's language
+        ended = str(refusal) == session.ENDED
+        raise ConnectionRefusedError(session.ENDED if ended else refusal.translated()) from None
     sid = request.sid  # type: ignore[attr-defined]
     actor = dataclasses.replace(actor, sid=sid)
     actors[sid] = actor

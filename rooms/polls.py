@@ -24,7 +24,7 @@ from rooms.models import POLL_OPTION_MAX, POLL_QUESTION_MAX, Poll, PollAudit, Po
 from rooms.people import names
 from rooms.policy import Perm
 from rooms.registry import kind_named
-from rooms.validate import Bool, Int, IntList, Invalid, Text, TextList
+from rooms.validate import N_, Bool, Int, IntList, Invalid, Text, TextList
 
 # Results reach the room coalesced, not once per ballot.
 results_coalescer = Coalescer()
@@ -37,7 +37,12 @@ class Ballot(IntList):
 
     def clean(self, name: str, value: Any) -> Any:
         if not isinstance(value, list) or not self.min <= len(value) <= self.max:
-            raise Invalid(f"{name} must be a list of {self.min} to {self.max} numbers")
+            raise Invalid(
+                "%(field)s must be a list of %(min)s to %(max)s numbers",
+                field=name,
+                min=self.min,
+                max=self.max,
+            )
         return [Int(min=0, max=1000).clean(f"{name}[{i}]", v) for i, v in enumerate(value)]
 
 
@@ -169,17 +174,17 @@ def entitlement(actor: Actor, poll: Poll) -> tuple[int, str | None] | None:
 def problem(actor: Actor, poll: Poll, choices: list[int], entitled: bool) -> str | None:
     """Why this ballot may not be cast, or None."""
     if poll.state != "open":
-        return "this poll is closed"
+        return N_("this poll is closed")
     if not entitled:
-        return "not entitled to vote in this poll"
+        return N_("not entitled to vote in this poll")
     if db.session.get(PollVote, (poll.id, actor.user_id)) is not None:
-        return "you have already voted in this poll"
+        return N_("you have already voted in this poll")
     if not poll.multiple and len(choices) != 1:
-        return "choose exactly one option"
+        return N_("choose exactly one option")
     if any(i >= len(poll.options) for i in choices):
-        return "no such option"
+        return N_("no such option")
     if len(set(choices)) != len(choices):
-        return "choices has the same choice twice"
+        return N_("choices has the same choice twice")
     return None
 
 

@@ -102,7 +102,7 @@ def begin(room: Room, actor: Actor, title: str, out: Outbox) -> dict[str, Any] |
         raise Refused("the media server is not reachable; try again in a moment") from exc
     if not reply.get("ok"):
         db.session.rollback()
-        raise Refused(f"media server refused: {reply.get('error')}")
+        raise Refused("media server refused: %(why)s", why=reply.get("error"))
     recording.started_ts = float(reply["started_at"])
     for stream in db.session.scalars(select(MediaStream).where(MediaStream.room_id == room.id)):
         add_segment(recording, stream)

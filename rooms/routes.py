@@ -8,6 +8,8 @@ the page's script sends the token in the ``X-CSRFToken`` header.
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import (
     Blueprint,
     Response,
@@ -27,6 +29,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from lectern.extensions import db
+from lectern.i18n import ROLE_LABELS
 from rooms import namespace, session, uploads
 from rooms.context import Actor, Refused
 from rooms.grants import may_publish
@@ -35,17 +38,19 @@ from rooms.policy import Perm
 from rooms.session import ENDED
 from rooms.slides import deck_view
 from rooms.state import enter, member_of
+from rooms.validate import Reason
 
 bp = Blueprint("rooms", __name__)
 
 PAGE_MAX_AGE = 24 * 3600  # a rendered page never changes: a new upload is a new deck
 
 
-class ApiError(Exception):
-    """A refusal, answered as ``{"ok": false, "error": message}`` with ``status``."""
+class ApiError(Reason):
+    """A refusal, answered as ``{"ok": false, "error": message}`` with ``status``; the message
+    is a msgid with named placeholders, translated when answered."""
 
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, status: int, message: str, **params: Any) -> None:
+        super().__init__(message, **params)
         self.status = status
 
 
@@ -55,17 +60,17 @@ def refusal(status: int, message: str) -> tuple[Response, int]:
 
 @bp.errorhandler(ApiError)
 def api_error(error: ApiError) -> tuple[Response, int]:
-    return refusal(error.status, str(error))
+    return refusal(error.status, error.translated())
 
 
 @bp.errorhandler(CSRFError)
 def csrf_error(error: CSRFError) -> tuple[Response, int]:
-    return refusal(400, "the security token is missing or expired: reload the page")
+    return refusal(400, _("the security token is missing or expired: reload the page"))
 
 
 @bp.errorhandler(RequestEntityTooLarge)
 def too_large(error: RequestEntityTooLarge) -> tuple[Response, int]:
-    return refusal(413, "the file is too large")
+    return refusal(413, _("the file is too large"))
 
 
 def member(kind: str, ref_id: int) -> tuple[Actor, Room]:
@@ -158,14 +163,15 @@ def upload(kind: str, ref_id: int) -> tuple[Response, int]:
     """Upload a PDF (multipart field ``file``); its pages are rendered in the background."""
     actor, _ = member(kind, ref_id)
     if not actor.may(Perm.PRESENT):
-        raise ApiError(403, f"your role ({actor.role}) may not upload slides")
+        role = ROLE_LABELS.get(actor.role, actor.role)
+        raise ApiError(403, "your role (%(role)s) may not upload slides", role=role)
     file = request.files.get("file")
     if file is None or not file.filename:
         raise ApiError(400, "choose a PDF file to upload")
     try:
         deck = uploads.store(actor, file)
     except uploads.UploadError as error:
-        raise ApiError(error.status, str(error)) from None
+        raise ApiError(error.status, error.message, **error.params) from None
     view = deck_view(deck)  # as stored, before the renderer can change it
     uploads.start_render(current_app._get_current_object(), deck.id)  # type: ignore[attr-defined]
     return jsonify(ok=True, deck=view), 201

@@ -27,9 +27,10 @@ from rooms.events import Event
 from rooms.models import Connection, Grant, Hand, MediaStream, Recording, Room, RoomEvent
 from rooms.policy import Perm
 from rooms.registry import kind_named
+from rooms.validate import N_
 
-ENDED = "this session has ended"
-OVER = "the session's scheduled time is over: schedule a new one"
+ENDED = N_("this session has ended")
+OVER = N_("the session's scheduled time is over: schedule a new one")
 
 
 class SessionState(StrEnum):

@@ -49,7 +49,11 @@ def goto(actor: Actor, data: dict[str, Any], out: Outbox) -> dict[str, Any]:
     if deck is None or deck.room_id != actor.room_id:
         raise Refused("no such slide deck in this room")
     if data["page"] > deck.rendered:
-        raise Refused(f"page {data['page']} is not available (deck has {deck.rendered} ready)")
+        raise Refused(
+            "page %(page)s is not available (deck has %(ready)s ready)",
+            page=data["page"],
+            ready=deck.rendered,
+        )
     room = db.session.get(Room, actor.room_id)
     assert room is not None
     room.deck_id, room.page = deck.id, data["page"]

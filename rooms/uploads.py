@@ -28,6 +28,7 @@ from rooms.context import Actor, Outbox
 from rooms.models import FILENAME_MAX, SlideDeck
 from rooms.namespace import deliver
 from rooms.slides import deck_view
+from rooms.validate import Reason
 
 PDF_MAGIC = b"%PDF-"
 DEFAULT_MAX_MB = 50
@@ -39,11 +40,12 @@ TIMED_OUT = {signal.SIGXCPU, signal.SIGKILL}  # how the renderer's CPU limit end
 logger = logging.getLogger(__name__)
 
 
-class UploadError(Exception):
-    """An upload that is refused; ``status`` is the HTTP status that says why."""
+class UploadError(Reason):
+    """An upload that is refused; ``status`` is the HTTP status that says why. The message is a
+    msgid with named placeholders (translated in the answer)."""
 
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, status: int = 400, **params: Any) -> None:
+        super().__init__(message, **params)
         self.status = status
 
 
@@ -81,7 +83,7 @@ def check_pdf(stream: IO[bytes], limit: int) -> int:
     size = stream.tell()
     stream.seek(0)
     if size > limit:
-        raise UploadError(f"the file is larger than {limit / 2**20:g} MB", 413)
+        raise UploadError("the file is larger than %(size)s MB", 413, size=f"{limit / 2**20:g}")
     if stream.read(len(PDF_MAGIC)) != PDF_MAGIC:
         raise UploadError("the file is not a PDF")
     stream.seek(0)

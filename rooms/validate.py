@@ -6,8 +6,29 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from flask_babel import gettext
 
-class Invalid(Exception):
+
+def N_(message: str) -> str:
+    """Mark ``message`` for the catalogue without translating it here (it is translated where
+    it is shown, in the reader's language)."""
+    return message
+
+
+class Reason(Exception):
+    """An exception whose message is a msgid with named placeholders, translated when sent:
+    ``Reason("%(field)s must be text", field=name)``. ``str()`` is the English text."""
+
+    def __init__(self, message: str, **params: Any) -> None:
+        self.message, self.params = message, params
+        super().__init__(message % params if params else message)
+
+    def translated(self) -> str:
+        """The message in the current request's language (English outside of one)."""
+        return gettext(self.message, **self.params)
+
+
+class Invalid(Reason):
     """A payload that does not match its event's fields; the message says why."""
 
 
@@ -22,13 +43,13 @@ class Text:
         if value is None and not self.required:
             return None
         if not isinstance(value, str):
-            raise Invalid(f"{name} must be text")
+            raise Invalid("%(field)s must be text", field=name)
         if self.strip:
             value = value.strip()
         if len(value) < self.min:
-            raise Invalid(f"{name} must not be empty")
+            raise Invalid("%(field)s must not be empty", field=name)
         if len(value) > self.max:
-            raise Invalid(f"{name} is longer than {self.max} characters")
+            raise Invalid("%(field)s is longer than %(max)s characters", field=name, max=self.max)
         return value
 
 
@@ -42,9 +63,14 @@ class Int:
         if value is None and not self.required:
             return None
         if isinstance(value, bool) or not isinstance(value, int):
-            raise Invalid(f"{name} must be a whole number")
+            raise Invalid("%(field)s must be a whole number", field=name)
         if not self.min <= value <= self.max:
-            raise Invalid(f"{name} must be between {self.min} and {self.max}")
+            raise Invalid(
+                "%(field)s must be between %(min)s and %(max)s",
+                field=name,
+                min=self.min,
+                max=self.max,
+            )
         return value
 
 
@@ -56,7 +82,7 @@ class Bool:
         if value is None:
             return self.default
         if not isinstance(value, bool):
-            raise Invalid(f"{name} must be true or false")
+            raise Invalid("%(field)s must be true or false", field=name)
         return value
 
 
@@ -66,7 +92,9 @@ class Choice:
 
     def clean(self, name: str, value: Any) -> Any:
         if value not in self.options:
-            raise Invalid(f"{name} must be one of: {', '.join(self.options)}")
+            raise Invalid(
+                "%(field)s must be one of: %(options)s", field=name, options=", ".join(self.options)
+            )
         return value
 
 
@@ -78,7 +106,12 @@ class TextList:
 
     def clean(self, name: str, value: Any) -> Any:
         if not isinstance(value, list) or not self.min <= len(value) <= self.max:
-            raise Invalid(f"{name} must be a list of {self.min} to {self.max} items")
+            raise Invalid(
+                "%(field)s must be a list of %(min)s to %(max)s items",
+                field=name,
+                min=self.min,
+                max=self.max,
+            )
         return [self.item.clean(f"{name}[{i}]", v) for i, v in enumerate(value)]
 
 
@@ -89,10 +122,15 @@ class IntList:
 
     def clean(self, name: str, value: Any) -> Any:
         if not isinstance(value, list) or not self.min <= len(value) <= self.max:
-            raise Invalid(f"{name} must be a list of {self.min} to {self.max} numbers")
+            raise Invalid(
+                "%(field)s must be a list of %(min)s to %(max)s numbers",
+                field=name,
+                min=self.min,
+                max=self.max,
+            )
         items = [Int(min=0, max=1000).clean(f"{name}[{i}]", v) for i, v in enumerate(value)]
         if len(set(items)) != len(items):
-            raise Invalid(f"{name} has the same choice twice")
+            raise Invalid("%(field)s has the same choice twice", field=name)
         return items
 
 
@@ -107,5 +145,5 @@ def clean(fields: Mapping[str, Field], data: Any) -> dict[str, Any]:
         raise Invalid("payload must be an object")
     unknown = set(data) - set(fields)
     if unknown:
-        raise Invalid(f"unexpected field: {sorted(map(str, unknown))[0][:40]}")
+        raise Invalid("unexpected field: %(field)s", field=sorted(map(str, unknown))[0][:40])
     return {name: spec.clean(name, data.get(name)) for name, spec in fields.items()}

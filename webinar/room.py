@@ -14,6 +14,7 @@ from rooms.namespace import deliver
 from rooms.policy import PRESENTER, Perm, RoomPolicy
 from rooms.registry import Membership, RoomKind
 from rooms.stage import reconnect
+from rooms.validate import N_
 from webinar.links import session_holds
 from webinar.models import Broadcast, Kind, Status
 from webinar.policy import broadcast_role, registration_of
@@ -89,11 +90,13 @@ def set_stage_role(broadcast_id: int, user_id: int, role: str) -> str | None:
     found = participant(broadcast_id, user_id)
     current = found[2] if found else None
     if current == "host":
-        return "the host is always on stage"
+        return N_("the host is always on stage")
     if found is None or current not in ("panelist", "attendee"):
-        return "they have no approved registration for this broadcast"
+        return N_("they have no approved registration for this broadcast")
     if current == role:
-        return f"they are already {'a panelist' if role == 'panelist' else 'an attendee'}"
+        if role == "panelist":
+            return N_("they are already a panelist")
+        return N_("they are already an attendee")
     registration = registration_of(found[1], found[0])
     assert registration is not None  # their role came from it
     registration.role = role
