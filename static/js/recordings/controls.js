@@ -1,6 +1,7 @@
 // The player's controls: play/pause, the position (a range input with question markers under
 // it), the speed, the panel tabs, and keys (space or k: play/pause; arrows: 5 s back/forward).
 
+import { t } from "../i18n.js";
 import { el, typing } from "../room/dom.js";
 import { clock } from "./time.js";
 
@@ -24,14 +25,14 @@ export function setupControls(doc, playback) {
   $("speed").addEventListener("change", (event) => playback.setRate(event.target.value));
 
   playback.addEventListener("state", () => {
-    play.textContent = playback.playing ? "Pause" : "Play";
-    play.setAttribute("aria-label", playback.playing ? "Pause" : "Play");
+    play.textContent = playback.playing ? t("Pause") : t("Play");
+    play.setAttribute("aria-label", playback.playing ? t("Pause") : t("Play"));
     play.classList.toggle("playing", playback.playing);
   });
   playback.addEventListener("time", () => {
     $("time-now").textContent = clock(playback.t);
     if (!dragging) scrubber.value = String(playback.t);
-    scrubber.setAttribute("aria-valuetext", `${clock(playback.t)} of ${clock(doc.recording.duration)}`);
+    scrubber.setAttribute("aria-valuetext", t("%(now)s of %(total)s", { now: clock(playback.t), total: clock(doc.recording.duration) }));
   });
 
   document.addEventListener("keydown", (event) => {
@@ -58,8 +59,8 @@ function drawMarkers(doc, playback) {
   const box = $("markers");
   const length = doc.recording.duration || 1;
   box.replaceChildren(...doc.markers.map((m) => {
-    const verb = m.kind === "asked" ? "asked" : "answered";
-    const label = `Question ${verb} at ${clock(m.t)}: ${m.text}`;
+    const at = { time: clock(m.t), text: m.text };
+    const label = m.kind === "asked" ? t("Question asked at %(time)s: %(text)s", at) : t("Question answered at %(time)s: %(text)s", at);
     const marker = el("button", {
       type: "button",
       class: `marker ${m.kind}`,
@@ -91,7 +92,7 @@ export function setupTabs() {
     tab.addEventListener("click", () => select(tab));
     tab.addEventListener("keydown", (event) => {
       if (event.key !== "ArrowLeft" && event.key !== "ArrowRight") return;
-      const visible = tabs.filter((t) => !t.hidden);
+      const visible = tabs.filter((other) => !other.hidden);
       const next = visible[(visible.indexOf(tab) + (event.key === "ArrowRight" ? 1 : -1) + visible.length) % visible.length];
       select(next);
       next.focus();

@@ -2,6 +2,7 @@
 // panels on one clock. Modules: sync (the clock and the videos), replay (the room's state at
 // any time), panels (drawing it), controls (play, position, speed, markers), export (MP4).
 
+import { t } from "../i18n.js";
 import { Playback } from "./sync.js";
 import { Replay } from "./replay.js";
 import { Panels } from "./panels.js";
@@ -29,7 +30,7 @@ async function load() {
     if (!response.ok) throw new Error(String(response.status));
     doc = await response.json();
   } catch {
-    note("The recording could not be loaded. Reload the page to try again.");
+    note(t("The recording could not be loaded. Reload the page to try again."));
     return;
   }
   const playback = new Playback(doc, {
@@ -38,7 +39,7 @@ async function load() {
     stage: document.querySelector(".stage"),
   });
   const replay = new Replay(doc);
-  const panels = new Panels(doc, replay, (t) => playback.seek(t));
+  const panels = new Panels(doc, replay, (at) => playback.seek(at));
   setupControls(doc, playback);
   playback.addEventListener("time", () => {
     panels.update(playback.t);
@@ -46,7 +47,7 @@ async function load() {
   });
   playback.addEventListener("problem", (event) => note(event.detail));
   playback.addEventListener("state", () => { if (playback.playing) note(""); });
-  if (!doc.segments.length) note("No video or sound was recorded; the slides and the room's activity still replay.");
+  if (!doc.segments.length) note(t("No video or sound was recorded; the slides and the room's activity still replay."));
   playback.seek(startTime());
   root.dataset.ready = "true";
 }

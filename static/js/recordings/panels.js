@@ -8,8 +8,8 @@ import { clock } from "./time.js";
 
 const $ = (id) => document.getElementById(id);
 
-function timeButton(label, t, seek) {
-  return el("button", { type: "button", class: "link time", text: label, onclick: () => seek(t) });
+function timeButton(label, at, seek) {
+  return el("button", { type: "button", class: "link time", text: label, onclick: () => seek(at) });
 }
 
 function setCount(tabId, n) {
@@ -62,8 +62,8 @@ export class Panels {
       node.classList.toggle("pinned", q.pinned);
       node.classList.toggle("answered", q.status === "answered");
       const meta = el("p", { class: "q-meta" },
-        el("span", { class: "q-author", text: q.author || "Anonymous" }),
-        q.t !== null ? timeButton(`asked ${clock(q.t)}`, q.t, this.seek) : null,
+        el("span", { class: "q-author", text: q.author || t("Anonymous") }),
+        q.t !== null ? timeButton(t("asked %(time)s", { time: clock(q.t) }), q.t, this.seek) : null,
         q.pinned ? el("span", { class: "q-flag", text: t("Pinned") }) : null,
         q.status === "answered" ? el("span", { class: "q-flag ok", text: t("Answered") }) : null);
       const answer = q.status !== "answered" ? null

@@ -10,6 +10,7 @@
 // buffering holds the clock instead of letting the videos drift. Between segments the clock
 // runs on its own.
 
+import { t } from "../i18n.js";
 import { pieceAt } from "./time.js";
 
 const TICK_MS = 100;
@@ -45,7 +46,7 @@ export class Playback extends EventTarget {
     video.playsInline = true;
     video.hidden = true;
     video.dataset.segment = String(segment.id);
-    video.setAttribute("aria-label", onScreen ? "Shared screen" : "Camera");
+    video.setAttribute("aria-label", onScreen ? t("Shared screen") : t("Camera"));
     video.src = segment.url;
     const entry = { ...segment, video, shift: null, failed: false };
     // At loadeddata the element sits on the file's first frame: at media_start where the
@@ -59,7 +60,7 @@ export class Playback extends EventTarget {
     });
     video.addEventListener("error", () => {
       entry.failed = true;
-      this.dispatchEvent(new CustomEvent("problem", { detail: "Part of the video could not be loaded." }));
+      this.dispatchEvent(new CustomEvent("problem", { detail: t("Part of the video could not be loaded.") }));
     });
     (onScreen ? this.slots.screen : this.slots.main).append(video);
     return entry;
@@ -152,7 +153,7 @@ export class Playback extends EventTarget {
   refused(error) {
     if (error && error.name === "NotAllowedError" && this.playing) {
       this.pause();
-      this.dispatchEvent(new CustomEvent("problem", { detail: "Press play to start the recording." }));
+      this.dispatchEvent(new CustomEvent("problem", { detail: t("Press play to start the recording.") }));
     }
   }
 

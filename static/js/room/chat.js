@@ -1,5 +1,6 @@
 // Chat: the room's messages, a form to write one, and (for presenters) who may write.
 
+import { t } from "../i18n.js";
 import { clock, el, syncList, toast } from "./dom.js";
 import * as tabs from "./tabs.js";
 
@@ -7,8 +8,8 @@ let room;
 const $ = (id) => document.getElementById(id);
 const HISTORY = 200; // messages kept on screen
 const MODE_NOTE = {
-  hosts: "Only presenters can write in the chat right now.",
-  off: "The chat is turned off.",
+  hosts: t("Only presenters can write in the chat right now."),
+  off: t("The chat is turned off."),
 };
 
 function build() {

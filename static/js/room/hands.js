@@ -2,7 +2,7 @@
 // manage hands see the queue in raise order (the server's order), call on, lower, lower all,
 // and get a sound, a visual notice and a screen-reader announcement when a hand goes up.
 
-import { t } from "../i18n.js";
+import { language, t } from "../i18n.js";
 import { announce, clock, el, syncList, toast } from "./dom.js";
 import * as tabs from "./tabs.js";
 
@@ -13,7 +13,9 @@ function mine() {
   return room.state.hands.queue.find((h) => h.user_id === room.userId) || null;
 }
 
+/** "3rd" in English; other languages put the number in their sentence ("3번째"). */
 function ordinal(n) {
+  if (!language.startsWith("en")) return String(n);
   const suffix = { one: "st", two: "nd", few: "rd", other: "th" };
   return `${n}${suffix[new Intl.PluralRules("en", { type: "ordinal" }).select(n)]}`;
 }
@@ -23,12 +25,12 @@ function renderMine() {
   if (!button) return;
   const hand = mine();
   button.setAttribute("aria-pressed", String(Boolean(hand)));
-  button.textContent = hand ? "Lower hand" : "Raise hand";
+  button.textContent = hand ? t("Lower hand") : t("Raise hand");
   button.classList.toggle("raised", Boolean(hand));
   const position = room.state.hands.position;
   let text = "";
-  if (hand && hand.state === "called") text = "You have been called on: you may turn on your camera and mic.";
-  else if (hand) text = position ? `Your hand is up: you are ${ordinal(position)} in line.` : "Your hand is up.";
+  if (hand && hand.state === "called") text = t("You have been called on: you may turn on your camera and mic.");
+  else if (hand) text = position ? t("Your hand is up: you are %(position)s in line.", { position: ordinal(position) }) : t("Your hand is up.");
   $("hand-status").textContent = text;
 }
 
@@ -55,15 +57,15 @@ function buildHand(hand) {
 function updateHand(node, hand) {
   node.dataset.user = String(hand.user_id);
   node.dataset.state = hand.state;
-  const me = hand.user_id === room.userId ? " (you)" : "";
-  node.parts.name.textContent = hand.name + me;
-  node.parts.meta.textContent = hand.state === "called" ? "called on" : `raised ${clock(hand.raised_at)}`;
+  const me = hand.user_id === room.userId;
+  node.parts.name.textContent = me ? t("%(name)s (you)", { name: hand.name }) : hand.name;
+  node.parts.meta.textContent = hand.state === "called" ? t("called on") : t("raised %(time)s", { time: clock(hand.raised_at) });
   if (node.parts.call) {
     node.parts.call.hidden = hand.state !== "raised";
     node.parts.call.setAttribute("aria-label", t("Call on %(name)s", { name: hand.name }));
     const called = hand.state === "called";
     node.parts.lower.textContent = called ? t("Done") : t("Lower");
-    node.parts.lower.setAttribute("aria-label", called ? `End ${hand.name}'s turn` : `Lower ${hand.name}'s hand`);
+    node.parts.lower.setAttribute("aria-label", called ? t("End %(name)s's turn", { name: hand.name }) : t("Lower %(name)s's hand", { name: hand.name }));
   }
 }
 
@@ -123,10 +125,10 @@ function onMyHand(data) {
     const hand = mine();
     if (hand) hand.state = "called";
     render();
-    toast("You have been called on: turn on your camera and mic to speak.");
+    toast(t("You have been called on: turn on your camera and mic to speak."));
   } else {
     dropMine();
-    announce(data.state === "done" ? "Your turn to speak has ended." : "Your hand was lowered.");
+    announce(data.state === "done" ? t("Your turn to speak has ended.") : t("Your hand was lowered."));
   }
   room.local("local:can_publish", data.can_publish);
 }
@@ -158,7 +160,7 @@ function beep() {
 
 function onRaised(data) {
   beep();
-  toast(`${data.name} raised a hand.`);
+  toast(t("%(name)s raised a hand.", { name: data.name }));
   const tab = $("tab-hands");
   tab.classList.remove("cue");
   void tab.offsetWidth; // restart the animation

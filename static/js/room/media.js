@@ -28,15 +28,16 @@ function note(text) {
 
 // --- publishing ---
 
+const BLOCKED = t("Camera and microphone access is blocked. Allow it in your browser's site settings to be seen and heard. You can still watch and listen.");
 const DEVICE_ERRORS = {
-  NotAllowedError: "Camera and microphone access is blocked. Allow it in your browser's site settings to be seen and heard. You can still watch and listen.",
-  SecurityError: "Camera and microphone access is blocked. Allow it in your browser's site settings to be seen and heard. You can still watch and listen.",
-  NotFoundError: "No camera or microphone was found. You can still watch and listen.",
-  NotReadableError: "Your camera or microphone is in use by another application, or could not be started. You can still watch and listen.",
+  NotAllowedError: BLOCKED,
+  SecurityError: BLOCKED,
+  NotFoundError: t("No camera or microphone was found. You can still watch and listen."),
+  NotReadableError: t("Your camera or microphone is in use by another application, or could not be started. You can still watch and listen."),
 };
 
 function explain(err) {
-  return DEVICE_ERRORS[err && err.name] || `Your camera and microphone could not be started (${err && err.message}). You can still watch and listen.`;
+  return DEVICE_ERRORS[err && err.name] || t("Your camera and microphone could not be started (%(error)s). You can still watch and listen.", { error: err && err.message });
 }
 
 /** Camera and mic (the chosen devices, see devices.js); if one is missing, whichever exists. */
@@ -57,7 +58,9 @@ async function cameraAndMic() {
     for (const [constraints, missing] of [[{ audio }, "camera"], [{ video }, "microphone"]]) {
       try {
         const media = await navigator.mediaDevices.getUserMedia(constraints);
-        note(`No ${missing} was found: you are sending your ${missing === "camera" ? "microphone" : "camera"} only.`);
+        note(missing === "camera"
+          ? t("No camera was found: you are sending your microphone only.")
+          : t("No microphone was found: you are sending your camera only."));
         return media;
       } catch {
         // try the other one
@@ -70,7 +73,7 @@ async function cameraAndMic() {
 /** The camera and mic as a stream, or null after saying why not. */
 async function acquire() {
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
-    note("This page needs a secure (https) connection to use your camera and microphone. You can still watch and listen.");
+    note(t("This page needs a secure (https) connection to use your camera and microphone. You can still watch and listen."));
     return null;
   }
   note("");
@@ -114,10 +117,10 @@ async function startPreview() {
     for (const track of media.getTracks()) track.stop();
     return renderControls();
   }
-  const tile = makeTile("You (preview: only you see this)", "camera", true);
+  const tile = makeTile(t("You (preview: only you see this)"), "camera", true);
   tile.video.srcObject = media;
   if (media.getVideoTracks().length) tile.fig.classList.add("has-video-track");
-  setQuality(tile, "wait", "Not live");
+  setQuality(tile, "wait", t("Not live"));
   play(tile.video);
   preview = { media, tile };
   renderControls();
@@ -142,7 +145,7 @@ async function switchDevice(kind, deviceId) {
   const stream = entry ? entry.media : preview && preview.media;
   if (!stream || !deviceId) return;
   const trackKind = kind === "videoinput" ? "video" : "audio";
-  const old = stream.getTracks().find((t) => t.kind === trackKind) || null;
+  const old = stream.getTracks().find((track) => track.kind === trackKind) || null;
   if (old && old.getSettings().deviceId === deviceId) return;
   const exact = { deviceId: { exact: deviceId } };
   let fresh;
@@ -150,7 +153,9 @@ async function switchDevice(kind, deviceId) {
     const constraints = trackKind === "video" ? { video: { ...VIDEO, ...exact } } : { audio: exact };
     fresh = (await navigator.mediaDevices.getUserMedia(constraints)).getTracks()[0];
   } catch (err) {
-    note(`That ${trackKind === "video" ? "camera" : "microphone"} could not be started (${err.message}).`);
+    note(trackKind === "video"
+      ? t("That camera could not be started (%(error)s).", { error: err.message })
+      : t("That microphone could not be started (%(error)s).", { error: err.message }));
     return;
   }
   if (old) fresh.enabled = old.enabled; // a muted microphone stays muted
@@ -174,9 +179,9 @@ async function switchDevice(kind, deviceId) {
 function renderDeviceNote() {
   const found = devices.counts();
   let text = "";
-  if (!found.videoinput && !found.audioinput) text = "No camera or microphone found. You can still watch and listen.";
-  else if (!found.videoinput) text = "No camera found: others can hear you but not see you.";
-  else if (!found.audioinput) text = "No microphone found: others can see you but not hear you.";
+  if (!found.videoinput && !found.audioinput) text = t("No camera or microphone found. You can still watch and listen.");
+  else if (!found.videoinput) text = t("No camera found: others can hear you but not see you.");
+  else if (!found.audioinput) text = t("No microphone found: others can see you but not hear you.");
   const box = $("device-note");
   box.textContent = text;
   box.hidden = !text;
@@ -187,7 +192,7 @@ async function startScreen() {
   try {
     media = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
   } catch (err) {
-    if (err.name !== "NotAllowedError") note(`Screen sharing could not start (${err.message}).`);
+    if (err.name !== "NotAllowedError") note(t("Screen sharing could not start (%(error)s).", { error: err.message }));
     return; // cancelled by the user: nothing to say
   }
   media.getVideoTracks()[0].addEventListener("ended", () => stopPublishing("screen"));
@@ -196,7 +201,7 @@ async function startScreen() {
 }
 
 async function publish(source, media, tile = null) {
-  const label = source === "screen" ? "Your screen" : "You";
+  const label = source === "screen" ? t("Your screen") : t("You");
   if (tile) tile.fig.querySelector(".name").textContent = label;
   else {
     tile = makeTile(label, source, true);
@@ -208,7 +213,7 @@ async function publish(source, media, tile = null) {
   own.set(source, entry);
   room.local("local:live", source);
   await negotiate(entry);
-  if (entry.id) announce(source === "screen" ? "You are sharing your screen." : "You are live.");
+  if (entry.id) announce(source === "screen" ? t("You are sharing your screen.") : t("You are live."));
 }
 
 async function negotiate(entry) {
@@ -242,7 +247,7 @@ async function negotiate(entry) {
   } catch (err) {
     if (room.status === "live" && own.get(entry.source) === entry) {
       // Refused (no longer allowed, media server down): stop rather than retry forever.
-      note(`Could not go live: ${err.message}`);
+      note(t("Could not go live: %(error)s", { error: err.message }));
       stopPublishing(entry.source, false);
     } // else offline: the next state after reconnecting publishes again
   } finally {
@@ -266,10 +271,10 @@ function toggleMic() {
   const entry = own.get("camera");
   if (!entry) return;
   const tracks = entry.media.getAudioTracks();
-  const muted = tracks.some((t) => t.enabled);
-  for (const t of tracks) t.enabled = !muted;
+  const muted = tracks.some((track) => track.enabled);
+  for (const track of tracks) track.enabled = !muted;
   renderControls();
-  announce(muted ? "Microphone muted." : "Microphone on.");
+  announce(muted ? t("Microphone muted.") : t("Microphone on."));
 }
 
 function renderControls() {
@@ -280,23 +285,23 @@ function renderControls() {
   const none = !found.videoinput && !found.audioinput;
   const camera = own.get("camera");
   const cameraBtn = $("camera-btn");
-  cameraBtn.textContent = camera ? "Stop camera" : preview ? "Go live" : "Start camera & mic";
+  cameraBtn.textContent = camera ? t("Stop camera") : preview ? t("Go live") : t("Start camera & mic");
   cameraBtn.setAttribute("aria-pressed", String(Boolean(camera)));
   if (!camera) cameraBtn.disabled = none;
   const previewBtn = $("preview-btn");
   previewBtn.hidden = Boolean(camera);
-  previewBtn.textContent = preview ? "Stop preview" : "Preview camera";
+  previewBtn.textContent = preview ? t("Stop preview") : t("Preview camera");
   previewBtn.setAttribute("aria-pressed", String(Boolean(preview)));
   previewBtn.disabled = none;
   const mic = $("mic-btn");
   const audio = camera ? camera.media.getAudioTracks() : [];
   mic.hidden = !audio.length;
-  const muted = audio.length > 0 && audio.every((t) => !t.enabled);
-  mic.textContent = muted ? "Unmute mic" : "Mute mic";
+  const muted = audio.length > 0 && audio.every((track) => !track.enabled);
+  mic.textContent = muted ? t("Unmute mic") : t("Mute mic");
   mic.setAttribute("aria-pressed", String(muted));
   const screenBtn = $("screen-btn");
   screenBtn.hidden = !(navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia);
-  screenBtn.textContent = own.has("screen") ? "Stop sharing" : "Share screen";
+  screenBtn.textContent = own.has("screen") ? t("Stop sharing") : t("Share screen");
   screenBtn.setAttribute("aria-pressed", String(own.has("screen")));
   renderDeviceNote();
 }
@@ -374,7 +379,7 @@ export function init(r) {
   room.on("media.reset", (data) => {
     // The media worker restarted: every connection to it is gone.
     for (const id of player.viewing()) player.close(id);
-    toast(data && data.reason ? `Reconnecting video: ${data.reason}` : "Reconnecting video…");
+    toast(data && data.reason ? t("Reconnecting video: %(reason)s", { reason: data.reason }) : t("Reconnecting video…"));
     reconcile(true);
   });
   room.on("local:can_publish", onPermission);

@@ -1,6 +1,8 @@
 // WebRTC plumbing shared by publishing and viewing: the room's ICE servers, waiting for ICE
 // gathering before an offer is sent, and the connection-quality hint read from getStats().
 
+import { t } from "../i18n.js";
+
 const GATHER_MS = 2000;
 
 /** The RTCPeerConnection configuration: the ICE servers the room's state names. */
@@ -60,10 +62,10 @@ export async function measure(entry, inbound, expectVideo = false) {
   const before = entry.stats || { lost: 0, packets: 0, frames: 0 };
   entry.stats = { lost, packets, frames };
   const ratio = inbound ? Math.max(0, lost - before.lost) / Math.max(1, packets - before.packets + lost - before.lost) : lost;
-  if (inbound && (frames === 0 || (frames === null && expectVideo))) return ["wait", "Waiting for video…"];
-  if (inbound && frames !== null && frames === before.frames) return ["poor", "Video paused"];
-  if (inbound && !packets) return ["wait", "Connecting…"];
+  if (inbound && (frames === 0 || (frames === null && expectVideo))) return ["wait", t("Waiting for video…")];
+  if (inbound && frames !== null && frames === before.frames) return ["poor", t("Video paused")];
+  if (inbound && !packets) return ["wait", t("Connecting…")];
   const level = grade(ratio, rtt, fps, limited);
-  return [level, { good: "Good connection", fair: "Fair connection", poor: "Poor connection" }[level]];
+  return [level, { good: t("Good connection"), fair: t("Fair connection"), poor: t("Poor connection") }[level]];
 }
 

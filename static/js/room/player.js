@@ -1,6 +1,7 @@
 // The player: each stream of the room in its own RTCPeerConnection with receive-only
 // transceivers, retried when it fails or when its video never starts.
 
+import { t } from "../i18n.js";
 import { gathered, iceConfig, measure } from "./peer.js";
 import { makeTile, play, removeTile, setQuality } from "./tiles.js";
 
@@ -14,7 +15,7 @@ const MAX_TRIES = 5;
 
 /** Start viewing `stream` (a STREAM of the room's state). */
 export function view(stream) {
-  const label = stream.source === "screen" ? `${stream.name} (screen)` : stream.name;
+  const label = stream.source === "screen" ? t("%(name)s (screen)", { name: stream.name }) : stream.name;
   const v = { stream, pc: null, tile: makeTile(label, stream.source, false), tries: 0, closed: false };
   v.tile.fig.dataset.stream = stream.id;
   v.tile.fig.dataset.user = String(stream.user_id);
@@ -74,10 +75,10 @@ function retry(v, err) {
   v.pc = null;
   v.tries += 1;
   if (v.tries > MAX_TRIES) {
-    setQuality(v.tile, "poor", `Cannot connect${err && err.message ? `: ${err.message}` : ""}`);
+    setQuality(v.tile, "poor", err && err.message ? t("Cannot connect: %(error)s", { error: err.message }) : t("Cannot connect"));
     return;
   }
-  setQuality(v.tile, "wait", "Reconnecting…");
+  setQuality(v.tile, "wait", t("Reconnecting…"));
   setTimeout(() => {
     if (!v.closed && !v.pc) connect(v);
   }, RETRY_MS * v.tries);
@@ -94,7 +95,7 @@ function checkStalled(v) {
     return;
   }
   if (hasVideo && v.connectedAt && Date.now() - v.connectedAt > STALL_MS) {
-    retry(v, new Error("no video arrived"));
+    retry(v, new Error(t("no video arrived")));
   }
 }
 

@@ -2,7 +2,7 @@
 // shares; anonymous if they choose), see results live, reveal them and close the poll;
 // participants vote once and see the results once revealed.
 
-import { t } from "../i18n.js";
+import { language, t, tn } from "../i18n.js";
 import { announce, el, flash, toast } from "./dom.js";
 import * as tabs from "./tabs.js";
 
@@ -33,7 +33,8 @@ function ballot(poll) {
   return form;
 }
 
-const number = new Intl.NumberFormat();
+const number = new Intl.NumberFormat(language);
+const percent = new Intl.NumberFormat(language, { style: "percent" });
 
 /** Results as bars: shares of the votes, or for a weighted poll of the weight (shares) cast. */
 function results(poll) {
@@ -42,16 +43,17 @@ function results(poll) {
   const total = weighted ? poll.results.weight_total || counts.reduce((a, b) => a + b, 0) : ballots;
   const rows = poll.options.map((option, i) => {
     const share = total ? Math.round((100 * counts[i]) / total) : 0;
-    const amount = weighted ? `${number.format(counts[i])} ${counts[i] === 1 ? "share" : "shares"}` : counts[i];
-    const label = `${option}: ${amount} (${share}%)`;
+    const amount = weighted ? tn("%(n)s share", "%(n)s shares", counts[i], { n: number.format(counts[i]) }) : number.format(counts[i]);
+    const label = t("%(option)s: %(amount)s (%(share)s)", { option, amount, share: percent.format(share / 100) });
     return el("li", { class: "result" },
       el("span", { class: "result-label", text: label }),
       el("progress", { max: String(Math.max(total, 1)), value: String(counts[i]), "aria-label": label }));
   });
-  const who = poll.revealed ? "" : " (only presenters see these)";
-  const weight = weighted ? ` · ${number.format(total)} shares` : "";
+  const parts = [tn("%(n)s ballot", "%(n)s ballots", ballots, { n: number.format(ballots) })];
+  if (weighted) parts.push(tn("%(n)s share", "%(n)s shares", total, { n: number.format(total) }));
+  const summary = parts.join(" · ");
   return el("div", { class: "results" },
-    el("p", { class: "muted", text: `${ballots} ${ballots === 1 ? "ballot" : "ballots"}${weight}${who}` }),
+    el("p", { class: "muted", text: poll.revealed ? summary : t("%(summary)s (only presenters see these)", { summary }) }),
     el("ol", { class: "bars" }, ...rows));
 }
 
@@ -59,7 +61,7 @@ function hostTools(poll) {
   const tools = el("div", { class: "tools" });
   const reveal = el("button", {
     type: "button", class: "small secondary",
-    text: poll.revealed ? "Hide results" : "Reveal results",
+    text: poll.revealed ? t("Hide results") : t("Reveal results"),
   });
   reveal.addEventListener("click", () => act("poll.reveal", { id: poll.id, revealed: !poll.revealed }));
   tools.append(reveal);
@@ -73,18 +75,20 @@ function hostTools(poll) {
 
 function card(poll) {
   const mine = poll.my_choices;
-  const state = poll.state === "open" ? "Open" : "Closed";
+  const state = poll.state === "open" ? t("Open") : t("Closed");
   const node = el("li", { class: "poll", "data-id": String(poll.id), "data-state": poll.state },
     el("p", { class: "flags", text: [
       state,
-      poll.multiple ? "choose any" : "choose one",
-      poll.weighted ? "weighted by shares" : "",
-      poll.anonymous ? "anonymous ballots" : "",
+      poll.multiple ? t("choose any") : t("choose one"),
+      poll.weighted ? t("weighted by shares") : "",
+      poll.anonymous ? t("anonymous ballots") : "",
     ].filter(Boolean).join(" · ") }),
     el("h3", { class: "poll-question", text: poll.question }));
   if (mine) {
     // An anonymous poll keeps only that the user voted, not what: my_choices is then [].
-    const text = mine.length ? `You voted: ${mine.map((i) => poll.options[i]).join(", ")}` : "You voted (anonymous ballot).";
+    const text = mine.length
+      ? t("You voted: %(choices)s", { choices: mine.map((i) => poll.options[i]).join(", ") })
+      : t("You voted (anonymous ballot).");
     node.append(el("p", { class: "voted", text }));
   } else if (poll.state === "open" && room.may("poll.vote")) {
     node.append(ballot(poll));
@@ -133,9 +137,9 @@ async function vote(event, poll) {
   const form = event.target;
   const error = form.querySelector(".ballot-error");
   const picked = [...form.querySelectorAll("input:checked")].map((i) => Number(i.value));
-  if (!picked.length) return flash(error, "Choose an option first.");
+  if (!picked.length) return flash(error, t("Choose an option first."));
   const reply = await room.send("poll.vote", { id: poll.id, choices: picked });
-  if (!reply.ok) return flash(error, `Your vote was not counted: ${reply.error}`);
+  if (!reply.ok) return flash(error, t("Your vote was not counted: %(error)s", { error: reply.error }));
   upsert({ id: poll.id, my_choices: reply.choices });
   render();
   announce(t("Your vote was counted."));
@@ -202,7 +206,7 @@ function onUpdate(poll) {
   if (isNew) {
     tabs.notify("polls");
     if (!room.may("poll.manage")) {
-      toast(`New poll: ${poll.question}`);
+      toast(t("New poll: %(question)s", { question: poll.question }));
     }
   }
 }

@@ -1,15 +1,22 @@
 // Presence: everyone sees how many are in the room; moderators see who (and, in a broadcast,
 // hosts move people on and off the stage from that list).
 
+import { t, tn } from "../i18n.js";
 import { clock, el, syncList } from "./dom.js";
 import * as stage from "./stage.js";
+
+// room role -> its name in the page's language
+const ROLES = {
+  instructor: t("instructor"), student: t("student"), host: t("host"),
+  panelist: t("panelist"), attendee: t("attendee"),
+};
 
 let room;
 const $ = (id) => document.getElementById(id);
 
 function renderCount() {
   const count = room.state.presence.count;
-  $("presence-count").textContent = `${count} ${count === 1 ? "person" : "people"} here`;
+  $("presence-count").textContent = tn("%(n)s person here", "%(n)s people here", count);
 }
 
 function build() {
@@ -20,9 +27,10 @@ function build() {
 }
 
 function update(node, person) {
-  node.parts.name.textContent = person.name + (person.user_id === room.userId ? " (you)" : "");
-  const since = person.joined_at ? ` · since ${clock(person.joined_at)}` : "";
-  node.parts.meta.textContent = `${person.role}${since}`;
+  const me = person.user_id === room.userId;
+  node.parts.name.textContent = me ? t("%(name)s (you)", { name: person.name }) : person.name;
+  const role = ROLES[person.role] || person.role;
+  node.parts.meta.textContent = person.joined_at ? t("%(role)s · since %(time)s", { role, time: clock(person.joined_at) }) : role;
   if (node.dataset.role !== person.role) {
     node.dataset.role = person.role;
     const button = stage.control(person);

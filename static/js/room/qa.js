@@ -2,7 +2,7 @@
 // approve pending questions, answer them (live or in writing), pin, dismiss, and merge a
 // duplicate into another question (merged ones stay visible to moderators only, collapsed).
 
-import { t } from "../i18n.js";
+import { t, tn } from "../i18n.js";
 import { announce, clock, el, syncList, toast } from "./dom.js";
 import * as tabs from "./tabs.js";
 
@@ -58,12 +58,12 @@ function tool(node, name, label, onClick) {
 }
 
 function addTools(node) {
-  tool(node, "approve", "Approve", (id) => moderate("question.approve", { id }));
+  tool(node, "approve", t("Approve"), (id) => moderate("question.approve", { id }));
   tool(node, "live", t("Answered live"), (id) => moderate("question.answer", { id }));
-  tool(node, "write", "Write answer", () => openAnswer(node));
+  tool(node, "write", t("Write answer"), () => openAnswer(node));
   tool(node, "pin", t("Pin"), (id) => moderate("question.pin", { id, pinned: !isPinned(id) }));
-  tool(node, "merge", "Merge into…", () => openMerge(node));
-  tool(node, "dismiss", "Dismiss", (id) => moderate("question.dismiss", { id }));
+  tool(node, "merge", t("Merge into…"), () => openMerge(node));
+  tool(node, "dismiss", t("Dismiss"), (id) => moderate("question.dismiss", { id }));
   node.parts.dismiss.classList.add("danger");
 }
 
@@ -75,7 +75,7 @@ function isPinned(id) {
 function openAnswer(node) {
   if (node.querySelector(".answer-form")) return;
   const id = Number(node.dataset.key);
-  const text = el("textarea", { rows: "2", maxlength: "4000", required: true, "aria-label": "Written answer" });
+  const text = el("textarea", { rows: "2", maxlength: "4000", required: true, "aria-label": t("Written answer") });
   const form = el("form", { class: "answer-form stack" }, text,
     el("div", { class: "form-row" },
       el("button", { type: "submit", text: t("Publish answer") }),
@@ -101,8 +101,8 @@ function openMerge(node) {
   if (node.querySelector(".merge-form")) return;
   const id = Number(node.dataset.key);
   const choices = targets(id).map((q) => el("option", { value: String(q.id), text: `#${q.id}: ${short(q.text)}` }));
-  if (!choices.length) return toast("There is no other open or answered question to merge into.");
-  const select = el("select", { "aria-label": "Merge into question" }, ...choices);
+  if (!choices.length) return toast(t("There is no other open or answered question to merge into."));
+  const select = el("select", { "aria-label": t("Merge into question") }, ...choices);
   const form = el("form", { class: "merge-form form-row" },
     el("label", { class: "inline-field", text: t("Into") + " " }, select),
     el("span", { class: "tool-group" },
@@ -133,23 +133,25 @@ function update(node, q) {
     q.pinned ? t("Pinned") : "",
     q.status === "pending" ? t("Waiting for approval") : "",
     q.status === "answered" ? t("Answered") : "",
-    q.status === "merged" ? `Merged into #${q.merged_into}` : "",
+    q.status === "merged" ? t("Merged into #%(id)s", { id: q.merged_into }) : "",
   ].filter(Boolean).join(" · ");
   p.flags.hidden = !p.flags.textContent;
   p.text.textContent = q.text;
   const number = room.may("question.moderate") ? `#${q.id} · ` : "";
-  p.meta.textContent = `${number}${q.anonymous ? "Anonymous" : q.author} · ${clock(q.created_at)}`;
+  p.meta.textContent = `${number}${q.anonymous ? t("Anonymous") : q.author} · ${clock(q.created_at)}`;
   p.answer.hidden = q.status !== "answered";
   p.answer.textContent = q.answer ? t("Answer: %(answer)s", { answer: q.answer }) : t("Answered live");
   p.vote.textContent = `▲ ${q.votes}`;
   p.vote.setAttribute("aria-pressed", String(voted));
-  p.vote.setAttribute("aria-label", `${voted ? "Remove your upvote" : "Upvote"} (${q.votes} votes)`);
+  p.vote.setAttribute("aria-label", voted
+    ? tn("Remove your upvote (%(n)s vote)", "Remove your upvote (%(n)s votes)", q.votes)
+    : tn("Upvote (%(n)s vote)", "Upvote (%(n)s votes)", q.votes));
   p.vote.disabled = !open || !room.may("question.upvote");
   if (p.approve) {
     p.approve.hidden = q.status !== "pending";
     p.live.hidden = q.status === "answered";
-    p.write.textContent = q.status === "answered" ? "Edit answer" : "Write answer";
-    p.pin.textContent = q.pinned ? "Unpin" : "Pin";
+    p.write.textContent = q.status === "answered" ? t("Edit answer") : t("Write answer");
+    p.pin.textContent = q.pinned ? t("Unpin") : t("Pin");
     p.pin.setAttribute("aria-pressed", String(q.pinned));
     p.pin.hidden = !open;
     p.merge.hidden = !(q.status === "pending" || q.status === "open");
@@ -214,7 +216,7 @@ async function ask(event) {
   upsert(reply.question);
   render();
   text.value = "";
-  if (reply.question.status === "pending") toast("Sent: your question appears to others once a moderator approves it.");
+  if (reply.question.status === "pending") toast(t("Sent: your question appears to others once a moderator approves it."));
   else announce(t("Question sent."));
 }
 

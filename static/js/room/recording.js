@@ -1,5 +1,6 @@
 // Recording: everyone sees when the room is being recorded; presenters start and stop it.
 
+import { t } from "../i18n.js";
 import { toast } from "./dom.js";
 
 let room;
@@ -11,7 +12,7 @@ function render() {
   $("rec").hidden = !on;
   const button = $("rec-btn");
   if (!button) return;
-  button.textContent = on ? "Stop recording" : "Start recording";
+  button.textContent = on ? t("Stop recording") : t("Start recording");
   button.setAttribute("aria-pressed", String(on));
   const auto = $("rec-auto");
   if (auto) auto.checked = Boolean(room.state.room && room.state.room.auto_record);
@@ -26,7 +27,7 @@ async function setAuto(event) {
     box.checked = !box.checked;
     return toast(reply.error);
   }
-  toast(reply.on ? "This room will record as soon as someone goes live." : "Automatic recording is off.");
+  toast(reply.on ? t("This room will record as soon as someone goes live.") : t("Automatic recording is off."));
 }
 
 async function toggle() {
@@ -38,7 +39,7 @@ async function toggle() {
   if (!reply.ok) return toast(reply.error);
   room.state.recording = on ? null : reply.recording;
   render();
-  toast(on ? "Recording stopped." : "Recording started.");
+  toast(on ? t("Recording stopped.") : t("Recording started."));
 }
 
 export function init(r) {
@@ -57,7 +58,7 @@ export function init(r) {
     room.state.recording = data.recording;
     render();
     if (!room.may("recording.manage") && was !== Boolean(data.recording)) {
-      toast(data.recording ? "This session is now being recorded." : "Recording stopped.");
+      toast(data.recording ? t("This session is now being recorded.") : t("Recording stopped."));
     }
   });
 }

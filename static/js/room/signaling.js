@@ -76,12 +76,12 @@ export class Room {
   /** Send an event; resolves with its ack ({ok: true, ...} or {ok: false, error}). */
   send(name, data = {}) {
     if (!this.socket.connected) {
-      return Promise.resolve({ ok: false, error: "You are offline: try again once reconnected." });
+      return Promise.resolve({ ok: false, error: t("You are offline: try again once reconnected.") });
     }
     return new Promise((resolve) => {
       this.socket.timeout(ACK_TIMEOUT_MS).emit(name, data, (err, reply) => {
-        if (err) resolve({ ok: false, error: "The server did not answer in time." });
-        else resolve(reply && typeof reply === "object" ? reply : { ok: false, error: "Bad reply." });
+        if (err) resolve({ ok: false, error: t("The server did not answer in time.") });
+        else resolve(reply && typeof reply === "object" ? reply : { ok: false, error: t("Bad reply.") });
       });
     });
   }
@@ -104,7 +104,7 @@ export class Room {
     const missed = this.syncing;
     this.syncing = null;
     if (!reply.ok) {
-      this.setStatus("reconnecting", reply.error || "could not load the room");
+      this.setStatus("reconnecting", reply.error || t("could not load the room"));
       setTimeout(() => { if (this.socket.connected) this.sync(); }, RETRY_SYNC_MS);
       return;
     }
@@ -117,7 +117,7 @@ export class Room {
   watchConnection() {
     const socket = this.socket;
     socket.on("connect", () => {
-      this.setStatus(this.state ? "reconnecting" : "connecting", "loading the room");
+      this.setStatus(this.state ? "reconnecting" : "connecting", t("loading the room"));
       this.sync();
     });
     socket.on("disconnect", (reason) => {
@@ -125,10 +125,10 @@ export class Room {
         // A new role (stage.role): the server closed the connection so that the next one
         // carries it. Connect again at once and load the room with the new role.
         this.rejoining = false;
-        this.setStatus("reconnecting", "joining with your new role");
+        this.setStatus("reconnecting", t("joining with your new role"));
         socket.connect();
       } else if (reason === "io server disconnect" || reason === "io client disconnect") {
-        this.setStatus("ended", this.endedNote || "You left the room.");
+        this.setStatus("ended", this.endedNote || t("You left the room."));
       } else {
         this.setStatus("reconnecting", "");
       }
@@ -140,13 +140,13 @@ export class Room {
         window.location.reload();
       } else if (!socket.active) {
         // Refused by the server (not a member, signed out): retrying will not help.
-        this.setStatus("ended", err && err.message ? err.message : "The room refused the connection.");
+        this.setStatus("ended", err && err.message ? err.message : t("The room refused the connection."));
       } else if (this.status !== "connecting") {
         this.setStatus("reconnecting", "");
       }
     });
     socket.io.on("reconnect_attempt", (attempt) => {
-      this.setStatus("reconnecting", `attempt ${attempt}`);
+      this.setStatus("reconnecting", t("attempt %(n)s", { n: attempt }));
     });
   }
 
@@ -185,7 +185,7 @@ export function statusBar(room) {
   room.onStatus((status, detail) => {
     bar.dataset.state = status;
     const base = STATUS_TEXT[status] ? STATUS_TEXT[status]() : status;
-    text.textContent = status === "live" || !detail ? base : `${base} (${detail})`;
+    text.textContent = status === "live" || !detail ? base : t("%(status)s (%(detail)s)", { status: base, detail });
     retry.hidden = status !== "ended";
     document.getElementById("room").dataset.connection = status;
   });

@@ -2,7 +2,7 @@
 // presenters upload PDFs (with a progress bar for the upload and the rendering), pick a deck,
 // and move through its pages with thumbnails, buttons or the arrow keys.
 
-import { t } from "../i18n.js";
+import { language, t, tn } from "../i18n.js";
 import { announce, el, syncList, toast, typing } from "./dom.js";
 
 let room;
@@ -11,8 +11,14 @@ let tracking = null; // {deckId, lastEvent} while an upload renders
 let pollTimer = null;
 const $ = (id) => document.getElementById(id);
 const POLL_MS = 1000;
+const percent = new Intl.NumberFormat(language, { style: "percent" });
 const QUIET_MS = 3000; // no progress event for this long: ask over HTTP instead
 const DONE_SHOWN_MS = 8000;
+// Why rendering failed, as the server words it (rooms/uploads.py), in the page's language
+const DECK_ERRORS = {
+  "rendering took too long and was stopped": t("rendering took too long and was stopped"),
+  "rendering failed because of a server error": t("rendering failed because of a server error"),
+};
 
 function pageUrl(deckId, page) {
   return `${room.settings.slidesUrl}/${deckId}/${page}.png`;
@@ -47,9 +53,12 @@ function decks() {
 }
 
 function deckLabel(deck) {
-  if (deck.status === "failed") return `${deck.filename} (failed)`;
-  if (deck.status === "rendering") return `${deck.filename} (preparing ${deck.rendered}/${deck.pages || "?"})`;
-  return `${deck.filename} (${deck.pages} pages)`;
+  const file = deck.filename;
+  if (deck.status === "failed") return t("%(file)s (failed)", { file });
+  if (deck.status === "rendering") {
+    return t("%(file)s (preparing %(done)s/%(pages)s)", { file, done: deck.rendered, pages: deck.pages || "?" });
+  }
+  return tn("%(file)s (%(n)s page)", "%(file)s (%(n)s pages)", deck.pages, { file });
 }
 
 function renderPicker() {
@@ -90,7 +99,7 @@ function renderThumbs() {
     const current = Boolean(shown && shown.deck.id === deck.id && shown.page === page);
     items.push({ deck: deck.id, page, current });
   }
-  syncList($("thumbs"), items, (t) => `${t.deck}:${t.page}`, buildThumb, updateThumb);
+  syncList($("thumbs"), items, (item) => `${item.deck}:${item.page}`, buildThumb, updateThumb);
   const [prev, next] = [$("slide-prev"), $("slide-next")];
   prev.disabled = !step(-1);
   next.disabled = !step(1);
@@ -151,10 +160,14 @@ function progress(value, max, text, failed = false) {
 }
 
 function showDeckProgress(deck) {
-  if (deck.status === "ready") progress(1, 1, `Ready: ${deck.filename}, ${deck.pages} pages. Choose a page to show it.`);
-  else if (deck.status === "failed") progress(0, 1, `Could not prepare ${deck.filename}: ${deck.error || "unknown error"}`, true);
-  else if (!deck.pages) progress(0, 1, "Preparing the slides…");
-  else progress(deck.rendered, deck.pages, `Preparing page ${deck.rendered} of ${deck.pages}…`);
+  const file = deck.filename;
+  if (deck.status === "ready") {
+    progress(1, 1, tn("Ready: %(file)s, %(n)s page. Choose a page to show it.", "Ready: %(file)s, %(n)s pages. Choose a page to show it.", deck.pages, { file }));
+  } else if (deck.status === "failed") {
+    const error = DECK_ERRORS[deck.error] || deck.error || t("unknown error");
+    progress(0, 1, t("Could not prepare %(file)s: %(error)s", { file, error }), true);
+  } else if (!deck.pages) progress(0, 1, t("Preparing the slides…"));
+  else progress(deck.rendered, deck.pages, t("Preparing page %(page)s of %(pages)s…", { page: deck.rendered, pages: deck.pages }));
 }
 
 function onDeck(deck) {
@@ -176,7 +189,7 @@ function finishTracking(deck) {
   clearInterval(pollTimer);
   pollTimer = null;
   if (deck.status === "ready") {
-    announce(t("Slides ready: %(n)s pages.", { n: deck.pages }));
+    announce(tn("Slides ready: %(n)s page.", "Slides ready: %(n)s pages.", deck.pages));
     $("upload-box").open = false;
     setTimeout(() => { if (!tracking) $("upload-progress").hidden = true; }, DONE_SHOWN_MS);
   } else {
@@ -203,7 +216,7 @@ function upload(event) {
   event.preventDefault();
   const input = $("upload-file");
   const file = input.files[0];
-  if (!file) return toast("Choose a PDF file first.");
+  if (!file) return toast(t("Choose a PDF file first."));
   const form = new FormData();
   form.append("file", file);
   const xhr = new XMLHttpRequest();
@@ -211,11 +224,11 @@ function upload(event) {
   xhr.setRequestHeader("X-CSRFToken", room.settings.csrf);
   xhr.setRequestHeader("Accept", "application/json");
   xhr.upload.addEventListener("progress", (e) => {
-    if (e.lengthComputable) progress(e.loaded, e.total, `Uploading… ${Math.round((100 * e.loaded) / e.total)}%`);
+    if (e.lengthComputable) progress(e.loaded, e.total, t("Uploading… %(percent)s", { percent: percent.format(e.loaded / e.total) }));
   });
   xhr.addEventListener("load", () => uploaded(xhr, input));
-  xhr.addEventListener("error", () => progress(0, 1, "The upload failed: check your connection and try again.", true));
-  progress(0, 1, "Uploading…");
+  xhr.addEventListener("error", () => progress(0, 1, t("The upload failed: check your connection and try again."), true));
+  progress(0, 1, t("Uploading…"));
   $("upload-form").querySelector("button").disabled = true;
   xhr.send(form);
 }
@@ -226,9 +239,9 @@ function uploaded(xhr, input) {
   try {
     body = JSON.parse(xhr.responseText);
   } catch {
-    body = { ok: false, error: `the server answered ${xhr.status}` };
+    body = { ok: false, error: t("the server answered %(status)s", { status: xhr.status }) };
   }
-  if (!body.ok) return progress(0, 1, `The upload was refused: ${body.error}`, true);
+  if (!body.ok) return progress(0, 1, t("The upload was refused: %(error)s", { error: body.error }), true);
   input.value = "";
   selected = body.deck.id;
   tracking = { deckId: body.deck.id, lastEvent: Date.now() };

@@ -14,7 +14,7 @@ const $ = (id) => document.getElementById(id);
 const AUDIENCE = "attendee";
 const ON_STAGE = "panelist";
 const RELOADED = "lectern:stage-moved"; // survives the reload that redraws the page for a new role
-const PROMPT = "You are on stage: turn on your camera and microphone to be seen and heard.";
+const PROMPT = t("You are on stage: turn on your camera and microphone to be seen and heard.");
 
 /** Whether this user may move people on and off the stage. */
 function manages() {
@@ -29,7 +29,7 @@ export function control(person) {
   const button = el("button", {
     type: "button",
     class: `small ${onStage ? "secondary" : ""} stage-btn`,
-    text: onStage ? "Remove from stage" : "Invite to stage",
+    text: onStage ? t("Remove from stage") : t("Invite to stage"),
     "aria-label": onStage
       ? t("Remove %(name)s from the stage", { name: person.name })
       : t("Invite %(name)s to the stage", { name: person.name }),
@@ -43,7 +43,9 @@ async function move(person, promote, button) {
   const reply = await room.send(promote ? "stage.promote" : "stage.demote", { user_id: person.user_id });
   button.disabled = false;
   if (!reply.ok) return toast(reply.error);
-  toast(promote ? `${person.name} is invited to the stage.` : `${person.name} is back in the audience.`);
+  toast(promote
+    ? t("%(name)s is invited to the stage.", { name: person.name })
+    : t("%(name)s is back in the audience.", { name: person.name }));
 }
 
 function showPrompt(show) {
@@ -89,7 +91,7 @@ function tell(onStage, promoted) {
     showPrompt(true);
     toast(PROMPT);
   } else if (!promoted) {
-    toast("You are back in the audience: your camera and microphone are off.");
+    toast(t("You are back in the audience: your camera and microphone are off."));
   }
 }
 
