@@ -1,5 +1,8 @@
 """The e-mails accounts send, each in its recipient's language: welcome (set your password),
-course invitation, password reset, sign-up confirmation.
+course invitation, password reset, sign-up confirmation. The recipient's language is their
+account's; without one (an invitation, a sign-up, an account not yet used) it is the language of
+the request that sends the mail: the inviting teacher's (a Korean school inviting its students
+writes to them in Korean), the person signing up's.
 
 Links are made here from the token that only the e-mail carries.
 """
@@ -13,7 +16,16 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 
 from accounts.models import User
+from lectern.i18n import LANGUAGES, select_locale
 from lectern.mail import Delivery, Mail, external_url, send
+
+
+def mail_language(user: User | None = None) -> str:
+    """The language of an e-mail to ``user``: their account's, else the request's (its user's
+    profile, else the browser's), else English (outside a request: a command)."""
+    if user is not None and user.locale in LANGUAGES:
+        return str(user.locale)
+    return select_locale()
 
 
 def _hello(name: str | None) -> str:
@@ -22,7 +34,7 @@ def _hello(name: str | None) -> str:
 
 def welcome_mail(user: User, token: str, inviter: str | None = None) -> Mail:
     """An admin created the account: the link sets its first password (7 days)."""
-    with force_locale(user.locale or "en"):
+    with force_locale(mail_language(user)):
         url = external_url("accounts.reset_password", token=token, welcome=1)
         body = [
             _hello(user.name),
@@ -36,7 +48,7 @@ def welcome_mail(user: User, token: str, inviter: str | None = None) -> Mail:
 
 def reset_mail(user: User, token: str) -> Mail:
     """Forgot password: the link works once, for one hour, until the password changes."""
-    with force_locale(user.locale or "en"):
+    with force_locale(mail_language(user)):
         url = external_url("accounts.reset_password", token=token)
         body = [
             _hello(user.name),
@@ -54,8 +66,9 @@ def reset_mail(user: User, token: str) -> Mail:
 
 
 def invite_mail(email: str, token: str, course_title: str, teacher: str) -> Mail:
-    """A course invitation to an address without an account (7 days, one use)."""
-    with force_locale("en"):
+    """A course invitation to an address without an account (7 days, one use), in the inviting
+    teacher's language."""
+    with force_locale(mail_language()):
         url = external_url("classroom.accept_invitation", token=token)
         body = [
             _hello(None),
@@ -72,8 +85,9 @@ def invite_mail(email: str, token: str, course_title: str, teacher: str) -> Mail
 
 
 def signup_mail(email: str, name: str, token: str) -> Mail:
-    """Self sign-up: confirm the address, then choose a password (24 hours)."""
-    with force_locale("en"):
+    """Self sign-up: confirm the address, then choose a password (24 hours), in the language of
+    the page they signed up on."""
+    with force_locale(mail_language()):
         url = external_url("accounts.signup_confirm", token=token)
         body = [
             _hello(name),
