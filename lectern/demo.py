@@ -21,7 +21,6 @@ DEMO_PASSWORD = "lectern-demo"
 
 # (e-mail, name, role)
 DEMO_USERS: tuple[tuple[str, str, str], ...] = (
-    ("admin@example.com", "Alex Admin", "admin"),
     ("instructor@example.com", "Ada Instructor", "instructor"),
     ("student1@example.com", "Ben Student", "student"),
     ("student2@example.com", "Chloe Student", "student"),
@@ -29,6 +28,7 @@ DEMO_USERS: tuple[tuple[str, str, str], ...] = (
     ("host@example.com", "Hana Host", "host"),
     ("employee@example.com", "Eli Employee", "attendee"),
     ("shareholder@example.com", "Sam Shareholder", "attendee"),
+    ("admin@example.com", "Alex Admin", "admin"),  # last: tests know the others' ids
 )
 
 
