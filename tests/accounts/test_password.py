@@ -208,3 +208,31 @@ def test_browser_zone_is_kept_at_first_sign_in(client, users, before, sent, afte
 def test_login_page_has_the_zone_field_and_its_script(client):
     page = client.get("/login").data
     assert b'name="tz"' in page and b"js/accounts/zone.js" in page
+
+
+@pytest.mark.parametrize(
+    ("before", "sent", "status", "after"),
+    [
+        (None, "Europe/Berlin", 204, "Europe/Berlin"),
+        (None, "Not/AZone", 422, None),  # the page does not reload for nothing
+        ("Asia/Seoul", "Europe/Berlin", 422, "Asia/Seoul"),  # the user's own choice stays
+    ],
+)
+def test_pages_send_the_browser_zone_once(client, users, auth, before, sent, status, after):
+    """Someone who came in through a link, not the sign-in form: their pages carry the script
+    that sends the zone, until the account has one."""
+    user = users.make("student")
+    user.timezone = before
+    db.session.commit()
+    auth.login(user)
+    carries_script = b"js/accounts/zone.js" in client.get("/").data
+    assert carries_script is (before is None)
+    assert client.post("/profile/timezone", data={"tz": sent}).status_code == status
+    db.session.expire_all()
+    assert db.session.get(User, user.id).timezone == after
+    if after is not None:
+        assert b"js/accounts/zone.js" not in client.get("/").data
+
+
+def test_the_browser_zone_needs_a_signed_in_user(client):
+    assert client.post("/profile/timezone", data={"tz": "Europe/Berlin"}).status_code in (302, 401)
