@@ -85,16 +85,18 @@ def remember_zone(user: User, zone: str | None) -> None:
         db.session.commit()
 
 
-@bp.post("/profile/timezone")
+@bp.post("/account/timezone")
 @login_required
 def browser_zone() -> tuple[str, int]:
     """The browser's time zone, sent once by the pages of a user who has none yet (signed in
     through an invitation, setup or reset link rather than the sign-in form)."""
     zone = request.form.get("tz", "")[:64]
-    if current_user.timezone is not None or not valid_timezone(zone):
-        return "", 422  # the page does not reload: nothing changed
+    if not valid_timezone(zone):
+        return "", 422
+    if current_user.timezone is not None:  # set meanwhile (another tab): nothing to reload
+        return "", 200
     remember_zone(current_user, zone)
-    return "", 204
+    return "", 204  # the page reloads to show its times in the zone
 
 
 @bp.post("/logout")

@@ -157,9 +157,10 @@ class People:
         page.wait_for_url(lambda url: "/login" not in url)
         return person
 
-    def visit(self, label: str, viewport: dict[str, int] = LAPTOP) -> Person:
-        """A new browser context nobody is signed in to (``label`` names it in reports)."""
-        context = self.browser.new_context(base_url=self.server.url, viewport=viewport)
+    def visit(self, label: str, viewport: dict[str, int] = LAPTOP, **options: Any) -> Person:
+        """A new browser context nobody is signed in to (``label`` names it in reports);
+        ``options`` go to Playwright's ``new_context`` (``timezone_id``, ``locale``)."""
+        context = self.browser.new_context(base_url=self.server.url, viewport=viewport, **options)
         context.set_default_timeout(15_000)
         context.add_init_script(RECORD_PEERS)
         self.contexts.append(context)

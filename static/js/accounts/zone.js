@@ -24,6 +24,6 @@ if (field) {
     headers: { "X-CSRFToken": script.dataset.csrf },
     credentials: "same-origin",
   }).then((reply) => {
-    if (reply.ok && document.querySelector("time")) window.location.reload();
+    if (reply.status === 204 && document.querySelector("time")) window.location.reload();
   });
 }
