@@ -1,7 +1,8 @@
 """Ending a lesson for everyone in Chromium: every student's page switches to the ended screen at
 once, the instructor's gets no error, and nothing the instructor opens afterwards (dashboard,
 recordings) brings the room back: a student reloading still sees the ended page, and the
-dashboard lists the lesson as ended, not LIVE."""
+dashboard lists the lesson as ended, not LIVE. The students then play the lesson's recording
+from the ended page."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import time
 
 from playwright.sync_api import expect
 
-from .conftest import Person, enter
+from .conftest import Person, enter, start_camera, wait_for
 
 LESSON = "Waves and oscillations"
 SWITCH_S = 2.0  # every page shows the ended screen within this
@@ -24,6 +25,22 @@ def lesson_room(person: Person) -> str:
     return live.get_by_role("link", name="Join").get_attribute("href")
 
 
+RECORD_S = 4
+
+
+def plays(person: Person) -> None:
+    """The recording opened on ``person``'s page is ready and its camera video plays."""
+    page = person.page
+    page.wait_for_selector("#player[data-ready=true]", timeout=60_000)
+    page.get_by_role("button", name="Play").click()
+    video = page.locator("#main-slot video").first
+    expect(video).to_be_visible()
+    wait_for(
+        lambda: video.evaluate("(v) => v.videoWidth > 0 && v.currentTime > 1"),
+        what=f"the recording playing for {person.email}",
+    )
+
+
 def test_ending_switches_every_page_and_stays_ended(people):
     teacher = people.sign_in("instructor@example.com")
     students = [people.sign_in(f"student{n}@example.com") for n in (1, 2)]
@@ -31,6 +48,12 @@ def test_ending_switches_every_page_and_stays_ended(people):
     for person in (teacher, *students):
         enter(person, path)
         expect(person.page.locator("#onair")).to_have_text("LIVE")
+
+    # A few seconds of the lesson are recorded; ending stops the recording.
+    start_camera(teacher)
+    teacher.page.get_by_role("button", name="Start recording").click()
+    expect(teacher.page.locator("#rec")).to_be_visible()
+    time.sleep(RECORD_S)
 
     end = teacher.page.locator("#end-session")
     end.click()
@@ -62,6 +85,11 @@ def test_ending_switches_every_page_and_stays_ended(people):
     student.page.goto("/")
     expect(student.page.locator("li[data-session=ended]", has_text=LESSON)).to_have_count(1)
     expect(student.page.locator("li[data-session=live]", has_text=LESSON)).to_have_count(0)
+
+    # The student plays the recording from the ended page.
+    student.page.goto(path)
+    student.page.locator(".recordings-of-session a").first.click()
+    plays(student)
 
     problems = [
         f"{p.email}: {problem}"
