@@ -16,7 +16,7 @@ from wtforms.validators import (
 from accounts.models import EMAIL_MAX, NAME_MAX
 from accounts.roles import ROLES
 from accounts.users import PASSWORD_MAX, PASSWORD_MIN
-from lectern.i18n import LANGUAGES, timezone_names, valid_timezone
+from lectern.i18n import LANGUAGES, ROLE_LABELS, timezone_names, valid_timezone
 
 
 def email_field(label: str = "E-mail") -> EmailField:
@@ -104,8 +104,8 @@ class NewUserForm(FlaskForm):
 
     email = email_field()
     name = name_field()
-    role = SelectField(_l("Role"), choices=[(r, r) for r in ROLES], default="student")
+    role = SelectField(_l("Role"), choices=[(r, ROLE_LABELS[r]) for r in ROLES], default="student")
 
 
 class RoleForm(FlaskForm):
-    role = SelectField(_l("Role"), choices=[(r, r) for r in ROLES])
+    role = SelectField(_l("Role"), choices=[(r, ROLE_LABELS[r]) for r in ROLES])

@@ -1,5 +1,5 @@
-"""Every main screen, on a laptop (1366x768) and a phone (390x844), and the live rooms also on
-a phone held sideways (844x390): saved to ``test-artifacts/screens/`` for a person to look at,
+"""Every main screen, on a laptop (1366x768) and a phone upright (390x844) and sideways
+(844x390): saved to ``test-artifacts/screens/`` for a person to look at,
 and checked for what a machine can see (no sideways scrolling on the phone, no failed request,
 no script error; in the room, no key control covered by another and nothing cut off).
 
@@ -130,6 +130,12 @@ SCREENS = {
         ("broadcast", "/broadcasts/1"),
     ],
     "employee@example.com": [("broadcasts", "/broadcasts/"), ("broadcast", "/broadcasts/1")],
+    "admin@example.com": [
+        ("admin-users", "/admin/users"),
+        ("admin-new-user", "/admin/users/new"),
+        ("profile", "/account"),
+        ("password", "/account/password"),
+    ],
 }
 
 
@@ -141,14 +147,15 @@ def screens() -> Path:
 
 
 def shoot(person: Person, name: str, folder: Path) -> None:
-    """The current page at both sizes (the phone also as a whole page)."""
+    """The current page on a laptop, a phone upright (also as a whole page) and sideways."""
     page = person.page
-    for label, size in (("laptop", LAPTOP), ("phone", PHONE)):
+    for label, size in (("laptop", LAPTOP), ("phone", PHONE), ("sideways", LANDSCAPE)):
         page.set_viewport_size(size)
         page.evaluate("() => new Promise((done) => requestAnimationFrame(() => done()))")
         page.screenshot(path=folder / f"{name}-{label}.png")
-        if label == "phone":
+        if label != "laptop":
             no_horizontal_scroll(person)
+        if label == "phone":
             page.screenshot(path=folder / f"{name}-{label}-full.png", full_page=True)
     page.set_viewport_size(LAPTOP)
 
@@ -160,6 +167,9 @@ def test_login_screen(browser, server, screens: Path) -> None:
     person.page.goto("/login")
     expect(person.page.get_by_label("Password")).to_be_visible()
     shoot(person, "login", screens)
+    person.page.goto("/password/forgot")
+    shoot(person, "forgot-password", screens)
+    person.page.goto("/login")
     person.page.get_by_label("E-mail").fill("student1@example.com")
     person.page.get_by_label("Password").fill(DEMO_PASSWORD + "x")
     person.page.get_by_role("button", name="Sign in").click()
