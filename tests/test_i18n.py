@@ -9,16 +9,23 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 from babel.messages.pofile import read_po
 from flask import Flask
 from flask.testing import FlaskClient
-from flask_babel import force_locale, format_datetime
+from flask_babel import force_locale, format_datetime, refresh
+from sqlalchemy import select
 
+from accounts import notify
 from accounts.models import User
 from lectern import i18n
 from lectern.extensions import db
+from rooms.context import Refused
+from rooms.models import Recording, Room
+from rooms.namespace import error
+from rooms.validate import Invalid, Text
 from webinar.notify import join_mail
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,8 +38,11 @@ ALLOWED = {
     "CSV",
     "PDF",
     "ics",
-    "MP4",
+    "MP",  # MP4
     "WebM",
+    "VP",  # VP8
+    "H",  # H.264
+    "Opus",  # video and sound codecs
     "UTF",  # file formats
     "UTC",
     "GMT",  # time zone names
@@ -162,6 +172,7 @@ def korean_world(app: Flask, users, courses, broadcasts, auth) -> Iterator[tuple
         "Waves Today",
         "Optics Later",
         "Quarterly Update",
+        "Waves Recorded",
         "Asia/Seoul",
         # data, not language: CSV column names and the CSV files' names
         "name, email, holder_id, shares",
@@ -181,8 +192,36 @@ def korean_world(app: Flask, users, courses, broadcasts, auth) -> Iterator[tuple
         "new course": "/courses/new",
         "new broadcast": "/broadcasts/new",
         "not found": "/courses/999999",
+        "room (presenter)": f"/rooms/lesson/{live.id}",
+        "broadcast room (host)": f"/rooms/broadcast/{broadcast.id}",
+        "recording": f"/recordings/{recording_of(live.id)}",
+        "users": "/admin/users",
+        "new user": "/admin/users/new",
+        "password": "/account/password",
     }
     yield known, urls
+
+
+def recording_of(lesson_id: int) -> int:
+    """A finished recording of the lesson's room (no video: the player page's structure, its
+    panels and its "nothing recorded" texts)."""
+    room = db.session.scalar(select(Room).where(Room.kind == "lesson", Room.ref_id == lesson_id))
+    if room is None:
+        room = Room(kind="lesson", ref_id=lesson_id)
+        db.session.add(room)
+        db.session.flush()
+    recording = Recording(
+        room_id=room.id,
+        title="Waves Recorded",
+        status="ready",
+        directory="",
+        worker="127.0.0.1:1",
+        started_ts=1_900_000_000.0,
+        ended_ts=1_900_000_600.0,
+    )
+    db.session.add(recording)
+    db.session.commit()
+    return recording.id
 
 
 @pytest.mark.parametrize(
@@ -200,6 +239,12 @@ def korean_world(app: Flask, users, courses, broadcasts, auth) -> Iterator[tuple
         "new course",
         "new broadcast",
         "not found",
+        "room (presenter)",
+        "broadcast room (host)",
+        "recording",
+        "users",
+        "new user",
+        "password",
     ],
 )
 def test_korean_pages_have_no_untranslated_text(
@@ -211,6 +256,35 @@ def test_korean_pages_have_no_untranslated_text(
     html = response.get_data(as_text=True)
     assert '<html lang="ko"' in html
     assert not english_words(html, known), f"{page}: untranslated {english_words(html, known)}"
+
+
+def test_the_room_is_korean_for_a_korean_student(
+    client: FlaskClient, korean_world: tuple[list[str], dict], auth: Any
+) -> None:
+    """The room as a participant sees it (their own controls, no presenter tools), the language
+    from their profile even where the browser asks for English."""
+    known, urls = korean_world
+    student = db.session.scalar(select(User).where(User.name == "Lee Student"))
+    assert student is not None
+    student.locale = "ko"
+    db.session.commit()
+    auth.switch(student)
+    client.get("/")  # shows the sign-out notice, written before the profile's language applied
+    response = client.get(urls["room (presenter)"], headers={"Accept-Language": "en"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and '<html lang="ko"' in html
+    assert 'id="hand-btn"' in html and 'id="upload-form"' not in html
+    assert "손들기" in html and "i18n-catalogue" in html
+    assert not english_words(html, known), english_words(html, known)
+
+
+@pytest.mark.parametrize("page", ["/password/forgot", "/signup"])
+def test_anonymous_account_pages_follow_the_browser(client: FlaskClient, page: str) -> None:
+    response = client.get(page, headers={"Accept-Language": "ko"})
+    html = response.get_data(as_text=True)
+    assert response.status_code in (200, 404), response.status_code
+    assert '<html lang="ko"' in html
+    assert not english_words(html, []), english_words(html, [])
 
 
 def test_anonymous_sign_in_page_follows_the_browser(client: FlaskClient) -> None:
@@ -251,6 +325,52 @@ SHOWN = [
     ),
 ]
 
+# Where whatever a statement computes is shown (the room's DOM helpers in static/js/room/dom.js,
+# and the modules' own ones): every literal of words in the rest of the statement, however it is
+# chosen (``a ? "One" : "Other"``, a second argument, a child of el()), must be marked. Words:
+# a space, or a capital first letter; lowercase single words are codes ("wait", "camera").
+SINKS = re.compile(
+    r"""(?:\.(?:textContent|innerText|title|placeholder|alt)\s*=(?!=)"""
+    r"""|setAttribute\(\s*["'](?:aria-label|aria-valuetext|title|placeholder|alt)["']"""
+    r"""|\b(?:alert|confirm|prompt|toast|announce|flash|note|setQuality|makeTile|progress"""
+    r"""|setStatus|el)\("""
+    r"""|\bnew Error\("""
+    r"""|["']?\b(?:text|title|placeholder|alt|aria-label|label|error|detail)["']?\s*:(?!:))"""
+)
+LITERAL = re.compile(r"""(["'`])((?:\\.|(?!\1).)*?)\1""", re.DOTALL)
+# a literal that is not text: an attribute or property value that names, not says
+NOT_TEXT = re.compile(
+    r"""["']?\b(?:class|type|value|name|id|role|href|src|rel|loading|for|max|min|maxlength"""
+    r"""|rows|accept|autocomplete|data-[\w-]+|aria-(?:pressed|describedby|current|hidden)"""
+    r"""|style|direction)["']?\s*:\s*(["'`])(?:\\.|(?!\1).)*?\1"""
+)
+MARKED = re.compile(
+    r"""\btn\(\s*(["'`])(?:\\.|(?!\1).)*?\1\s*,\s*(["'`])(?:\\.|(?!\2).)*?\2"""
+    r"""|\bt\(\s*(["'`])(?:\\.|(?!\3).)*?\3"""
+)
+
+
+def statement_after(source: str, start: int) -> str:
+    """The rest of the statement from ``start``: up to a ``;`` or the end of a line where the
+    brackets opened since ``start`` are closed."""
+    depth = 0
+    for i in range(start, len(source)):
+        c = source[i]
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+            if depth < 0:
+                return source[start:i]
+        elif (c == ";" or c == "\n") and depth <= 0:
+            return source[start:i]
+    return source[start:]
+
+
+def words(literal: str) -> bool:
+    text = re.sub(r"\$\{[^}]*\}", "", literal).strip()  # ${...} is code, not text
+    return bool(re.search("[A-Za-z]{2}", text)) and (" " in text or text[:1].isupper())
+
 
 COMMENT = re.compile(r"/\*.*?\*/|^\s*//.*?$|\s//\s.*?$", re.DOTALL | re.MULTILINE)
 
@@ -262,9 +382,17 @@ def unmarked_literals(source: str) -> list[str]:
     for pattern in SHOWN:
         for match in pattern.finditer(source):
             before = source[max(0, match.start("s") - 4) : match.start("s") - 1]
-            words = re.sub(r"\$\{[^}]*\}", "", match.group("s"))  # ${...} is code, not text
-            if not before.endswith(("t(", "tn(")) and re.search("[A-Za-z]{2}", words):
+            text = re.sub(r"\$\{[^}]*\}", "", match.group("s"))  # ${...} is code, not text
+            if not before.endswith(("t(", "tn(")) and re.search("[A-Za-z]{2}", text):
                 found.append(match.group("s"))
+    for sink in SINKS.finditer(source):
+        rest = statement_after(source, sink.end())
+        rest = MARKED.sub(" ", NOT_TEXT.sub(" ", rest))
+        if sink.group(0).startswith("el("):  # the tag name
+            rest = LITERAL.sub(" ", rest, count=1)
+        for literal in LITERAL.finditer(rest):
+            if words(literal.group(2)) and literal.group(2) not in found:
+                found.append(literal.group(2))
     return found
 
 
@@ -279,6 +407,28 @@ def test_front_end_strings_are_marked() -> None:
 def test_the_front_end_check_finds_unmarked_strings() -> None:
     source = 'b.textContent = "Raise hand"; el("p", {class: "x"}, "Hello there"); toast(t("Done"))'
     assert unmarked_literals(source) == ["Raise hand", "Hello there"]
+    chosen = [
+        'button.textContent = on ? "Stop recording" : t("Start recording");',
+        'node.setAttribute("aria-label", voted ? t("Remove") : `Upvote ${n}`);',
+        'flash(error, "Choose an option first.");',
+        'setQuality(tile, "wait", "Not live");',
+        'const tile = makeTile("You (preview)", "camera", true);',
+        'return { ok: false, error: "Bad reply." };',
+        'el("li", { class: "small secondary" }, el("span", { text: label }), " Pinned");',
+        'el("button", { type: "button", class: "a b", "aria-label": `Lower ${name}` });',
+        'toast(tn("%(n)s vote", "%(n)s votes", n)); note(t("Ready: %(n)s", { n }));',
+        'setStatus("reconnecting", ""); progress(0, 1, t("Uploading…"));',
+    ]
+    assert unmarked_literals("\n".join(chosen)) == [
+        "Stop recording",
+        "Upvote ${n}",
+        "Choose an option first.",
+        "Not live",
+        "You (preview)",
+        "Bad reply.",
+        " Pinned",
+        "Lower ${name}",
+    ]
 
 
 def test_room_page_embeds_the_korean_catalogue(app: Flask) -> None:
@@ -303,6 +453,41 @@ def test_email_to_a_korean_user_is_korean_in_their_zone(app: Flask, users, broad
     assert "안녕하세요" in mail.body and "개인 참가 링크" in mail.body, mail.body
     assert "오전 10:30" in mail.body and "Asia/Seoul" in mail.body, mail.body
     assert "Hello" not in mail.body and "minutes" not in mail.body, mail.body
+
+
+def test_account_mails_follow_the_recipient_else_the_sender(app: Flask, users) -> None:  # type: ignore[no-untyped-def]
+    """An account's language when it has one; else (an invitation, an account not used yet)
+    the language of the request that sends it: a Korean teacher's invitation is Korean."""
+    korean, fresh = users.make("student"), users.make("student")
+    korean.locale = "ko"
+    with app.test_request_context(headers={"Accept-Language": "ko"}):
+        invite = notify.invite_mail("new@example.com", "token", "Physics One", "Kim Teacher")
+        welcome = notify.welcome_mail(fresh, "token")
+    with app.test_request_context(headers={"Accept-Language": "en"}):
+        reset = notify.reset_mail(korean, "token")
+        english = notify.invite_mail("new@example.com", "token", "Physics One", "Kim Teacher")
+    for mail in (invite, welcome, reset):
+        names = ["Physics One", "Kim Teacher", korean.name, fresh.name]
+        assert not english_words(f"{mail.subject} {mail.body}", names)
+        assert "안녕하세요" in mail.body, mail.body
+    assert english.subject == "Invitation: Physics One"
+
+
+def test_refusals_are_sent_in_the_senders_language(app: Flask) -> None:
+    """A refusal's placeholders are filled in the sender's language; its str() stays English,
+    as the server's tests and logs read it."""
+    refusal = Refused("your role (%(role)s) may not do this", role=i18n.ROLE_LABELS["student"])
+    with pytest.raises(Invalid) as caught:
+        Text(max=5).clean("text", "longer than five")
+    assert str(refusal) == "your role (student) may not do this"
+    assert str(caught.value) == "text is longer than 5 characters"
+    with app.test_request_context(headers={"Accept-Language": "ko"}):
+        refresh()  # the language of this request, not the one the test's app context cached
+        assert error(refusal)["error"] == "현재 역할(학생)로는 할 수 없습니다"
+        assert error(caught.value)["error"] == "text: 5자를 넘을 수 없습니다"
+    with app.test_request_context(headers={"Accept-Language": "en"}):
+        refresh()
+        assert error(refusal)["error"] == "your role (student) may not do this"
 
 
 # --- (e) where the language comes from; dates follow it ----------------------------------------
