@@ -143,10 +143,12 @@ def test_all_hands(people: People, pdf_file: Path, artifacts: Path) -> None:
 
     # The host invites an attendee to the stage; the others see and hear them.
     show_tab(host, "People")
-    host.page.get_by_role("button", name="Invite Eli Employee to stage").click()
+    host.page.get_by_role("button", name="Invite Eli Employee to the stage").click()
     expect(eli.page.locator("#stage-prompt")).to_contain_text("You are on stage")
     expect(eli.page.locator("#conn")).to_have_attribute("data-state", "live")
-    expect(host.page.get_by_role("button", name="Remove Eli Employee from stage")).to_be_visible()
+    expect(
+        host.page.get_by_role("button", name="Remove Eli Employee from the stage")
+    ).to_be_visible()
     start_camera(eli)
     expect(eli.page.locator("#stage-prompt")).to_be_hidden()
     for watcher in (sam, ben, host):
@@ -157,7 +159,7 @@ def test_all_hands(people: People, pdf_file: Path, artifacts: Path) -> None:
     screenshots(sam, "broadcast-room-phone-attendee", artifacts)
 
     # And back to the audience: their camera goes off, their tile leaves everyone's stage.
-    host.page.get_by_role("button", name="Remove Eli Employee from stage").click()
+    host.page.get_by_role("button", name="Remove Eli Employee from the stage").click()
     expect(eli.page.get_by_role("button", name="Stop camera")).to_have_count(0)
     expect(eli.page.locator("#publish-controls")).to_be_hidden()
     expect(eli.page.locator("#conn")).to_have_attribute("data-state", "live")

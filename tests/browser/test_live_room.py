@@ -147,11 +147,15 @@ def test_class(people: People, pdf_file: Path, artifacts: Path) -> None:
     page.get_by_role("button", name="End for everyone").click()
     page.get_by_role("button", name="Confirm: end for everyone").click()
     for person in (teacher, *students):
-        expect(person.page.locator("#conn")).to_have_attribute("data-state", "ended")
-        expect(person.page.locator("#conn-text")).to_contain_text(
-            "Ada Instructor ended the session for everyone"
+        expect(person.page.locator("#ended-screen")).to_contain_text(
+            "Ada Instructor ended it for everyone"
         )
+        expect(person.page.locator("#onair")).to_have_text("ENDED")
     expect(ben.page.locator("figure.tile")).to_have_count(0)
+    # ... and starts it again (within its scheduled time): the room is live for everyone again.
+    page.get_by_role("button", name="Start again").click()
+    expect_live(teacher)
+    enter(ben, "/rooms/lesson/1")
     no_problems(teacher, *students)
 
 

@@ -10,7 +10,7 @@ import time
 
 from playwright.sync_api import expect
 
-from .conftest import Person, enter, start_camera, wait_for
+from .conftest import Person, enter, expect_live, start_camera, wait_for
 
 LESSON = "Waves and oscillations"
 SWITCH_S = 2.0  # every page shows the ended screen within this
@@ -90,6 +90,11 @@ def test_ending_switches_every_page_and_stays_ended(people):
     student.page.goto(path)
     student.page.locator(".recordings-of-session a").first.click()
     plays(student)
+
+    # The instructor starts it again from the ended page: the room is live once more.
+    teacher.page.goto(path)
+    teacher.page.get_by_role("button", name="Start again").click()
+    expect_live(teacher)
 
     problems = [
         f"{p.email}: {problem}"
