@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
@@ -212,12 +213,98 @@ class LiveServer:
             signal_group(pgid, signal.SIGKILL)
         self.proc.wait(timeout=5)
 
+    def kill(self) -> None:
+        """SIGKILL the web process alone, as a crash would, and reap it; its media workers
+        notice their parent is gone by themselves. ``stop`` still cleans up after this."""
+        assert self.proc is not None, "not started"
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+
     def group_alive(self) -> bool:
         """Whether any process of the server's group still runs (zombies do not count)."""
         assert self.proc is not None
         if not Path("/proc/self/stat").exists():  # not Linux: the server alone is known
             return self.proc.poll() is None
         return bool(group_members(self.proc.pid))
+
+
+class Forwarder:
+    """A loopback TCP port that forwards each connection to the first of ``backends`` that
+    accepts it: a stand-in for a load balancer in front of several web workers, so that a
+    client whose worker died reconnects to the same address and lands on a live one.
+
+        with Forwarder([worker1.port, worker2.port]) as front:
+            sio.connect(front.url, ...)
+    """
+
+    def __init__(self, backends: list[int], host: str = "127.0.0.1") -> None:
+        self.backends = list(backends)
+        self.host = host
+        self.listener = socket.create_server((host, 0))
+        self.listener.settimeout(0.2)  # the accept loop checks ``closed`` this often
+        self.port = int(self.listener.getsockname()[1])
+        self.url = f"http://{host}:{self.port}"
+        self.closed = threading.Event()
+        self.open: set[socket.socket] = set()
+        self.lock = threading.Lock()
+        threading.Thread(target=self.accept, name=f"forwarder-{self.port}", daemon=True).start()
+
+    def __enter__(self) -> Forwarder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def accept(self) -> None:
+        while not self.closed.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return  # closed
+            backend = self.connect_backend()
+            if backend is None:
+                client.close()  # nobody alive: the client retries, as with a real balancer
+                continue
+            for one, other in ((client, backend), (backend, client)):
+                threading.Thread(target=self.pump, args=(one, other), daemon=True).start()
+
+    def connect_backend(self) -> socket.socket | None:
+        for port in self.backends:
+            try:
+                return socket.create_connection((self.host, port), timeout=1)
+            except OSError:
+                continue  # refused: that worker is down
+        return None
+
+    def pump(self, source: socket.socket, sink: socket.socket) -> None:
+        """Copy bytes one way until either side closes; then close both."""
+        with self.lock:
+            self.open.update((source, sink))
+        source.settimeout(None)
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            with self.lock:
+                self.open.difference_update((source, sink))
+
+    def close(self) -> None:
+        """Stop accepting and close every forwarded connection."""
+        self.closed.set()
+        self.listener.close()
+        with self.lock:
+            for sock in list(self.open):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
 
 def parent_death_signal() -> Callable[[], None] | None:
