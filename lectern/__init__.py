@@ -13,6 +13,7 @@ from lectern import i18n
 from lectern.config import build_config
 from lectern.extensions import csrf, db, login, migrate, socketio
 from media.channel import MediaChannel
+from rooms import wire
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,7 +58,9 @@ def init_extensions(app: Flask) -> None:
     )
 
 
+        **wire.server_options(app.config),
 def register_rooms() -> None:
+    wire.install(app, socketio.server)
     """Make lessons and broadcasts joinable as live rooms, served on the ``/room`` namespace."""
     from classroom.room import LESSON_ROOM
     from rooms import namespace

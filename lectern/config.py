@@ -87,6 +87,15 @@ def build_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
             if d.strip()
         ],
         "SIGNUP_ROLE": os.environ.get("SIGNUP_ROLE", "student"),
+        # Socket.IO bounds (rooms/wire.py): the largest message (a 64 KiB SDP offer fits), open
+        # connections per signed-in user and per client address, new connections per second
+        # per address (a burst of five seconds' worth).
+        "SOCKETIO_MAX_MESSAGE_BYTES": int(os.environ.get("SOCKETIO_MAX_MESSAGE_BYTES", "100000")),
+        "SOCKETIO_CONNECTIONS_PER_USER": int(os.environ.get("SOCKETIO_CONNECTIONS_PER_USER", "20")),
+        "SOCKETIO_CONNECTIONS_PER_ADDRESS": int(
+            os.environ.get("SOCKETIO_CONNECTIONS_PER_ADDRESS", "500")
+        ),
+        "SOCKETIO_HANDSHAKE_RATE": float(os.environ.get("SOCKETIO_HANDSHAKE_RATE", "20")),
     }
     config.update(overrides)
     config["DATA_DIR"] = str(data_dir)

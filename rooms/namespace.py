@@ -37,8 +37,9 @@ from rooms.events import Event
 from rooms.models import Room
 from rooms.policy import Perm
 from rooms.ratelimit import Limiter
-from rooms.state import enter, snapshot
+from rooms.state import enter, snapshot, watch
 from rooms.validate import Invalid, Reason, clean
+from rooms.wire import REFUSED_EVENT
 
 NAMESPACE = "/room"
 log = logging.getLogger(__name__)
@@ -105,8 +106,28 @@ def dispatch(name: str, sid: str, args: tuple[Any, ...]) -> dict[str, Any]:
     return {"ok": True, **extra}
 
 
-def on_connect(auth: Any = None) -> None:
-    """Admit a signed-in member to the room ``auth["room"]``; the client then asks ``state.get``."""
+def spoofed(event: str) -> dict[str, Any] | None:
+    """A client's ordinary event named ``connect`` or ``disconnect`` reaches these handlers too
+    (python-socketio dispatches it by name); refuse and count it. Only a real transport
+    event finds the connection not (or no longer) connected: python-socketio marks it pending
+    while its handler runs."""
+    sid = request.sid  # type: ignore[attr-defined]
+    server = socketio_ext().server
+    if not server.manager.is_connected(sid, NAMESPACE) and not (
+        event == "connect" and sid in actors
+    ):
+        return None
+    guard = current_app.extensions.get("socketio_guard")
+    if guard is not None:
+        guard.strike_sid(sid, NAMESPACE, f"an event named {event}")
+    return error(_("%(event)s is not an event", event=event))
+
+
+def on_connect(auth: Any = None) -> dict[str, Any] | None:
+    """Admit a signed-in member to the room ``auth["room"]``; the client then asks ``state.get``.
+    A connection belongs to one room for its whole life."""
+    if (refused := spoofed("connect")) is not None:
+        return refused
     if not current_user.is_authenticated:
         raise ConnectionRefusedError(_("sign in first"))
     key = auth.get("room") if isinstance(auth, dict) else None
@@ -128,27 +149,45 @@ def on_connect(auth: Any = None) -> None:
     presence.connect(actor, sid, out)
     deliver(out)
     start_flusher(current_app._get_current_object())  # type: ignore[attr-defined]
+    return None
 
 
-def on_disconnect(reason: Any = None) -> None:
+def on_disconnect(reason: Any = None) -> dict[str, Any] | None:
     """Forget the connection; the user's last connection leaving is a leave."""
+    if (refused := spoofed("disconnect")) is not None:
+        return refused
     actor = actors.pop(request.sid, None)  # type: ignore[attr-defined]
     if actor is None:
-        return
+        return None
     out = Outbox()
-    media.stop_streams(actor.room_id, out, sid=actor.sid)
+    # The row goes first (committed): a publish in flight re-checks it as it records its stream.
     presence.disconnect(actor, actor.sid, out)
+    media.stop_streams(actor.room_id, out, sid=actor.sid)
     deliver(out)
+    return None
 
 
 def on_state(*args: Any) -> dict[str, Any]:
-    """``state.get``: the room's full state as the reply; clients ask on every (re)connect."""
+    """``state.get``: the room's full state as the reply; clients ask on every (re)connect.
+    Rate limited (bucket ``state``); a snapshot still current is reused (rooms/state.py)."""
     actor = actors.get(request.sid)  # type: ignore[attr-defined]
     if actor is None:
         return error(_("not connected to a room"))
+    if not limiter.allow(actor.user_id, "state"):
+        return error(_("too many requests: slow down"))
     room = db.session.get(Room, actor.room_id)
     assert room is not None
     return {"ok": True, "state": snapshot(actor, room)}
+
+
+def on_refused(*args: Any) -> dict[str, Any]:
+    """A packet refused while it was decoded (``rooms.wire``): its payload nests too deep."""
+    return error(_("the payload is nested too deeply"))
+
+
+def on_default_connect(auth: Any = None) -> bool:
+    """The default namespace ``/`` serves nothing: every connection to it is refused."""
+    return False
 
 
 # When the periodic flush last ran (or a handler did its work for it).
@@ -218,8 +257,11 @@ def register(sio: SocketIO) -> None:
 
     Flask-SocketIO registers handlers on its current server, so this runs once per app.
     """
+    watch(sio.server.manager)
     sio.on_event("connect", on_connect, namespace=NAMESPACE)
     sio.on_event("disconnect", on_disconnect, namespace=NAMESPACE)
     sio.on_event("state.get", on_state, namespace=NAMESPACE)
+    sio.on_event(REFUSED_EVENT, on_refused, namespace=NAMESPACE)
+    sio.on_event("connect", on_default_connect, namespace="/")
     for name in EVENTS:
         sio.on_event(name, handler_for(name), namespace=NAMESPACE)

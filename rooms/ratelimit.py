@@ -24,6 +24,7 @@ RATES: dict[str, Rate] = {
     "chat": Rate(burst=10, per_second=1.0),
     "hand": Rate(burst=10, per_second=1.0),
     "media": Rate(burst=10, per_second=1.0),
+    "state": Rate(burst=10, per_second=1.0),  # state.get: one per (re)connect is the need
 }
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import threading
+import time
 from typing import Any
 
 from sqlalchemy import select
@@ -87,7 +90,71 @@ def enter(user: User, key: object) -> tuple[Actor, Room]:
     return actor, room
 
 
+# A snapshot is reused while nothing was emitted to its room (every change is emitted, on
+# every web worker: see ``watch``) and for at most CACHE_S: a flood of state.get or a storm of
+# reconnects by one user builds it once.
+CACHE_S = 2.0
+CACHE_MAX = 10_000
+versions: dict[int, int] = {}  # room id -> how many emits to the room this worker has seen
+_cache: dict[tuple[int, int, str], tuple[int, float, dict[str, Any]]] = {}
+_lock = threading.Lock()
+_ROOM_ID = re.compile(r"room:(\d+)")
+
+
+def touch(target: object) -> None:
+    """An emit to the Socket.IO room ``target`` (``room:<id>...``): its room changed."""
+    found = _ROOM_ID.match(target) if isinstance(target, str) else None
+    if found:
+        room_id = int(found.group(1))
+        with _lock:
+            versions[room_id] = versions.get(room_id, 0) + 1
+
+
+def watch(manager: Any) -> None:
+    """Count the emits that pass through Socket.IO's client manager: this worker's own, and
+    with a message queue every worker's (each arrives through ``_handle_emit``)."""
+    if hasattr(manager, "_handle_emit"):
+        received = manager._handle_emit
+
+        def handle_emit(message: dict[str, Any]) -> Any:
+            touch(message.get("room"))
+            return received(message)
+
+        manager._handle_emit = handle_emit
+    else:
+        emit = manager.emit
+
+        def emit_and_touch(*args: Any, **kwargs: Any) -> Any:
+            touch(kwargs.get("to") or kwargs.get("room"))
+            return emit(*args, **kwargs)
+
+        manager.emit = emit_and_touch
+
+
 def snapshot(actor: Actor, room: Room) -> dict[str, Any]:
+    """``build``'s snapshot, reused while current (see ``CACHE_S``)."""
+    key = (room.id, actor.user_id, actor.role)
+    now = time.monotonic()
+    with _lock:
+        version = versions.get(room.id, 0)
+        cached = _cache.get(key)
+        if cached is not None and cached[0] == version and now - cached[1] < CACHE_S:
+            return cached[2]
+    built = build(actor, room)
+    with _lock:
+        if len(_cache) >= CACHE_MAX:
+            for old in [k for k, v in _cache.items() if now - v[1] >= CACHE_S] or list(_cache):
+                del _cache[old]
+        _cache[key] = (version, now, built)
+    return built
+
+
+def forget_snapshots() -> None:
+    with _lock:
+        _cache.clear()
+
+
+def build(actor: Actor, room: Room) -> dict[str, Any]:
     """Everything the participant may see, in one message: a reconnect replaces all state."""
     queue = hands.queue(room.id)
     if not (actor.may(Perm.MANAGE_HANDS) or actor.policy.hand_queue_public):

@@ -43,6 +43,7 @@ from rooms.models import (
     RoomEvent,
     SlideDeck,
 )
+from rooms.state import forget_snapshots
 
 NS = "/room"
 
@@ -252,11 +253,13 @@ def app_config(request: pytest.FixtureRequest) -> dict[str, object]:
 
 @pytest.fixture(autouse=True)
 def fresh_runtime() -> Iterator[None]:
-    """Empty rate-limit buckets and no connections left over from another test."""
+    """Empty rate-limit buckets and no connections or snapshots left over from another test."""
     namespace.limiter.reset()
+    forget_snapshots()
     yield
     namespace.actors.clear()
     namespace.limiter.reset()
+    forget_snapshots()
 
 
 @pytest.fixture

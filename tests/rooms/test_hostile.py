@@ -3,12 +3,16 @@ should not, and the room keeps working for everyone afterwards."""
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 import pytest
 from sqlalchemy import select
 
 from accounts.models import User
-from lectern.extensions import db
-from rooms import namespace, ratelimit
+from classroom.models import Course
+from lectern.extensions import db, socketio
+from rooms import namespace, ratelimit, wire
 from rooms.models import ChatMessage, Question, SlideDeck
 
 MB = 1_000_000
@@ -255,3 +259,124 @@ def test_a_flood_of_chat_is_cut_to_the_bucket(room, lesson, rows, clock):
     assert [r["ok"] for r in replies] == [True] * 10 + [False] * 20
     assert rows(ChatMessage) == 10
     assert lesson[2].emit("chat.send", {"text": "me too"})["ok"]
+
+
+# -- the transport: reserved names, depth, junk frames, the default namespace ----------------
+
+
+def sid_of(person) -> str:
+    return next(s for s, a in namespace.actors.items() if a.user_id == person.id)
+
+
+def raw(client, text: str) -> Any:
+    """Hand ``text`` to the server as one Socket.IO packet of ``client``'s connection (what a
+    hand-written client can send); the acknowledgement it got, if any."""
+    client.sio.acks = None
+    socketio.server._handle_eio_message(client.sio.eio_sid, text)
+    return client.sio.acks["args"][0] if client.sio.acks else None
+
+
+def test_an_event_named_disconnect_is_refused_and_the_connection_stays_counted(room, lesson):
+    teacher, student = lesson[0], lesson[1]
+    sid = sid_of(room.students[0])
+    before = room.dump()
+
+    assert student.emit("disconnect", "client namespace disconnect") == {
+        "ok": False,
+        "error": "disconnect is not an event",
+    }
+    assert namespace.actors[sid].user_id == room.students[0].id
+    assert room.dump() == before  # presence row kept, no presence.leave logged
+    assert teacher.drain() == []
+    assert student.emit("hand.raise") == {"ok": True, "position": 1}
+    assert [p["user_id"] for p in teacher.state()["presence"]["people"]] == [
+        room.instructor.id,
+        room.students[0].id,
+        room.students[1].id,
+    ]
+
+
+def test_an_event_named_connect_cannot_move_the_connection_to_another_room(room, lesson, courses):
+    student = lesson[1]
+    other = courses.lesson(db.session.get(Course, room.course_id))
+    sid = sid_of(room.students[0])
+    before = room.dump()
+
+    reply = student.emit("connect", {}, {"room": f"lesson:{other.id}"})
+    assert reply == {"ok": False, "error": "connect is not an event"}
+    assert namespace.actors[sid].room_id == room.room_id(room.lesson)
+    assert room.dump() == before  # no room row for the other lesson, no second presence row
+    still_works(room, lesson)
+
+
+def test_a_payload_nested_a_thousand_deep_gets_a_clear_error(room, lesson):
+    deep = "[" * 1000 + "]" * 1000
+    before = room.dump()
+    assert raw(lesson[1], f'2/room,7["chat.send",{deep}]') == {
+        "ok": False,
+        "error": "the payload is nested too deeply",
+    }
+    text = '{"text":' * 1000 + '"x"' + "}" * 1000
+    assert raw(lesson[1], f'2/room,8["state.get",{text}]') == {
+        "ok": False,
+        "error": "the payload is nested too deeply",
+    }
+    assert room.dump() == before
+    still_works(room, lesson)
+
+
+def test_brackets_inside_text_are_not_depth(room, lesson):
+    reply = lesson[1].emit("chat.send", {"text": "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[ {{{{{{{{{{{{{{{"})
+    assert reply["ok"], reply
+
+
+def test_junk_frames_close_the_connection_without_a_traceback(room, lesson, caplog):
+    junk = ["x", "9", "2/room,", "2/room,[", '2/room,{"a":1}', "5999999-/room,", "\x00", "2[1]"]
+    sid = sid_of(room.students[0])
+    with caplog.at_level(logging.DEBUG):
+        for i in range(wire.MAX_STRIKES + 5):
+            assert raw(lesson[1], junk[i % len(junk)]) is None
+    assert sid not in namespace.actors  # closed after MAX_STRIKES
+    assert not any(r.exc_info for r in caplog.records)
+    closing = [r for r in caplog.records if "strikes" in r.getMessage()]
+    assert len(closing) == 1
+    lesson[0].drain()
+    lesson.pop(1)
+    still_works(room, lesson)
+
+
+def test_too_many_binary_attachments_are_refused(room, lesson):
+    sid = sid_of(room.students[0])
+    eio_sid = lesson[1].sio.eio_sid
+    assert raw(lesson[1], '5999999-/room,9["chat.send",{"_placeholder":true,"num":0}]') is None
+    assert eio_sid not in socketio.server._binary_packet  # nothing kept for the parts to come
+    assert raw(lesson[1], f'5{wire.MAX_ATTACHMENTS}-/room,9["chat.send",{{}}]') is None
+    assert eio_sid in socketio.server._binary_packet  # up to the cap a packet waits for its parts
+    assert sid in namespace.actors
+
+
+@pytest.mark.parametrize("who", ["nobody", "student"])
+def test_the_default_namespace_refuses_everyone(room, who):
+    person = room.students[0] if who == "student" else None
+    http = room.http(person)
+    with room.app.app_context():
+        client = socketio.test_client(room.app, flask_test_client=http)
+    assert not client.is_connected("/")
+    assert namespace.actors == {}
+
+
+def test_state_get_is_rate_limited_per_user(room, lesson, clock):
+    replies = [lesson[1].emit("state.get") for _ in range(30)]
+    assert [r["ok"] for r in replies] == [True] * 10 + [False] * 20
+    assert replies[-1] == {"ok": False, "error": "too many requests: slow down"}
+    assert replies[0]["state"] == replies[9]["state"]
+    assert lesson[2].emit("state.get")["ok"]  # another user's bucket
+    clock.now += 1.0
+    assert lesson[1].emit("state.get")["ok"]
+
+
+def test_a_snapshot_is_rebuilt_after_any_change(room, lesson):
+    first = lesson[1].state()
+    assert lesson[1].state() == first
+    assert lesson[2].emit("hand.raise")["ok"]
+    assert [h["user_id"] for h in lesson[1].state()["hands"]["queue"]] == [room.students[1].id]
