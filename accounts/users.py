@@ -14,10 +14,7 @@ from accounts.emails import normalize_email
 from accounts.models import NAME_MAX, User
 from accounts.roles import ADMIN, ROLES
 from lectern.extensions import db
-from rooms.context import Outbox
-from rooms.models import Connection
-from rooms.namespace import deliver
-from rooms.stage import reconnect
+from rooms import access
 
 PASSWORD_MIN = 10
 PASSWORD_MAX = 200
@@ -118,12 +115,6 @@ def reactivate(user: User) -> None:
 
 
 def close_connections(user_id: int) -> None:
-    """Close the user's live Socket.IO connections to every room, on every web worker (the
-    same way a kicked participant's are): they reconnect and are refused."""
-    rooms = db.session.scalars(
-        select(Connection.room_id).where(Connection.user_id == user_id).distinct()
-    ).all()
-    out = Outbox()
-    for room_id in rooms:
-        reconnect(room_id, user_id, out)
-    deliver(out)
+    """End the user's access to every room at once (``rooms.access``): grants, streams and
+    hands end, and their live connections close on every web worker; reconnecting is refused."""
+    access.remove_now(user_id)

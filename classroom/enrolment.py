@@ -14,9 +14,12 @@ from accounts import notify, tokens
 from accounts.emails import MAX_ADDRESSES, SEPARATORS, normalize_email
 from accounts.models import AccountToken, Purpose, User
 from accounts.users import AccountError, create
-from classroom.models import Course, Enrollment
+from classroom.models import Course, Enrollment, Lesson
+from classroom.room import LESSON_ROOM
 from lectern.extensions import db
 from lectern.timeutil import utcnow
+from rooms import access
+from rooms.models import Room
 
 STUDENT = "student"  # the site role of an account created by accepting an invitation
 
@@ -188,8 +191,13 @@ def accept(row: AccountToken, name: str, password: str) -> User | None:
     return user
 
 
-def unenrol(course: Course, user_id: int) -> bool:
-    """Remove one student from ``course``; False if they were not enrolled."""
+def unenrol(course: Course, user_id: int, by: int | None = None) -> bool:
+    """Remove one student from ``course``; False if they were not enrolled.
+
+    Their access to the course's lesson rooms ends at once (``rooms.access``): grants, streams
+    and hands end and their live connections close, on every web worker; reconnecting is
+    refused.
+    """
     enrolment = db.session.scalar(
         select(Enrollment).where(Enrollment.course_id == course.id, Enrollment.user_id == user_id)
     )
@@ -197,4 +205,15 @@ def unenrol(course: Course, user_id: int) -> bool:
         return False
     db.session.delete(enrolment)
     db.session.commit()
+    access.remove_now(user_id, among=lesson_rooms(course), by=by)
     return True
+
+
+def lesson_rooms(course: Course) -> list[int]:
+    """The live rooms ever opened for the course's lessons."""
+    lessons = select(Lesson.id).where(Lesson.course_id == course.id)
+    return list(
+        db.session.scalars(
+            select(Room.id).where(Room.kind == LESSON_ROOM.name, Room.ref_id.in_(lessons))
+        )
+    )

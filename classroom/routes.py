@@ -195,7 +195,7 @@ def accept_invitation(token: str) -> Page:
 def remove_student(course_id: int, user_id: int) -> Page:
     """Take one student off the course."""
     course = course_for(course_id, Action.MANAGE)
-    if not unenrol(course, user_id):
+    if not unenrol(course, user_id, by=current_user.id):
         abort(404)
     flash(_("Student removed from the course."), "info")
     return redirect(url_for("classroom.detail", course_id=course.id))

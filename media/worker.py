@@ -29,7 +29,7 @@ from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCSessionDe
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcpeerconnection import filter_preferred_codecs
 
-from media import ice, tokens
+from media import ice, sdp, tokens
 from media.hub import TrackHub, tap_receiver
 from media.packets import packer_for
 from media.recorder import RoomRecording
@@ -113,21 +113,18 @@ class Worker:
 
     async def publish(self, msg: dict[str, Any]) -> dict[str, Any]:
         grant = tokens.verify(self.secret, msg.get("token"), "publish")
+        description = offer(msg, sending=True)  # refused before a connection exists
         stream_id = str(grant.get("stream") or uuid.uuid4().hex)
         pc = self.new_pc(lambda: self.close_stream({"stream": stream_id}))
         stream = Stream(id=stream_id, room=grant["room"], user=grant["user"], pc=pc)
-        await stream.pc.setRemoteDescription(offer(msg))
-        for transceiver in stream.pc.getTransceivers():
-            kind = transceiver.kind
-            if kind in CODECS and kind not in stream.hubs:
-                hub = stream.hubs[kind] = tap_receiver(transceiver.receiver, kind)
-                if self.mode == "rtp":
-                    stream.fanouts[kind] = RtpFanout(kind, hub.request_keyframe)
-                    tap_rtp(transceiver.receiver, stream.fanouts[kind])
+        try:
+            await self.receive(stream, description)
+        except Exception:
+            await stream.pc.close()  # an offer it refuses leaves no connection behind
+            raise
         if not stream.hubs:
             await stream.pc.close()
             return {"ok": False, "error": "the offer has no audio or video to publish"}
-        pin_codecs(stream.pc)
         self.streams[stream.id] = stream
         if stream.room in self.recordings:
             self.recordings[stream.room].attach(stream.id, stream.user, stream.hubs)
@@ -140,14 +137,28 @@ class Worker:
             **describe(stream.pc),
         }
 
+    async def receive(self, stream: Stream, description: RTCSessionDescription) -> None:
+        """Apply the publisher's offer and tap each audio and video track it sends."""
+        await stream.pc.setRemoteDescription(description)
+        for transceiver in stream.pc.getTransceivers():
+            kind = transceiver.kind
+            if kind in CODECS and kind not in stream.hubs:
+                hub = stream.hubs[kind] = tap_receiver(transceiver.receiver, kind)
+                if self.mode == "rtp":
+                    stream.fanouts[kind] = RtpFanout(kind, hub.request_keyframe)
+                    tap_rtp(transceiver.receiver, stream.fanouts[kind])
+        if stream.hubs:
+            pin_codecs(stream.pc)
+
     async def view(self, msg: dict[str, Any]) -> dict[str, Any]:
         grant = tokens.verify(self.secret, msg.get("token"), "view")
+        description = offer(msg, sending=False)
         stream = self.streams.get(grant.get("stream", ""))
         if stream is None or stream.room != grant["room"]:
             return {"ok": False, "error": "no such stream"}
         peer = uuid.uuid4().hex
         pc = self.new_pc(lambda: self.close({"peer": peer}))
-        await pc.setRemoteDescription(offer(msg))
+        await pc.setRemoteDescription(description)
         pin_codecs(pc)  # before subscribing: an offer it refuses must leave nothing behind
         for kind, hub in stream.hubs.items():
             if self.mode == "rtp":
@@ -257,11 +268,16 @@ class IdleTrack(MediaStreamTrack):
         raise MediaStreamError
 
 
-def offer(msg: dict[str, Any]) -> RTCSessionDescription:
-    sdp = msg.get("sdp")
-    if not isinstance(sdp, str) or not sdp.startswith("v=0") or len(sdp) > MAX_LINE:
+def offer(msg: dict[str, Any], sending: bool) -> RTCSessionDescription:
+    """The request's SDP offer, checked (``media.sdp``) before any connection is made for it.
+
+    :raises ValueError: not an offer a publisher (``sending``) or a viewer could use
+    """
+    text = msg.get("sdp")
+    if not isinstance(text, str) or not text.startswith("v=0") or len(text) > MAX_LINE:
         raise ValueError("sdp must be an SDP offer")
-    return RTCSessionDescription(sdp=sdp, type="offer")
+    sdp.check_offer(text, sending)
+    return RTCSessionDescription(sdp=text, type="offer")
 
 
 def describe(pc: RTCPeerConnection) -> dict[str, str]:

@@ -13,13 +13,15 @@ from rooms.models import Grant
 from rooms.policy import Perm
 
 
-def may_publish(actor: Actor) -> bool:
-    """Whether the actor's role publishes, or a presenter granted it (called on, promoted)."""
+def may_publish(actor: Actor, lock: bool = False) -> bool:
+    """Whether the actor's role publishes, or a presenter granted it (called on, promoted).
+
+    With ``lock`` the grant row is read ``FOR SHARE`` (PostgreSQL; SQLite's writer holds its
+    lock already): withdrawing it then waits for the caller's commit, or the caller sees it gone.
+    """
     if actor.may(Perm.PUBLISH):
         return True
-    return (
-        db.session.scalar(
-            select(Grant.id).where(Grant.room_id == actor.room_id, Grant.user_id == actor.user_id)
-        )
-        is not None
-    )
+    query = select(Grant.id).where(Grant.room_id == actor.room_id, Grant.user_id == actor.user_id)
+    if lock:
+        query = query.with_for_update(read=True)
+    return db.session.scalar(query) is not None

@@ -13,7 +13,7 @@ from rooms.context import Actor, Outbox, Refused
 from rooms.events import Event
 from rooms.models import Grant, Hand
 from rooms.people import names
-from rooms.policy import Perm
+from rooms.policy import Perm, RoomPolicy
 from rooms.validate import Int
 
 ACTIVE = ("raised", "called")
@@ -46,14 +46,27 @@ def active_hand(room_id: int, user_id: int) -> Hand | None:
 
 
 def publish_queue(actor: Actor, out: Outbox) -> list[dict[str, Any]]:
-    """Send the queue to moderators, or to everyone where the policy shows it (moderators are
-    in the room too: sending to both would reach them twice)."""
-    current = queue(actor.room_id)
-    if actor.policy.hand_queue_public:
-        out.to_all(actor.room_id, "hand.queue", {"queue": current})
+    """Send the queue to moderators, or to everyone where the policy shows it."""
+    return send_queue(actor.room_id, actor.policy, out)
+
+
+def send_queue(room_id: int, policy: RoomPolicy, out: Outbox) -> list[dict[str, Any]]:
+    """The room's queue to its moderators, or to everyone where ``policy`` shows it (moderators
+    are in the room too: sending to both would reach them twice)."""
+    current = queue(room_id)
+    if policy.hand_queue_public:
+        out.to_all(room_id, "hand.queue", {"queue": current})
     else:
-        out.to_mods(actor.room_id, "hand.queue", {"queue": current})
+        out.to_mods(room_id, "hand.queue", {"queue": current})
     return current
+
+
+def finish(hand: Hand, by: int | None) -> str:
+    """End ``hand``: lowered while it was raised, done once it was called on. Its new state."""
+    hand.state = "lowered" if hand.state == "raised" else "done"
+    hand.ended_at = utcnow()
+    hand.ended_by = by
+    return hand.state
 
 
 def position(current: list[dict[str, Any]], user_id: int) -> int | None:
@@ -78,11 +91,10 @@ def raise_hand(actor: Actor, data: dict[str, Any], out: Outbox) -> dict[str, Any
     return {"position": position(current, actor.user_id)}
 
 
-def end_hand(actor: Actor, hand: Hand, state: str, out: Outbox) -> None:
+def end_hand(actor: Actor, hand: Hand, out: Outbox) -> None:
     """Lower (or finish) ``hand``, revoking a publish grant that calling on gave."""
-    hand.state = state
-    hand.ended_at = utcnow()
-    hand.ended_by = actor.user_id
+    state = finish(hand, actor.user_id)
+    log.record(actor.room_id, actor.user_id, f"hand.{state}", hand_id=hand.id, user_id=hand.user_id)
     grant = db.session.scalar(
         select(Grant).where(
             Grant.room_id == actor.room_id, Grant.user_id == hand.user_id, Grant.reason == "called"
@@ -90,8 +102,10 @@ def end_hand(actor: Actor, hand: Hand, state: str, out: Outbox) -> None:
     )
     if grant is not None:  # the microphone goes back: their streams end too
         db.session.delete(grant)
+        # Committed before looking for their streams: a publish in flight re-checks the grant
+        # when it records its stream, so one of the two always sees the other.
+        db.session.commit()
         media.stop_streams(actor.room_id, out, user_id=hand.user_id)
-    log.record(actor.room_id, actor.user_id, f"hand.{state}", hand_id=hand.id, user_id=hand.user_id)
     out.to_user(actor.room_id, hand.user_id, "hand.state", {"state": state, "can_publish": False})
 
 
@@ -102,7 +116,7 @@ def lower_hand(actor: Actor, data: dict[str, Any], out: Outbox) -> dict[str, Any
     hand = active_hand(actor.room_id, user_id)
     if hand is None:
         raise Refused("that hand is not raised")
-    end_hand(actor, hand, "lowered" if hand.state == "raised" else "done", out)
+    end_hand(actor, hand, out)
     db.session.commit()
     publish_queue(actor, out)
     return {}
@@ -114,7 +128,7 @@ def lower_all(actor: Actor, data: dict[str, Any], out: Outbox) -> dict[str, Any]
         select(Hand).where(Hand.room_id == actor.room_id, Hand.state.in_(ACTIVE))
     ).all()
     for hand in hands:
-        end_hand(actor, hand, "lowered" if hand.state == "raised" else "done", out)
+        end_hand(actor, hand, out)
     db.session.commit()
     publish_queue(actor, out)
     return {"lowered": len(hands)}

@@ -15,19 +15,32 @@ from flask import current_app
 from sqlalchemy import delete, select
 
 from lectern.extensions import db
-from media import tokens
+from media import sdp, tokens
 from media.channel import MediaChannel, MediaUnavailable
 from rooms import log, recording
 from rooms.context import Actor, Outbox, Refused
 from rooms.events import Event
 from rooms.grants import may_publish
-from rooms.models import MediaStream, Room
+from rooms.models import Connection, MediaStream, Room
 from rooms.people import names
 from rooms.policy import Perm
-from rooms.validate import Choice, Text
+from rooms.validate import N_, Choice, Text
 
 SDP_MAX = 64 * 1024
 SOURCES = ("camera", "screen")
+MAY_NOT_PUBLISH = N_("you may not publish in this room (ask to be called on)")
+# The media package's refusals of malformed offers (media/sdp.py), marked here for the
+# catalogue: media/ is not extracted. tests/media/test_sdp.py keeps the two lists equal.
+OFFER_REFUSALS = (
+    N_("the offer is not valid SDP"),
+    N_("the SDP is not an offer (an offer's DTLS role is actpass)"),
+    N_("the offer has no audio or video"),
+    N_("the offer rejects one of its media sections (port 0)"),
+    N_("the offer has no DTLS fingerprint"),
+    N_("the offer has no ICE credentials"),
+    N_("a publish offer must send every audio and video section"),
+    N_("a view offer must receive every audio and video section"),
+)
 logger = logging.getLogger(__name__)
 
 
@@ -74,37 +87,89 @@ def announce(room_id: int, out: Outbox) -> None:
 
 
 def publish(actor: Actor, data: dict[str, Any], out: Outbox) -> dict[str, Any]:
-    """Relay a publisher's offer; the stream is announced to the room once it is recorded."""
+    """Relay a publisher's offer; the stream is announced to the room once it is recorded, and
+    only if the right to publish outlived the worker's answer."""
     if not may_publish(actor):
-        raise Refused("you may not publish in this room (ask to be called on)")
+        raise Refused(MAY_NOT_PUBLISH)
+    check(data["sdp"], sending=True)
     key = room_key(actor.room_id)
     media = channel()
     worker = media.worker_for(key)
     grant = tokens.sign(secret(), op="publish", room=key, user=actor.user_id)
+    reply = relay(media, worker, "publish", token=grant, sdp=data["sdp"])
+    stream_id = reply["stream"]
     try:
-        reply = media.call(worker, "publish", token=grant, sdp=data["sdp"])
+        recorded = record(actor, data["source"], worker, stream_id)
+    except Exception:
+        db.session.rollback()
+        close_on_worker(worker, stream_id)
+        raise
+    if not recorded:
+        close_on_worker(worker, stream_id)
+        raise Refused(MAY_NOT_PUBLISH)
+    announce(actor.room_id, out)
+    recording.auto_start(actor, out)
+    return {"stream": stream_id, "sdp": reply["sdp"], "type": reply["type"]}
+
+
+def check(sdp_text: str, sending: bool) -> None:
+    """Refuse a malformed offer before it reaches a worker (``media.sdp``; the worker checks
+    again)."""
+    try:
+        sdp.check_offer(sdp_text, sending)
+    except sdp.BadOffer as exc:
+        raise Refused(str(exc)) from None  # one of OFFER_REFUSALS: translated when sent
+
+
+def relay(media: MediaChannel, worker: str, op: str, **fields: Any) -> dict[str, Any]:
+    """One request to the room's worker; refused when it cannot be reached or says no."""
+    try:
+        reply = media.call(worker, op, **fields)
     except MediaUnavailable as exc:
-        logger.warning("publish failed: %s", exc)
+        logger.warning("%s failed: %s", op, exc)
         raise Refused("the media server is not reachable; try again in a moment") from exc
     if not reply.get("ok"):
         raise Refused("media server refused: %(why)s", why=reply.get("error"))
+    return reply
+
+
+def record(actor: Actor, source: str, worker: str, stream_id: str) -> bool:
+    """Record the worker's new stream, unless the right to publish ended while the worker was
+    answering (a hand lowered, a demotion, a removal, the publisher gone, the session ended).
+
+    The check runs after the INSERT, in its transaction: on SQLite that INSERT holds the write
+    lock, on PostgreSQL the rows checked are locked, and whoever withdraws the right commits that
+    before looking for the user's streams. So either this sees the right gone, or the withdrawal
+    finds this stream and stops it: no stream outlives its grant or its connection.
+    """
     stream = MediaStream(
-        id=reply["stream"],
+        id=stream_id,
         room_id=actor.room_id,
         user_id=actor.user_id,
         sid=actor.sid,
-        source=data["source"],
+        source=source,
         worker=worker,
     )
     db.session.add(stream)
+    db.session.flush()
+    if not still_allowed(actor):
+        db.session.rollback()
+        return False
     recording.stream_started(actor.room_id, stream)
-    log.record(
-        actor.room_id, actor.user_id, "media.publish", stream=reply["stream"], source=data["source"]
-    )
+    log.record(actor.room_id, actor.user_id, "media.publish", stream=stream_id, source=source)
     db.session.commit()
-    announce(actor.room_id, out)
-    recording.auto_start(actor, out)
-    return {"stream": reply["stream"], "sdp": reply["sdp"], "type": reply["type"]}
+    return True
+
+
+def still_allowed(actor: Actor) -> bool:
+    """The actor's connection is open, the session not ended, and they may publish."""
+    connected = db.session.scalar(
+        select(Connection.sid).where(Connection.sid == actor.sid).with_for_update(read=True)
+    )
+    ended = db.session.scalar(
+        select(Room.ended_at).where(Room.id == actor.room_id).with_for_update(read=True)
+    )
+    return connected is not None and ended is None and may_publish(actor, lock=True)
 
 
 def view(actor: Actor, data: dict[str, Any], out: Outbox) -> dict[str, Any]:
@@ -112,37 +177,47 @@ def view(actor: Actor, data: dict[str, Any], out: Outbox) -> dict[str, Any]:
     stream = db.session.get(MediaStream, data["stream"])
     if stream is None or stream.room_id != actor.room_id:
         raise Refused("no such stream in this room")
+    check(data["sdp"], sending=False)
     key = room_key(actor.room_id)
     grant = tokens.sign(secret(), op="view", room=key, user=actor.user_id, stream=stream.id)
-    try:
-        reply = channel().call(stream.worker, "view", token=grant, sdp=data["sdp"])
-    except MediaUnavailable as exc:
-        raise Refused("the media server is not reachable; try again in a moment") from exc
-    if not reply.get("ok"):
-        raise Refused("media server refused: %(why)s", why=reply.get("error"))
+    reply = relay(channel(), stream.worker, "view", token=grant, sdp=data["sdp"])
     return {"peer": reply["peer"], "sdp": reply["sdp"], "type": reply["type"]}
 
 
 def stop_streams(room_id: int, out: Outbox, **match: Any) -> int:
-    """End the room's streams matching ``match`` (user_id, sid or id) on their worker."""
+    """End the room's streams matching ``match`` (user_id, sid or id), then on their worker.
+
+    The rows go first, in one commit, and the worker is asked only after it: no database lock
+    is held while waiting for a worker. Callers that withdraw a grant or drop a connection
+    commit that before calling, so a publish in flight either sees it or is found here.
+    """
     query = select(MediaStream).where(MediaStream.room_id == room_id)
     for column, value in match.items():
         query = query.where(getattr(MediaStream, column) == value)
-    found = list(db.session.scalars(query))
-    media: MediaChannel | None = current_app.extensions.get("media")
-    for stream in found:
-        if media is not None and media.available:
-            try:
-                media.call(stream.worker, "close_stream", stream=stream.id)
-            except MediaUnavailable:
-                logger.warning("could not close stream %s on %s", stream.id, stream.worker)
+    rows = list(db.session.scalars(query))
+    if not rows:
+        return 0
+    ended = [(s.worker, s.id) for s in rows]
+    for stream in rows:
         recording.stream_stopped(room_id, stream.id)
         log.record(room_id, stream.user_id, "media.unpublish", stream=stream.id)
         db.session.delete(stream)
-    if found:
-        db.session.commit()
-        announce(room_id, out)
-    return len(found)
+    db.session.commit()
+    for worker, stream_id in ended:
+        close_on_worker(worker, stream_id)
+    announce(room_id, out)
+    return len(rows)
+
+
+def close_on_worker(worker: str, stream_id: str) -> None:
+    """Ask ``worker`` to end a stream (its viewers too); a worker that is gone has ended it."""
+    media: MediaChannel | None = current_app.extensions.get("media")
+    if media is None or not media.available:
+        return
+    try:
+        media.call(worker, "close_stream", stream=stream_id)
+    except MediaUnavailable:
+        logger.warning("could not close stream %s on %s", stream_id, worker)
 
 
 def unpublish(actor: Actor, data: dict[str, Any], out: Outbox) -> dict[str, Any]:

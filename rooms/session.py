@@ -16,15 +16,16 @@ from enum import StrEnum
 from typing import Any
 
 from flask import url_for
-from sqlalchemy import delete, exists, select
+from sqlalchemy import exists, select
 
 from accounts.models import User
 from lectern.extensions import db
 from lectern.timeutil import utcnow
-from rooms import hands, log, media, recording
+from rooms import access, log, recording
+from rooms.access import Lost
 from rooms.context import Actor, Outbox, Refused
 from rooms.events import Event
-from rooms.models import Connection, Grant, Hand, MediaStream, Recording, Room, RoomEvent
+from rooms.models import MediaStream, Recording, Room, RoomEvent
 from rooms.policy import Perm
 from rooms.registry import kind_named
 from rooms.validate import N_
@@ -175,20 +176,13 @@ def end(actor: Actor, data: dict[str, Any], out: Outbox) -> dict[str, Any]:
     running = recording.running(room.id)
     if running is not None:
         recording.finish(room, running, actor.user_id, out)
-    media.stop_streams(room.id, out)
-    for hand in db.session.scalars(
-        select(Hand).where(Hand.room_id == room.id, Hand.state.in_(hands.ACTIVE))
-    ):
-        hand.state, hand.ended_at, hand.ended_by = "done", utcnow(), actor.user_id
-    db.session.execute(delete(Grant).where(Grant.room_id == room.id))
-    room.ended_at = utcnow()
+    room.ended_at = utcnow()  # first: a publish in flight re-checks it as it records its stream
     log.record(room.id, actor.user_id, "room.end")
     db.session.commit()
+    # Everyone's access ends: grants, streams and hands, and every connection but the sender's.
+    access.changed(room.id, None, out, Lost.ACCESS, by=actor.user_id, spare=actor.sid)
     final = schedule_of(actor.kind, actor.ref_id, room)
     out.to_all(room.id, "room.ended", {"by": actor.name, "session": final})
-    for sid in db.session.scalars(select(Connection.sid).where(Connection.room_id == room.id)):
-        if sid != actor.sid:
-            out.disconnect(sid)
     return {"session": final}
 
 

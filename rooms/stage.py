@@ -2,21 +2,22 @@
 
 The room's kind keeps the role (``RoomKind.set_stage_role``: a broadcast's registration). The
 runtime gives or takes the right to publish at once, then closes the user's connections to the
-room: an actor's permissions are fixed for its connection, so the client reconnects and is
-resolved afresh with its new role.
+room (``rooms.access.changed``): an actor's permissions are fixed for its connection, so the
+client reconnects and is resolved afresh with its new role.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from lectern.extensions import db
-from rooms import log, media
+from rooms import access, log
+from rooms.access import Lost
 from rooms.context import Actor, Outbox, Refused
 from rooms.events import Event
-from rooms.models import Connection, Grant
+from rooms.models import Grant
 from rooms.policy import Perm
 from rooms.registry import StageHook, kind_named
 from rooms.validate import Int
@@ -46,22 +47,6 @@ def grant(actor: Actor, user_id: int) -> None:
     )
 
 
-def revoke(actor: Actor, user_id: int) -> None:
-    """Take back every publish grant ``user_id`` holds in the room (promoted or called on)."""
-    db.session.execute(
-        delete(Grant).where(Grant.room_id == actor.room_id, Grant.user_id == user_id)
-    )
-
-
-def reconnect(room_id: int, user_id: int, out: Outbox) -> None:
-    """Close all of the user's connections to the room, on every web worker."""
-    sids = db.session.scalars(
-        select(Connection.sid).where(Connection.room_id == room_id, Connection.user_id == user_id)
-    )
-    for sid in sids:
-        out.disconnect(sid)
-
-
 def change(actor: Actor, data: dict[str, Any], out: Outbox, action: str) -> dict[str, Any]:
     """Move ``data["user_id"]`` on to the stage (promote) or off it (demote)."""
     actor.require(Perm.MANAGE_STAGE)
@@ -72,16 +57,14 @@ def change(actor: Actor, data: dict[str, Any], out: Outbox, action: str) -> dict
         raise Refused(refusal)
     if action == "promote":
         grant(actor, user_id)
-    else:
-        revoke(actor, user_id)
     log.record(actor.room_id, actor.user_id, f"stage.{action}", user_id=user_id)
     db.session.commit()
-    if action == "demote":
-        media.stop_streams(actor.room_id, out, user_id=user_id)
     can_publish = action == "promote" or actor.policy.allows(role, Perm.PUBLISH)
     out.to_user(actor.room_id, user_id, "stage.role", {"role": role, "can_publish": can_publish})
     out.to_mods(actor.room_id, "presence.role", {"user_id": user_id, "role": role})
-    reconnect(actor.room_id, user_id, out)
+    # Off the stage: every grant (called on too) and stream ends. Either way they reconnect.
+    lost = Lost.NOTHING if action == "promote" else Lost.PUBLISHING
+    access.changed(actor.room_id, user_id, out, lost, by=actor.user_id)
     return {"user_id": user_id, "role": role}
 
 

@@ -8,12 +8,10 @@ from sqlalchemy import select
 
 from accounts.models import User
 from lectern.extensions import db
-from rooms.context import Outbox
+from rooms import access
 from rooms.models import Room
-from rooms.namespace import deliver
 from rooms.policy import PRESENTER, Perm, RoomPolicy
 from rooms.registry import Membership, RoomKind
-from rooms.stage import reconnect
 from rooms.validate import N_
 from webinar.links import session_holds
 from webinar.models import Broadcast, Kind, Status
@@ -63,17 +61,23 @@ def link_still_valid(user: User, broadcast: Broadcast, role: str) -> bool:
     return registration is not None and session_holds(registration)
 
 
-def kick(broadcast_id: int, user_id: int) -> None:
-    """Close the user's live connections to the broadcast's room (they reconnect, and are
-    resolved again: refused when their access ended)."""
+def kick(broadcast_id: int, user_id: int, by: int | None = None) -> None:
+    """The user's access to the broadcast's room ended (declined, or their join link is gone):
+    their grants, streams and hands end and their live connections close (``rooms.access``);
+    reconnecting, they are resolved again and refused."""
     room = db.session.scalar(
         select(Room.id).where(Room.kind == BROADCAST_ROOM_NAME, Room.ref_id == broadcast_id)
     )
-    if room is None:
-        return
-    out = Outbox()
-    reconnect(room, user_id, out)
-    deliver(out)
+    if room is not None:
+        access.remove_now(user_id, among=[room], by=by)
+
+
+def link_replaced(broadcast_id: int, user_id: int, by: int | None = None) -> None:
+    """A registration's join link was revoked or replaced: an account that exists only through
+    its link (no password) loses the room; one with a password keeps it."""
+    user = db.session.get(User, user_id)
+    if user is not None and user.password_hash is None:
+        kick(broadcast_id, user_id, by)
 
 
 def participant(broadcast_id: int, user_id: int) -> tuple[Broadcast, User, str | None] | None:

@@ -25,7 +25,7 @@ from webinar.notify import send_join_links, send_reminders
 from webinar.policy import Action, broadcast_allows, broadcast_role
 from webinar.registration import decide, invite, register
 from webinar.reminders import remindable
-from webinar.room import kick
+from webinar.room import kick, link_replaced
 
 CSV_MAX_BYTES = 2 * 1024 * 1024
 
@@ -167,7 +167,7 @@ def decide_registration(broadcast_id: int, registration_id: int, verb: str) -> P
     if reg is None:
         abort(404)
     if verb == "decline" and reg.user_id is not None:
-        kick(broadcast.id, reg.user_id)  # out of the live room now, and refused on reconnect
+        kick(broadcast.id, reg.user_id, current_user.id)  # out of the live room now, for good
     done = _("%(email)s: approved.") if reg.status == Status.APPROVED else _("%(email)s: declined.")
     flash(done % {"email": reg.email}, "info")
     return redirect(url_for("webinar.detail", broadcast_id=broadcast.id))
@@ -244,7 +244,7 @@ def link_action(broadcast_id: int, registration_id: int, verb: str) -> Page:
         flash(done % {"email": reg.email}, "info")
     if reg.user_id is not None and reg.status != Status.DECLINED:
         # A session that came in through the old link (an account without a password) is out.
-        kick(broadcast.id, reg.user_id)
+        link_replaced(broadcast.id, reg.user_id, current_user.id)
     return redirect(url_for("webinar.detail", broadcast_id=broadcast.id) + "#registrations")
 
 
