@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from lectern import i18n
+from lectern import i18n, messagequeue
 from lectern.config import build_config
 from lectern.extensions import csrf, db, login, migrate, socketio
 from media.channel import MediaChannel
@@ -52,8 +52,10 @@ def init_extensions(app: Flask) -> None:
     socketio.init_app(
         app,
         async_mode=app.config["SOCKETIO_ASYNC_MODE"],
-        message_queue=app.config["REDIS_URL"],
-        channel=app.config["SOCKETIO_CHANNEL"],
+        # Redis as the message queue between web workers (None: one worker, no queue).
+        client_manager=messagequeue.client_manager(
+            app.config["REDIS_URL"], app.config["SOCKETIO_CHANNEL"]
+        ),
         cors_allowed_origins=None,
     )
 
