@@ -57,12 +57,12 @@ def init_extensions(app: Flask) -> None:
             app.config["REDIS_URL"], app.config["SOCKETIO_CHANNEL"]
         ),
         cors_allowed_origins=None,
-    )
-
-
         **wire.server_options(app.config),
-def register_rooms() -> None:
+    )
     wire.install(app, socketio.server)
+
+
+def register_rooms() -> None:
     """Make lessons and broadcasts joinable as live rooms, served on the ``/room`` namespace."""
     from classroom.room import LESSON_ROOM
     from rooms import namespace
