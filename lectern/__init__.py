@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from lectern import i18n, messagequeue
+from lectern import i18n, messagequeue, urls
 from lectern.config import build_config
 from lectern.extensions import csrf, db, login, migrate, socketio
 from media.channel import MediaChannel
@@ -26,6 +26,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         static_folder=str(ROOT / "static"),
     )
     app.config.update(build_config(config))
+    urls.register(app)  # before the blueprints add their rules
     if app.config["PROXY_HOPS"]:  # behind reverse proxies: the visitor's address and scheme
         hops = app.config["PROXY_HOPS"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
