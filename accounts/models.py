@@ -63,10 +63,14 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined]
 
 
 class LoginFailure(db.Model):  # type: ignore[name-defined]
-    """One failed sign-in, kept for a short window to slow password guessing."""
+    """One failed sign-in, kept for a while to slow password guessing (accounts.throttle counts
+    them per account and address, per address and per account)."""
 
     __tablename__ = "login_failures"
-    __table_args__ = (Index("ix_login_failures_email_at", "email", "at"),)
+    __table_args__ = (
+        Index("ix_login_failures_email_at", "email", "at"),
+        Index("ix_login_failures_remote_addr_at", "remote_addr", "at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(EMAIL_MAX))

@@ -52,8 +52,17 @@ def build_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "SESSION_COOKIE_SECURE": env_flag("SESSION_COOKIE_SECURE", False),
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
+        # Sign-in backoff (accounts/throttle.py, SECURITY.md): free failures per account and
+        # address, then a wait doubling from BACKOFF_SECONDS up to LOCK_SECONDS; the same per
+        # address after ADDRESS_FAILURES; tries on an account failed from ACCOUNT_ADDRESSES
+        # addresses spaced ACCOUNT_SPACING seconds; failures remembered WINDOW_SECONDS.
         "LOGIN_MAX_FAILURES": int(os.environ.get("LOGIN_MAX_FAILURES", "5")),
+        "LOGIN_BACKOFF_SECONDS": int(os.environ.get("LOGIN_BACKOFF_SECONDS", "2")),
         "LOGIN_LOCK_SECONDS": int(os.environ.get("LOGIN_LOCK_SECONDS", "300")),
+        "LOGIN_ADDRESS_FAILURES": int(os.environ.get("LOGIN_ADDRESS_FAILURES", "20")),
+        "LOGIN_ACCOUNT_ADDRESSES": int(os.environ.get("LOGIN_ACCOUNT_ADDRESSES", "10")),
+        "LOGIN_ACCOUNT_SPACING": int(os.environ.get("LOGIN_ACCOUNT_SPACING", "10")),
+        "LOGIN_WINDOW_SECONDS": int(os.environ.get("LOGIN_WINDOW_SECONDS", "3600")),
         "DEMO_DATA": env_flag("DEMO_DATA", True),
         "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,
         # Largest slide deck (PDF) a presenter may upload, in MiB; below MAX_CONTENT_LENGTH.
