@@ -8,19 +8,27 @@ no longer reach them. Reconnecting is refused.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
+import socketio
 from sqlalchemy import select
 
 from accounts.models import User
+from classroom.enrolment import unenrol
 from lectern.extensions import db
 from rooms import namespace
 from rooms.models import Grant, Hand, MediaStream
 from webinar.models import Registration
 
 from .conftest import Client, Person, World, user
+from .test_workers import CHANNEL, REDIS_URL, SECRET, session_cookie, workers
+from .test_workers import Participant as RealClient
+
+__all__ = ["workers"]  # the fixture: two web workers joined through Redis
 
 
 @dataclass
@@ -171,3 +179,40 @@ def test_a_new_join_link_leaves_an_account_with_a_password_in_the_room(room):
     assert all(tab.connected for tab in scene.tabs)
     db.session.rollback()
     assert db.session.scalars(select(Grant.reason).where(Grant.user_id == scene.target.id)).all()
+
+
+# -- across web workers ------------------------------------------------------------------------
+QUEUE = {"SECRET_KEY": SECRET, "REDIS_URL": REDIS_URL, "SOCKETIO_CHANNEL": CHANNEL}
+
+
+@pytest.mark.redis
+@pytest.mark.server
+@pytest.mark.parametrize("app_config", [QUEUE], indirect=True)
+def test_removal_reaches_a_connection_on_another_web_worker(app, workers, users, courses):
+    """The student is connected to worker 1, the instructor to worker 2, and the removal runs in
+    a third process (as an HTTP request on any worker would): the close crosses Redis."""
+    instructor, student = users.make("instructor"), users.make("student")
+    course = courses.make(instructor, students=(student,))
+    key = f"lesson:{courses.lesson(course, starts_in=-timedelta(minutes=5)).id}"
+    teacher, learner = RealClient(), RealClient()
+    try:
+        teacher.join(workers[1].url, session_cookie(app, instructor), key)
+        learner.join(workers[0].url, session_cookie(app, student), key)
+        assert learner.call("hand.raise")["ok"]
+        assert teacher.call("hand.call", {"user_id": student.id})["ok"]
+
+        assert unenrol(course, student.id, by=instructor.id)
+
+        teacher.wait_for("hand.queue", lambda d: d["queue"] == [])
+        teacher.wait_for("presence.leave", lambda d: d["user_id"] == student.id)
+        deadline = time.monotonic() + 5
+        while learner.sio.connected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not learner.sio.connected
+        db.session.rollback()
+        assert db.session.scalars(select(Grant).where(Grant.user_id == student.id)).all() == []
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            RealClient().join(workers[0].url, session_cookie(app, student), key)
+    finally:
+        for participant in (learner, teacher):
+            participant.sio.disconnect()
