@@ -46,9 +46,13 @@ def register(app: Flask) -> None:
 
 
 def check_input() -> None:
-    """400 when the path, a query argument, a form field or file name or a JSON string holds a
-    character no field needs, or a query value is over :data:`ARG_MAX` characters."""
-    problem = url_problem() or body_problem()
+    """404 for a path with a control character; 400 when a query argument, a form field or
+    file name or a JSON string holds a character no field needs, or a query value is over
+    :data:`ARG_MAX` characters."""
+    if BAD_IN_URL.search(request.path):  # no page has such a name
+        log.warning("refused a path with a control character from %s", request.remote_addr)
+        abort(404)
+    problem = query_problem() or body_problem()
     if problem:
         log.warning(
             "refused %s %s from %s: %s",
@@ -60,10 +64,8 @@ def check_input() -> None:
         abort(400)
 
 
-def url_problem() -> str | None:
-    """What is wrong with the path or the query string, if anything."""
-    if BAD_IN_URL.search(request.path):
-        return "a control character in the path"
+def query_problem() -> str | None:
+    """What is wrong with the query string, if anything."""
     for key, value in request.args.items(multi=True):
         if BAD_IN_URL.search(key) or BAD_IN_URL.search(value):
             return f"a control character in the query argument {arg_name(key)}"
