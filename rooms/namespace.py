@@ -111,11 +111,11 @@ def spoofed(event: str) -> dict[str, Any] | None:
     (python-socketio dispatches it by name); refuse and count it. Only a real transport
     event finds the connection not (or no longer) connected: python-socketio marks it pending
     while its handler runs."""
-    sid = request.sid  # type: ignore[attr-defined]
-    server = socketio_ext().server
-    if not server.manager.is_connected(sid, NAMESPACE) and not (
-        event == "connect" and sid in actors
-    ):
+    sid = getattr(request, "sid", None)  # None: called directly, not by Socket.IO
+    if sid is None:
+        return None
+    connected = socketio_ext().server.manager.is_connected(sid, NAMESPACE)
+    if not connected and not (event == "connect" and sid in actors):
         return None
     guard = current_app.extensions.get("socketio_guard")
     if guard is not None:

@@ -98,6 +98,7 @@ CACHE_MAX = 10_000
 versions: dict[int, int] = {}  # room id -> how many emits to the room this worker has seen
 _cache: dict[tuple[int, int, str], tuple[int, float, dict[str, Any]]] = {}
 _lock = threading.Lock()
+_pruned = 0.0  # when expired snapshots were last dropped
 _ROOM_ID = re.compile(r"room:(\d+)")
 
 
@@ -142,9 +143,13 @@ def snapshot(actor: Actor, room: Room) -> dict[str, Any]:
             return cached[2]
     built = build(actor, room)
     with _lock:
-        if len(_cache) >= CACHE_MAX:
-            for old in [k for k, v in _cache.items() if now - v[1] >= CACHE_S] or list(_cache):
+        global _pruned
+        if now - _pruned >= CACHE_S or len(_cache) >= CACHE_MAX:  # drop the expired ones
+            _pruned = now
+            for old in [k for k, v in _cache.items() if now - v[1] >= CACHE_S]:
                 del _cache[old]
+            if len(_cache) >= CACHE_MAX:
+                _cache.clear()
         _cache[key] = (version, now, built)
     return built
 

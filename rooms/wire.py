@@ -11,13 +11,17 @@ web worker.
   and a per-connection budget of ``PACKET_BURST`` packets refilled at ``PACKET_RATE`` a second,
   taken before a packet is decoded or a handler started.
 - **Strikes**: a malformed packet or one over the budget is a strike, never a traceback;
-  ``MAX_STRIKES`` strikes close the connection with one log line.
+  ``MAX_STRIKES`` strikes close the connection with one log line, and its user may not connect
+  again for ``BAR_S`` seconds (a flooder reconnecting at once made every reconnect cost a
+  sign-in check, a join and a leave).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import socket
 import threading
 import time
 from collections import Counter
@@ -35,7 +39,8 @@ MAX_DEPTH = 20  # lists and objects inside each other; the deepest event payload
 MAX_ATTACHMENTS = 2  # binary parts of one packet; no room event takes binary data
 PACKET_BURST = 100  # packets a connection may send at once ...
 PACKET_RATE = 20.0  # ... and per second after that
-MAX_STRIKES = 20  # malformed or excess packets before the connection is closed
+MAX_STRIKES = 20  # malformed or excess packets before the connection is closed ...
+BAR_S = 10.0  # ... and its user may not connect again for this long
 # The event name a packet refused while decoding is delivered as (see BoundedPacket).
 REFUSED_EVENT = "\x00refused"
 
@@ -132,6 +137,7 @@ class Conn:
     user_id: int
     packets: Bucket
     strikes: int = 0
+    stream: Any = None  # eventlet's socket of a websocket connection, to stop reading it
 
 
 @dataclass(frozen=True)
@@ -160,6 +166,7 @@ class Guard:
         self.by_address: Counter[str] = Counter()
         self.handshakes: dict[str, Bucket] = {}  # address -> new connections bucket
         self.refused: Counter[str] = Counter()  # why handshakes were refused, for tests/ops
+        self.barred: dict[int, float] = {}  # user id -> until when (monotonic) after a close
         self._lock = threading.RLock()
         self._connect = server._handle_eio_connect
         self._message = server._handle_eio_message
@@ -184,6 +191,8 @@ class Guard:
         if user_id is None:
             return self.refuse("anonymous", address)
         with self._lock:
+            if self.barred.get(user_id, 0.0) > time.monotonic():
+                return self.refuse("barred", address)
             if self.by_address[address] >= self.limits.per_address:
                 return self.refuse("address", address)
             if self.by_user[user_id] >= self.limits.per_user:
@@ -191,6 +200,8 @@ class Guard:
             self.by_address[address] += 1
             self.by_user[user_id] += 1
             self.conns[eio_sid] = Conn(address, user_id, Bucket(PACKET_BURST, PACKET_RATE))
+            if "transport=websocket" in str(environ.get("QUERY_STRING")):
+                self.conns[eio_sid].stream = environ.get("eventlet.input")
         self._connect(eio_sid, environ)
         return True
 
@@ -243,7 +254,14 @@ class Guard:
                 MAX_STRIKES,
                 what,
             )
+            with self._lock:
+                now = time.monotonic()
+                self.barred = {u: t for u, t in self.barred.items() if t > now}
+                self.barred[conn.user_id] = now + BAR_S
             self.close(eio_sid)
+            if conn.stream is not None:  # engine.io would read (and drop) all that still comes
+                with contextlib.suppress(OSError):
+                    conn.stream.get_socket().shutdown(socket.SHUT_RDWR)
 
     def strike_sid(self, sid: str, namespace: str, what: str) -> None:
         """A strike against the connection of the namespace session ``sid``."""
