@@ -71,6 +71,18 @@ class Connection(db.Model):  # type: ignore[name-defined]
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     role: Mapped[str] = mapped_column(String(20))
     connected_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # The web worker holding the connection (``rooms.workers.WORKER_ID``): a worker that stops
+    # beating leaves rows that the others remove.
+    worker: Mapped[str | None] = mapped_column(String(32), index=True)
+
+
+class WebWorker(db.Model):  # type: ignore[name-defined]
+    """A running web worker's heartbeat: its connections are live while ``last_seen`` is recent."""
+
+    __tablename__ = "web_workers"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    last_seen: Mapped[datetime] = mapped_column(DateTime)
 
 
 class Hand(db.Model):  # type: ignore[name-defined]

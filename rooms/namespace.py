@@ -146,6 +146,7 @@ def on_connect(auth: Any = None) -> dict[str, Any] | None:
     if actor.may(Perm.MODERATE):
         join_room(mods_target(room.id))
     out = Outbox()
+    presence.beat(due=presence.HEARTBEAT_S)
     presence.connect(actor, sid, out)
     deliver(out)
     start_flusher(current_app._get_current_object())  # type: ignore[attr-defined]
@@ -160,11 +161,28 @@ def on_disconnect(reason: Any = None) -> dict[str, Any] | None:
     if actor is None:
         return None
     out = Outbox()
-    # The row goes first (committed): a publish in flight re-checks it as it records its stream.
-    presence.disconnect(actor, actor.sid, out)
-    media.stop_streams(actor.room_id, out, sid=actor.sid)
+    forget(actor.room_id, actor.user_id, actor.name, actor.sid, out)
     deliver(out)
     return None
+
+
+def forget(room_id: int, user_id: int, name: str, sid: str, out: Outbox) -> None:
+    """A connection ended (or its web worker died): its presence row, then its streams."""
+    # The row goes first (committed): a publish in flight re-checks it as it records its stream.
+    presence.disconnect(room_id, user_id, name, sid, out)
+    media.stop_streams(room_id, out, sid=sid)
+
+
+def sweep(app: Flask) -> None:
+    """Beat for this worker, and end the connections of web workers that stopped beating
+    (killed) as their own disconnects would have: leaves logged, counts and streams updated."""
+    with app.app_context():
+        presence.beat()
+        out = Outbox()
+        for room_id, user_id, name, sid in presence.orphans():
+            forget(room_id, user_id, name, sid, out)
+        deliver(out)
+        db.session.remove()
 
 
 def on_state(*args: Any) -> dict[str, Any]:
@@ -226,7 +244,8 @@ def flush(app: Flask, slow: bool = True) -> None:
 
 
 def start_flusher(app: Flask) -> None:
-    """Start the periodic flush once per app (``ROOMS_FLUSH_INTERVAL`` 0: tests flush by hand)."""
+    """Start the periodic flush once per app (``ROOMS_FLUSH_INTERVAL`` 0: tests flush by hand),
+    with this worker's presence heartbeat and sweep every ``presence.HEARTBEAT_S``."""
     interval = app.config.get("ROOMS_FLUSH_INTERVAL", INTERVAL_S)
     if not interval or app.extensions.get("rooms_flusher"):
         return
@@ -234,6 +253,7 @@ def start_flusher(app: Flask) -> None:
 
     def loop() -> None:
         tick = 0
+        swept = time.monotonic()
         while True:
             sio.sleep(interval)
             tick += 1
@@ -241,6 +261,12 @@ def start_flusher(app: Flask) -> None:
                 flush(app, slow=tick % SLOW_EVERY == 0)
             except Exception:
                 log.exception("flushing room updates failed")
+            if time.monotonic() - swept >= presence.HEARTBEAT_S:
+                swept = time.monotonic()
+                try:
+                    sweep(app)
+                except Exception:
+                    log.exception("presence heartbeat or sweep failed")
 
     app.extensions["rooms_flusher"] = sio.start_background_task(loop)
 

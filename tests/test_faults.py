@@ -8,7 +8,9 @@ clients that reconnect by themselves, as the browser's do; each reaches its work
 ``state.get`` after every connect, as ``static/js/room/signaling.js`` does.
 
 What must hold in each case: the clients are back within ``BACK_WITHIN_S``, and everything the
-server acknowledged is still in the database and in the snapshot a client gets.
+server acknowledged is still in the database and in the snapshot a client gets. The killed
+worker's presence rows are removed by the survivor within ``SWEPT_WITHIN_S`` (a student who does
+not come back is a logged leave).
 
 The media worker's own SIGKILL is covered by tests/media/test_app_media.py
 (``test_killed_media_worker_resets_the_room``) and tests/media/test_lifecycle.py.
@@ -40,7 +42,8 @@ from sqlalchemy.engine import make_url
 from accounts.models import User
 from lectern import create_app
 from lectern.extensions import db
-from rooms.models import ChatMessage, Hand, Question
+from rooms import presence
+from rooms.models import ChatMessage, Connection, Hand, Question, Room, RoomEvent
 from tests import conftest
 from tests.conftest import CourseFactory, UserFactory
 from tests.live import Forwarder, LiveServer, free_port, in_ci
@@ -53,6 +56,9 @@ BACK_WITHIN_S = 5.0  # the issue's bound: clients back, cross-worker delivery re
 # Long enough that a listener doubling its wait after each failed retry (python-socketio's
 # RedisManager: 1, 2, 4, 8 s...) would come back more than BACK_WITHIN_S after Redis did.
 REDIS_DOWN_S = 8.0
+# The survivor's sweep: the dead worker's last beat is at most HEARTBEAT_S before the kill, it is
+# stale STALE_S after that, and the survivor sweeps every HEARTBEAT_S (a little slack on top).
+SWEPT_WITHIN_S = presence.STALE_S + presence.HEARTBEAT_S + 2.0
 CALL_TIMEOUT_S = 10.0  # longer than BACK_WITHIN_S: a late ack is measured, not a hang
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
@@ -109,6 +115,7 @@ class Database:
     app: Flask
     instructor: User
     students: list[User]
+    absentee: User  # a student who does not come back after a fault
 
 
 @dataclass
@@ -120,6 +127,7 @@ class Lesson:
     key: str
     instructor: int
     students: list[int]
+    absentee: int
 
     def cookie(self, user_id: int) -> str:
         serializer = self.app.session_interface.get_signing_serializer(self.app)  # type: ignore[attr-defined]
@@ -132,11 +140,38 @@ class Lesson:
             db.session.remove()
         return found
 
+    def connections(self) -> list[tuple[int, str | None]]:
+        """(user id, web worker) of each of the lesson's presence rows, read afresh."""
+        kind, _, ref = self.key.partition(":")
+        with self.app.app_context():
+            rows = db.session.execute(
+                select(Connection.user_id, Connection.worker)
+                .join(Room, Room.id == Connection.room_id)
+                .where(Room.kind == kind, Room.ref_id == int(ref))
+            ).all()
+            db.session.remove()
+        return [(user_id, worker) for user_id, worker in rows]
+
+    def logged(self, event: str) -> list[int | None]:
+        """Who each of the lesson's ``event`` log entries is about, oldest first."""
+        kind, _, ref = self.key.partition(":")
+        with self.app.app_context():
+            found = list(
+                db.session.scalars(
+                    select(RoomEvent.actor_id)
+                    .join(Room, Room.id == RoomEvent.room_id)
+                    .where(Room.kind == kind, Room.ref_id == int(ref), RoomEvent.type == event)
+                    .order_by(RoomEvent.id)
+                )
+            )
+            db.session.remove()
+        return found
+
 
 @pytest.fixture(scope="module")
 def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
-    """A fresh PostgreSQL database, migrated, with an instructor and three students; dropped
-    afterwards."""
+    """A fresh PostgreSQL database, migrated, with an instructor and four students (the last
+    one to be absent); dropped afterwards."""
     server = make_url(os.environ.get("DATABASE_URL") or DEFAULT_POSTGRES)
     if not server.drivername.startswith("postgresql"):
         server = make_url(DEFAULT_POSTGRES)
@@ -158,7 +193,7 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
             users = UserFactory()
             instructor = users.make("instructor")
             students = [users.make("student") for _ in range(3)]
-            yield Database(url, app, instructor, students)
+            yield Database(url, app, instructor, students, users.make("student"))
             db.session.remove()
             db.engine.dispose()
     finally:
@@ -169,9 +204,10 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
 
 @pytest.fixture
 def lesson(database: Database) -> Lesson:
-    """A lesson of its own for each test, started five minutes ago, all three students in it."""
+    """A lesson of its own for each test, started five minutes ago, all four students in it."""
     courses = CourseFactory()
-    course = courses.make(database.instructor, students=tuple(database.students))
+    enrolled = (*database.students, database.absentee)
+    course = courses.make(database.instructor, students=enrolled)
     live = courses.lesson(course, starts_in=-timedelta(minutes=5))
     return Lesson(
         database.url,
@@ -179,6 +215,7 @@ def lesson(database: Database) -> Lesson:
         f"lesson:{live.id}",
         database.instructor.id,
         [s.id for s in database.students],
+        database.absentee.id,
     )
 
 
@@ -291,11 +328,11 @@ class Client:
 
 
 @pytest.fixture
-def clients() -> Iterator[Callable[[], Client]]:
+def clients() -> Iterator[Callable[..., Client]]:
     made: list[Client] = []
 
-    def make() -> Client:
-        made.append(Client())
+    def make(reconnect: bool = True) -> Client:
+        made.append(Client() if reconnect else Client(socketio.Client(reconnection=False)))
         return made[-1]
 
     yield make
@@ -314,7 +351,7 @@ def ok(reply: dict[str, Any]) -> dict[str, Any]:
 
 # -- a web worker SIGKILLed ---------------------------------------------------------------------
 def test_killed_web_worker_loses_nothing_acknowledged_and_its_clients_move_to_the_other(
-    lesson: Lesson, workers: list[LiveServer], clients: Callable[[], Client]
+    lesson: Lesson, workers: list[LiveServer], clients: Callable[..., Client]
 ) -> None:
     first, second = workers
     via_first = Forwarder([first.port, second.port])  # the balancer sends these to worker 1
@@ -322,10 +359,13 @@ def test_killed_web_worker_loses_nothing_acknowledged_and_its_clients_move_to_th
     try:
         teacher, stayer = clients(), clients()  # on worker 2, which survives
         movers = [clients(), clients()]  # on worker 1, which is killed
+        absentee = clients(reconnect=False)  # on worker 1 too, and does not come back
         teacher.join(via_second.url, lesson.cookie(lesson.instructor), lesson.key)
         stayer.join(via_second.url, lesson.cookie(lesson.students[0]), lesson.key)
         for mover, user in zip(movers, lesson.students[1:], strict=True):
             mover.join(via_first.url, lesson.cookie(user), lesson.key)
+        absentee.join(via_first.url, lesson.cookie(lesson.absentee), lesson.key)
+        dead_worker = dict(lesson.connections())[lesson.absentee]
 
         # Acknowledged before the kill, by clients of the worker that dies.
         hand = ok(movers[0].call("hand.raise"))
@@ -344,6 +384,7 @@ def test_killed_web_worker_loses_nothing_acknowledged_and_its_clients_move_to_th
         connects = [m.connects for m in movers]
         first.kill()
         killed_at = time.monotonic()
+        seen = len(teacher.events)
         states, back_after = [], []
         for mover, before in zip(movers, connects, strict=True):
             states.append(mover.back(before, timeout=BACK_WITHIN_S * 2))
@@ -352,12 +393,32 @@ def test_killed_web_worker_loses_nothing_acknowledged_and_its_clients_move_to_th
         after = ok(movers[1].call("chat.send", {"text": "after the kill"}))["message"]
         delivered_after = teacher.wait_for("chat.message", lambda d: d["id"] == after["id"], 5)
         teacher_state = teacher.state()
+        # The dead worker's rows are removed by the survivor, as disconnects: the absentee's
+        # is a leave, the movers' are not (they are back), and the count follows.
+        swept = wait_until(
+            lambda: dead_worker not in {w for _, w in lesson.connections()},
+            killed_at + SWEPT_WITHIN_S,
+        )
+        swept_after = time.monotonic() - killed_at
+        absent = lesson.absentee
+        left = teacher.wait_for("presence.leave", lambda d: d["user_id"] == absent, 5)
+        counted = teacher.wait(lambda: ("presence.count", {"count": 4}) in teacher.events[seen:], 5)
+        present_state = teacher.state()["presence"]
     finally:
         via_first.close()
         via_second.close()
 
     print(f"web worker killed: clients back after {[round(t, 2) for t in back_after]} s")
+    print(f"web worker killed: its presence rows removed after {swept_after:.1f} s")
     assert max(back_after) < BACK_WITHIN_S, back_after
+    assert swept, lesson.connections()
+    assert sorted(u for u, _ in lesson.connections()) == sorted(
+        [lesson.instructor, *lesson.students]
+    )
+    assert left and counted
+    assert lesson.logged("presence.leave") == [lesson.absentee]
+    assert present_state["count"] == 4
+    assert absent not in {p["user_id"] for p in present_state["people"]}
     assert hand["position"] == 1
     assert len(flowed) == 8 and all(r.get("ok") for r in flowed), flowed
     flowed_ids = {r["message"]["id"] for r in flowed}
@@ -375,6 +436,15 @@ def test_killed_web_worker_loses_nothing_acknowledged_and_its_clients_move_to_th
     assert len(lesson.ids(Hand)) >= 1
 
 
+def wait_until(done: Callable[[], bool], deadline: float) -> bool:
+    """Poll ``done`` every 0.2 s until it holds or the monotonic ``deadline`` passes."""
+    while not done():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
 def chat_flow(client: Client, replies: list[dict[str, Any]], count: int, every: float) -> None:
     """``count`` chat messages, ``every`` seconds apart; each reply (or failure) is kept."""
     for i in range(count):
@@ -387,7 +457,7 @@ def chat_flow(client: Client, replies: list[dict[str, Any]], count: int, every: 
 
 # -- Redis restarted ----------------------------------------------------------------------------
 def test_redis_restarted_mid_lesson_cross_worker_delivery_returns_and_nothing_is_lost(
-    lesson: Lesson, workers: list[LiveServer], queue: RedisServer, clients: Callable[[], Client]
+    lesson: Lesson, workers: list[LiveServer], queue: RedisServer, clients: Callable[..., Client]
 ) -> None:
     first, second = workers
     teacher, neighbour = clients(), clients()  # on worker 2
