@@ -19,6 +19,7 @@ from flask_login import current_user
 from flask_socketio import SocketIO, join_room
 
 from lectern.extensions import db
+from lectern.messagequeue import RedisQueue
 from rooms import (
     chat,
     hands,
@@ -37,7 +38,7 @@ from rooms.events import Event
 from rooms.models import Room
 from rooms.policy import Perm
 from rooms.ratelimit import Limiter
-from rooms.state import enter, snapshot, watch
+from rooms.state import enter, forget_snapshots, snapshot, watch
 from rooms.validate import Invalid, Reason, clean
 from rooms.wire import REFUSED_EVENT
 
@@ -271,6 +272,18 @@ def start_flusher(app: Flask) -> None:
     app.extensions["rooms_flusher"] = sio.start_background_task(loop)
 
 
+def stale_everywhere(manager: RedisQueue) -> Callable[[], None]:
+    """After a message-queue outage: tell this worker's own clients, in every room, to load
+    the state again (``state.stale``), locally: other workers' emits during the outage never
+    reached them. Snapshots built meanwhile missed those emits too, so they are dropped."""
+
+    def tell() -> None:
+        forget_snapshots()
+        manager.emit("state.stale", {}, namespace=NAMESPACE, ignore_queue=True)
+
+    return tell
+
+
 def handler_for(name: str) -> Callable[..., dict[str, Any]]:
     def handle(*args: Any) -> dict[str, Any]:
         return dispatch(name, request.sid, args)  # type: ignore[attr-defined]
@@ -284,6 +297,8 @@ def register(sio: SocketIO) -> None:
     Flask-SocketIO registers handlers on its current server, so this runs once per app.
     """
     watch(sio.server.manager)
+    if isinstance(sio.server.manager, RedisQueue):
+        sio.server.manager.resumed = stale_everywhere(sio.server.manager)
     sio.on_event("connect", on_connect, namespace=NAMESPACE)
     sio.on_event("disconnect", on_disconnect, namespace=NAMESPACE)
     sio.on_event("state.get", on_state, namespace=NAMESPACE)

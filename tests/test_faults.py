@@ -10,7 +10,8 @@ clients that reconnect by themselves, as the browser's do; each reaches its work
 What must hold in each case: the clients are back within ``BACK_WITHIN_S``, and everything the
 server acknowledged is still in the database and in the snapshot a client gets. The killed
 worker's presence rows are removed by the survivor within ``SWEPT_WITHIN_S`` (a student who does
-not come back is a logged leave).
+not come back is a logged leave); after Redis returns, each worker's clients are told
+``state.stale`` and load what they missed.
 
 The media worker's own SIGKILL is covered by tests/media/test_app_media.py
 (``test_killed_media_worker_resets_the_room``) and tests/media/test_lifecycle.py.
@@ -483,6 +484,14 @@ def test_redis_restarted_mid_lesson_cross_worker_delivery_returns_and_nothing_is
         delivered_again(teacher, learners[1], "worker 2 to 1"),
     ]
     back_after = [round(t - restarted, 2) for t in across]
+    # Worker 2's clients missed the question; once the queue was back they were told to reload.
+    missed = not teacher.got("question.update", lambda d: d["id"] == asked["question"]["id"])
+    told_by = restarted + BACK_WITHIN_S
+    stale = [
+        c.wait_for("state.stale", lambda d: True, max(0.0, told_by - time.monotonic()))
+        for c in (teacher, neighbour)
+    ]
+    reloaded = teacher.state()
     raised = ok(learners[1].call("hand.raise"))
     hand_across = teacher.wait_for("hand.raised", lambda d: d["user_id"] == lesson.students[2], 5)
     state = teacher.state()
@@ -499,6 +508,8 @@ def test_redis_restarted_mid_lesson_cross_worker_delivery_returns_and_nothing_is
     assert [c.connects for c in (teacher, neighbour, *learners)] == [1, 1, 1, 1]
     # The question acknowledged during the outage is kept, though worker 2's clients missed
     # its announcement: they see it in the next snapshot.
+    assert missed and all(stale), stale
+    assert asked["question"]["id"] in {q["id"] for q in reloaded["questions"]}
     assert asked["question"]["id"] in {q["id"] for q in state["questions"]}
     assert asked["question"]["id"] in lesson.ids(Question)
     assert local["id"] in chat_ids(state)

@@ -5,13 +5,15 @@
 // After every connect, automatic reconnects included, the client asks for `state.get` and
 // replaces its whole state with the reply. Events that arrive while that request is out are
 // kept and applied again on top of the new state (every handler is idempotent), so nothing
-// that happened in between is lost or counted twice.
+// that happened in between is lost or counted twice. The server's `state.stale` (its message
+// queue was lost for a while: events may have been missed) asks for the same reload.
 
 import { io } from "../../vendor/socket.io-4.8.4/socket.io.esm.min.js";
 import { t } from "../i18n.js";
 
 const ACK_TIMEOUT_MS = 10000;
 const RETRY_SYNC_MS = 2000;
+const STALE_SPREAD_MS = 1000; // every client gets state.stale at once: spread their reloads
 const ENDED = "this session has ended"; // the server's refusal (rooms/session.py)
 
 export class Room {
@@ -26,6 +28,7 @@ export class Room {
     this.stateHandlers = [];
     this.statusHandlers = [];
     this.syncing = null; // events received during state.get: [event, data]
+    this.stale = false; // state.stale arrived during a state.get: load once more after it
     this.rejoining = false; // the server is about to disconnect us to apply a new role
     this.endedNote = null; // why the server closed the session for everyone (room.ended)
     this.socket = io("/room", {
@@ -112,6 +115,13 @@ export class Room {
     for (const fn of this.stateHandlers) fn(this.state);
     for (const [name, data] of missed) this.receive(name, data);
     this.setStatus("live");
+    if (this.stale) this.reload();
+  }
+
+  /** Load the whole state again (after `state.stale`), once any load in progress is done. */
+  reload() {
+    this.stale = Boolean(this.syncing);
+    if (!this.stale && this.state && this.socket.connected) this.sync();
   }
 
   watchConnection() {
@@ -119,6 +129,9 @@ export class Room {
     socket.on("connect", () => {
       this.setStatus(this.state ? "reconnecting" : "connecting", t("loading the room"));
       this.sync();
+    });
+    socket.on("state.stale", () => {
+      setTimeout(() => this.reload(), Math.random() * STALE_SPREAD_MS);
     });
     socket.on("disconnect", (reason) => {
       if (reason === "io server disconnect" && this.rejoining) {
