@@ -135,10 +135,7 @@ def on_connect(auth: Any = None) -> dict[str, Any] | None:
     try:
         actor, room = enter(current_user, key)
     except Refused as refusal:
-        # "this session has ended" stays English: the page reloads on it (signaling.js), and
-        # the reloaded page says so in the user's language
-        ended = str(refusal) == session.ENDED
-        raise ConnectionRefusedError(session.ENDED if ended else refusal.translated()) from None
+        raise refused_connection(refusal) from None
     sid = request.sid  # type: ignore[attr-defined]
     actor = dataclasses.replace(actor, sid=sid)
     actors[sid] = actor
@@ -149,9 +146,26 @@ def on_connect(auth: Any = None) -> dict[str, Any] | None:
     out = Outbox()
     presence.beat(due=presence.HEARTBEAT_S)
     presence.connect(actor, sid, out)
+    try:
+        # Entering again, now that the row is committed: a removal that looked for the user's
+        # connections before this one was recorded missed it, and is caught here instead.
+        enter(current_user, key)
+    except Refused as refusal:
+        actors.pop(sid, None)
+        forget(actor.room_id, actor.user_id, actor.name, sid, out)
+        deliver(out)
+        raise refused_connection(refusal) from None
     deliver(out)
     start_flusher(current_app._get_current_object())  # type: ignore[attr-defined]
     return None
+
+
+def refused_connection(refusal: Refused) -> ConnectionRefusedError:
+    """The connect handler's refusal, in the user's language."""
+    # "this session has ended" stays English: the page reloads on it (signaling.js), and
+    # the reloaded page says so in the user's language
+    ended = str(refusal) == session.ENDED
+    return ConnectionRefusedError(session.ENDED if ended else refusal.translated())
 
 
 def on_disconnect(reason: Any = None) -> dict[str, Any] | None:

@@ -19,9 +19,10 @@ from sqlalchemy import select
 
 from accounts.models import User
 from classroom.enrolment import unenrol
+from classroom.models import Course
 from lectern.extensions import db
-from rooms import namespace
-from rooms.models import Grant, Hand, MediaStream
+from rooms import namespace, presence
+from rooms.models import Connection, Grant, Hand, MediaStream
 from webinar.models import Registration
 
 from .conftest import Client, Person, World, user
@@ -179,6 +180,32 @@ def test_a_new_join_link_leaves_an_account_with_a_password_in_the_room(room):
     assert all(tab.connected for tab in scene.tabs)
     db.session.rollback()
     assert db.session.scalars(select(Grant.reason).where(Grant.user_id == scene.target.id)).all()
+
+
+def test_a_removal_while_connecting_closes_the_new_connection(room, monkeypatch):
+    """The removal runs after the connect's admission check but before its connection row is
+    recorded (another web worker, on PostgreSQL): looking for the student's connections, it
+    finds none. The connect, checking again once its row is committed, ends it itself."""
+    student = room.students[0]
+    instructor = room.join(room.instructor)
+    instructor.drain()
+    record = presence.connect
+
+    def removed_meanwhile(actor, sid, out):
+        assert unenrol(db.session.get(Course, room.course_id), student.id)
+        record(actor, sid, out)
+
+    monkeypatch.setattr(presence, "connect", removed_meanwhile)
+    late = room.connect(student, {"room": room.lesson})
+
+    assert not late.connected
+    assert [a for a in namespace.actors.values() if a.user_id == student.id] == []
+    db.session.rollback()  # read what is committed
+    assert (
+        db.session.scalars(select(Connection).where(Connection.user_id == student.id)).all() == []
+    )
+    got = [name for name, data in instructor.drain() if data.get("user_id") == student.id]
+    assert got == ["presence.join", "presence.leave"]  # as logged: nobody stays present
 
 
 # -- across web workers ------------------------------------------------------------------------
