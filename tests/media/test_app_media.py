@@ -35,6 +35,7 @@ ROOM = "lesson:1"
 INSTRUCTOR, STUDENT1, STUDENT2 = 1, 2, 3
 EVENT_TIMEOUT_S = 10.0
 MEDIA_CALL_TIMEOUT_S = 20.0  # the server waits up to 15 s for its media worker
+BACK_WITHIN_S = 5.0  # the bound: a media worker SIGKILLed -> viewers decode again
 
 
 class Server(LiveServer):
@@ -352,6 +353,8 @@ def test_killed_media_worker_resets_the_room(
             again = await publish(teacher, second)
             assert again["ok"], again
             await watch(student, again["stream"], viewer)
+            await decoded(viewer, video=1, audio=1)
+            back_after = time.monotonic() - started  # the kill -> the viewer decodes again
             got_frames = await decoded(viewer, video=10, audio=10)
         finally:
             for peer in (viewer, first, second):
@@ -359,6 +362,7 @@ def test_killed_media_worker_resets_the_room(
         return {
             "stream": published["stream"],
             "reset_after": reset_after,
+            "back_after": back_after,
             "state": state,
             "again": again,
             "got_frames": got_frames,
@@ -369,7 +373,12 @@ def test_killed_media_worker_resets_the_room(
     got = asyncio.run(scenario())
     after = server.media_stats()
 
+    print(
+        f"media worker killed: reset after {got['reset_after']:.2f} s, viewer decoding again "
+        f"after {got['back_after']:.2f} s"
+    )
     assert got["reset_after"] < 8.0, got["reset_after"]
+    assert got["back_after"] <= BACK_WITHIN_S, got["back_after"]
     assert got["last_streams"] == {"streams": []}  # announced with the reset
     assert got["state"]["streams"] == []
     assert got["again"]["stream"] != got["stream"]
