@@ -235,6 +235,10 @@ def start_server(url: str, data_dir: Path, secret: str) -> LiveServer:
         "SECRET_KEY": secret,
         "DEMO_DATA": "false",
         "MEDIA_WORKERS": "0",  # signaling only: no media worker processes beside the server
+        # Every simulated attendee connects from 127.0.0.1: lift the per-address bounds (one
+        # address normally stands for one household or school, not a whole audience).
+        "SOCKETIO_CONNECTIONS_PER_ADDRESS": "1000000",
+        "SOCKETIO_HANDSHAKE_RATE": "1000000",
         GREEN_ENV: None,
     }
     log = data_dir / "server.log"
