@@ -12,7 +12,8 @@ import time
 from datetime import timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, func, or_, select
+from sqlalchemy import CursorResult, delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from lectern.extensions import db
 from lectern.timeutil import utcnow
@@ -127,8 +128,16 @@ def beat(due: float = 0.0) -> None:
     now = time.monotonic()
     if now - _last_beat < due:
         return
-    db.session.merge(WebWorker(id=WORKER_ID, last_seen=utcnow()))
-    db.session.commit()
+    seen = utcnow()
+    beaten = db.session.execute(
+        update(WebWorker).where(WebWorker.id == WORKER_ID).values(last_seen=seen)
+    )
+    if not cast(CursorResult[Any], beaten).rowcount:
+        db.session.add(WebWorker(id=WORKER_ID, last_seen=seen))
+    try:
+        db.session.commit()
+    except IntegrityError:  # another thread of this worker wrote the first beat meanwhile
+        db.session.rollback()
     _last_beat = now
 
 
