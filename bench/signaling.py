@@ -16,9 +16,9 @@ Figures (the last line of output is one JSON object with them):
 - ``hand_p50_ms``/``hand_p99_ms``: one attendee at a time raises a hand (then lowers it); time
   from its emit to the host receiving ``hand.raised``. The host and these attendees share a
   process, so both ends use one clock.
-- ``qa_fanout_ms``: the host asks a question; time from its emit until the last of the N
-  attendees has received ``question.update`` (median of ``--rounds``). Every process reads the
-  same machine clock (``time.time()``).
+- ``qa_fanout_ms``: the host approves an attendee's question; time from the approval's emit
+  until the last of the N attendees has received ``question.update`` (median of ``--rounds``).
+  Every process reads the same machine clock (``time.time()``).
 
 Then the **vote storm**: the host opens a poll with two options (``poll.open``); once every
 attendee has its ``poll.update``, all N vote at once: each client process fires all its
@@ -409,15 +409,25 @@ class Crowd:
         return (at - sent) * 1000.0
 
     def ask(self, text: str) -> dict[str, Any]:
-        """The host asks a question; returns when it was sent (wall clock) and its id."""
+        """An attendee asks (held for moderation: only moderators see it), then the host
+        approves it, which every attendee is sent; returns when the approval was sent (wall
+        clock) and the question's id. (Presenters answer questions rather than ask them.)"""
         assert self.host is not None
-        sent = time.time()
-        reply = self.host.call(
+        asker = next(iter(self.clients.values()))
+        reply = asker.call(
             "question.ask", {"text": text}, namespace=NAMESPACE, timeout=CALL_TIMEOUT_S
         )
         if not reply.get("ok"):
             raise BenchError(f"question.ask refused: {reply}")
-        return {"sent": sent, "id": reply["question"]["id"]}
+        question_id = reply["question"]["id"]
+        self.receipts.pop(("question.update", question_id), None)  # the asker's own copy
+        sent = time.time()
+        reply = self.host.call(
+            "question.approve", {"id": question_id}, namespace=NAMESPACE, timeout=CALL_TIMEOUT_S
+        )
+        if not reply.get("ok"):
+            raise BenchError(f"question.approve refused: {reply}")
+        return {"sent": sent, "id": question_id}
 
     def receipts_of(self, item_id: int, timeout: float, event: str) -> dict[str, Any]:
         """Wait until every connected attendee here has ``event`` about the question or poll
@@ -683,7 +693,8 @@ def measure_hands(crowds: list[Proc], roster: Roster, samples: int, cpu: CpuMete
 
 
 def measure_fanout(crowds: list[Proc], clients: int, round_no: int, timeout: float) -> float:
-    """Milliseconds from the host's question to the last attendee's ``question.update``."""
+    """Milliseconds from the host's approval of a question to the last attendee's
+    ``question.update``."""
     asked = crowds[0].ask("ask", CALL_TIMEOUT_S * 2, text=f"Bench question {round_no}")
     for proc in crowds:
         proc.send("receipts", item_id=asked["id"], timeout=timeout, event="question.update")
