@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,13 @@ class Invalid(Reason):
     """A payload that does not match its event's fields; the message says why."""
 
 
+# Control characters but tab and line breaks, and lone surrogates: no text field takes them
+# (PostgreSQL refuses NUL in text; the others only hide what was written).
+FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+# Ids are the database's integers (32-bit on PostgreSQL): larger ones name nothing.
+ID_MAX = 2**31 - 1
+
+
 @dataclass(frozen=True)
 class Text:
     max: int
@@ -44,6 +52,8 @@ class Text:
             return None
         if not isinstance(value, str):
             raise Invalid("%(field)s must be text", field=name)
+        if FORBIDDEN.search(value):
+            raise Invalid("%(field)s contains a character that is not allowed", field=name)
         if self.strip:
             value = value.strip()
         if len(value) < self.min:
@@ -56,7 +66,7 @@ class Text:
 @dataclass(frozen=True)
 class Int:
     min: int = 1
-    max: int = 2**53
+    max: int = ID_MAX
     required: bool = True
 
     def clean(self, name: str, value: Any) -> Any:
