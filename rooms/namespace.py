@@ -265,12 +265,15 @@ def start_flusher(app: Flask) -> None:
     if not interval or app.extensions.get("rooms_flusher"):
         return
     sio: SocketIO = app.extensions["socketio"]
+    running = app.extensions["rooms_flusher_running"] = [True]
 
     def loop() -> None:
         tick = 0
         swept = time.monotonic()
         while True:
             sio.sleep(interval)
+            if not running[0]:
+                return
             tick += 1
             try:
                 flush(app, slow=tick % SLOW_EVERY == 0)
@@ -284,6 +287,14 @@ def start_flusher(app: Flask) -> None:
                     log.exception("presence heartbeat or sweep failed")
 
     app.extensions["rooms_flusher"] = sio.start_background_task(loop)
+
+
+def stop_flusher(app: Flask) -> None:
+    """End ``app``'s periodic flush at its next tick (an app that is done: the coalescers are
+    shared by the process, so a flusher left running would send another app's updates)."""
+    running = app.extensions.pop("rooms_flusher_running", None)
+    if running is not None:
+        running[0] = False
 
 
 def stale_everywhere(manager: RedisQueue) -> Callable[[], None]:

@@ -30,6 +30,7 @@ from classroom.models import Course, Enrollment, Lesson
 from lectern import create_app
 from lectern.extensions import db
 from lectern.timeutil import utcnow
+from rooms import namespace
 from tests.live import CHROMIUM, LiveServer, free_port, in_ci, launch_chromium
 from webinar.models import Broadcast, Registration
 
@@ -112,6 +113,7 @@ def app(migrated: str, tmp_path: Path, app_config: dict[str, object]) -> Iterato
     with application.app_context():
         yield application
         db.session.remove()
+    namespace.stop_flusher(application)
     clear_tables(application)
     with application.app_context():
         db.engine.dispose()
