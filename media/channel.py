@@ -1,17 +1,21 @@
 """The web app's side of the media worker channel: one JSON request and reply per line over TCP.
 
-Plain blocking sockets (green under eventlet's monkey-patching); imports no aiortc. A room is
+Plain blocking sockets (green under eventlet's monkey-patching); imports no aiortc.
+:func:`call_async` is the same request from inside an event loop: a media worker calling another
+(a cascade leg, see ``docs/protocol.md``). A room is
 placed on a worker by a stable hash of its key, so every web worker picks the same one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import zlib
 from typing import Any
 
 TIMEOUT_S = 15.0
+MAX_REPLY = 256 * 1024  # a reply line: an SDP answer and its fields
 
 
 class MediaUnavailable(Exception):
@@ -19,8 +23,47 @@ class MediaUnavailable(Exception):
 
 
 def parse_addr(addr: str) -> tuple[str, int]:
+    """``"host:port"`` as a pair (host 127.0.0.1 when left out).
+
+    :raises ValueError: the port is not a number from 1 to 65535
+    """
     host, _, port = addr.rpartition(":")
-    return host or "127.0.0.1", int(port)
+    number = int(port)
+    if not 0 < number < 65536:
+        raise ValueError(f"port out of range: {port}")
+    return host.strip("[]") or "127.0.0.1", number
+
+
+async def call_async(
+    addr: str, op: str, timeout: float = TIMEOUT_S, **fields: Any
+) -> dict[str, Any]:
+    """One request to the worker at ``addr`` from inside an event loop (a worker asking another,
+    e.g. a cascade leg's ``view``); the same line protocol as :meth:`MediaChannel.call`.
+
+    :raises MediaUnavailable: the worker could not be reached or did not answer in time
+    """
+    host, port = parse_addr(addr)
+    request = json.dumps({"op": op, **fields}).encode() + b"\n"
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port, limit=MAX_REPLY), timeout
+        )
+    except (TimeoutError, OSError) as exc:
+        raise MediaUnavailable(f"media worker {addr} did not answer: {exc!r}") from exc
+    try:
+        writer.write(request)
+        await writer.drain()
+        reply = await asyncio.wait_for(reader.readline(), timeout)
+    except (TimeoutError, OSError, ValueError) as exc:
+        raise MediaUnavailable(f"media worker {addr} did not answer: {exc!r}") from exc
+    finally:
+        writer.close()
+    if not reply:
+        raise MediaUnavailable(f"media worker {addr} closed the connection")
+    result = json.loads(reply)
+    if not isinstance(result, dict):
+        raise MediaUnavailable(f"media worker {addr} answered something else than an object")
+    return result
 
 
 class MediaChannel:

@@ -82,14 +82,15 @@ def worker_env(mode: str = "rtp") -> dict[str, str]:
     return env
 
 
-def start_worker(log: Path, mode: str = "rtp") -> WorkerProcess:
-    """Start a worker on a free loopback port and wait until it accepts connections."""
+def start_worker(log: Path, mode: str = "rtp", **settings: str) -> WorkerProcess:
+    """Start a worker on a free loopback port and wait until it accepts connections
+    (``settings``: more environment, e.g. ``MEDIA_CAPACITY="2"``)."""
     port = free_port()
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "media.worker", "--port", str(port)],
             cwd=ROOT,
-            env=worker_env(mode),
+            env={**worker_env(mode), **settings},
             stdout=out,
             stderr=subprocess.STDOUT,
         )
