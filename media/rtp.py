@@ -1,26 +1,34 @@
-"""Forwarding RTP itself: per viewer only a header rewrite and SRTP, no per-frame queue.
+"""Forwarding RTP itself: per viewer a prepared header patched in place, SRTP, one datagram.
 
-Each published track's receiver is wrapped so every incoming media packet is handed straight
-to :class:`RtpFanout`, which rewrites it for each viewer (their SSRC, payload type, sequence
-numbers and timestamp offset, their header-extension ids) and sends it through that viewer's
-DTLS transport. The viewer's ``RTCRtpSender`` stays in place for negotiation, RTCP sender
-reports (its counters are kept up to date here) and NACKs (answered from the history kept here);
-its own packetizing loop is replaced by :meth:`RtpViewer.run`, which only waits.
+Each published track's receiver is tapped so every incoming media packet is handed straight to
+:class:`RtpFanout`, which works out what is the same for every viewer once (abs-send-time, the
+audio level, the NTP time) and then, per viewer, patches that viewer's prepared RTP header
+(its SSRC, payload type, sequence number, timestamp offset and header-extension ids were laid
+out when it started), protects header and payload with the viewer's SRTP session and sends the
+datagram on its nominated ICE pair: no awaits, no packet objects
+(:class:`media.aiortc_internals.Datagrams`). The viewer's ``RTCRtpSender`` stays in place for
+negotiation, RTCP sender reports (its counters are updated here, every ``COUNT_FLUSH_S``), and
+NACKs and PLIs, answered from the history kept here and by asking the publisher.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import struct
 from collections.abc import Callable
 from typing import Any
 
 from aiortc import RTCRtpReceiver, RTCRtpSender, clock
-from aiortc.codecs import is_rtx
 from aiortc.codecs.vpx import VpxPayloadDescriptor
 from aiortc.rtp import RtpPacket
 
-HISTORY = 128  # aiortc's RTP_HISTORY_SIZE: NACKs are answered from this many packets
+from media.aiortc_internals import Datagrams, SenderControl, tap_media_packets
+
+HISTORY = 128  # a power of two, as aiortc's RTP_HISTORY_SIZE: NACKs are answered from these
+COUNT_FLUSH_S = 0.1  # how often the senders' RTCP counters are brought up to date
+SILENT = 0x7F  # audio level -127 dBov: what a viewer is told when the publisher said nothing
+HEAD = struct.Struct("!BHI")  # marker + payload type, sequence number, timestamp (offset 1)
 
 
 def starts_keyframe(kind: str, payload: bytes) -> bool:
@@ -34,78 +42,132 @@ def starts_keyframe(kind: str, payload: bytes) -> bool:
     return bool(descr.partition_start and descr.partition_id == 0 and data and not data[0] & 1)
 
 
+def first_sequence_number() -> int:
+    """A viewer's first RTP sequence number, in the lower half of the range as aiortc's: a
+    wrap-around soon after the start broke SRTP's roll-over counter guess in receivers."""
+    return random.randint(0, 0x7FFF)
+
+
+def changed_bytes(a: bytes, b: bytes) -> int | None:
+    """The offset of the first byte where two equal-length headers differ (None: identical)."""
+    return next((i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y), None)
+
+
 class RtpViewer:
     """One viewer's sender, fed packets directly by the fan-out."""
 
     def __init__(self, sender: RTCRtpSender, fanout: RtpFanout) -> None:
         self.sender = sender
+        self.control = SenderControl(sender)
+        self.out = Datagrams(sender.transport)
         self.fanout = fanout
         self.kind = fanout.kind
-        self.payload_type: int | None = None  # known once the sender starts
-        self.seq = random.randint(0, 0xFFFF)
-        self.ts_offset = random.randint(0, 0xFFFFFFFF)
+        self.payload_type = 0  # known once the sender starts
+        self.seq = first_sequence_number()
+        self.ts_offset = random.getrandbits(32)
+        self.header = bytearray()  # prepared in run(): only patched per packet
+        self.send_time_at: int | None = None  # offsets of the extensions' values in it
+        self.level_at: int | None = None
         self.waiting_keyframe = self.kind == "video"
         self.sent = 0
+        self.octets = 0
+        self.counted = (0, 0)  # (packets, octets) already told to the sender
+        self.last_timestamp = 0  # RTP timestamp of the latest packet sent
+        self.payloads: list[bytes | None] = [None] * HISTORY  # by sequence number % HISTORY
+        self.stamps = [0] * HISTORY  # their sequence number << 33 | marker << 32 | timestamp
         self._done = asyncio.Event()
-        sender._run_rtp = self.run  # type: ignore[method-assign]
-        sender._send_keyframe = fanout.request_keyframe  # type: ignore[method-assign]
+        self.control.take_over(self.run, fanout.request_keyframe, self.retained)
 
-    def _private(self, name: str) -> Any:
-        return getattr(self.sender, f"_RTCRtpSender__{name}")
+    def prepare(self) -> None:
+        """Lay out this viewer's header once: the negotiated extensions, with placeholders for
+        the values that change per packet, found by serializing twice with different values."""
+        template = RtpPacket(payload_type=self.payload_type, ssrc=self.sender._ssrc)
+        template.extensions.mid = self.control.mid
+        extensions = self.control.extensions_map
+
+        def serialized(send_time: int, level: int) -> bytes:
+            template.extensions.abs_send_time = send_time
+            if self.kind == "audio":
+                template.extensions.audio_level = (bool(level & 0x80), level & 0x7F)
+            return template.serialize(extensions)
+
+        base = serialized(0, 0)
+        self.send_time_at = changed_bytes(base, serialized(0xFFFFFF, 0))
+        self.level_at = changed_bytes(base, serialized(0, 0xFF)) if self.kind == "audio" else None
+        self.header = bytearray(base)
 
     async def run(self, codec: Any) -> None:
         """Stands in for the sender's packetizing loop: registers, then waits for the end."""
         self.payload_type = codec.payloadType
-        self._private("rtp_started").set()
-        self.fanout.viewers.append(self)
-        self.fanout.request_keyframe()
+        self.prepare()
+        self.control.started()
+        self.fanout.add(self)
         try:
             await self._done.wait()
         except asyncio.CancelledError:
             pass
         finally:
             self.leave()
-            self._private("rtp_exited").set()
+            self.control.exited()
 
     def leave(self) -> None:
         if self in self.fanout.viewers:
             self.fanout.viewers.remove(self)
+        self.count()
 
     def finish(self) -> None:
         self._done.set()
 
-    async def send(self, packet: RtpPacket) -> None:
-        """Rewrite ``packet`` for this viewer, remember it for NACKs and send it."""
-        if self.waiting_keyframe:
-            if not starts_keyframe(self.kind, packet.payload):
-                self.fanout.request_keyframe()  # ask again (rate-limited) until one comes
-                return
-            self.waiting_keyframe = False
-        out = RtpPacket(
-            payload_type=self.payload_type or packet.payload_type,
-            marker=packet.marker,
-            sequence_number=self.seq,
-            timestamp=(packet.timestamp + self.ts_offset) & 0xFFFFFFFF,
-            ssrc=self.sender._ssrc,
-            payload=packet.payload,
-        )
-        out.extensions.mid = self._private("mid")
-        out.extensions.abs_send_time = (clock.current_ntp_time() >> 14) & 0x00FFFFFF
-        out.extensions.audio_level = packet.extensions.audio_level
-        self._private("rtp_history")[self.seq % HISTORY] = out
-        data = out.serialize(self._private("rtp_header_extensions_map"))
-        self.seq = (self.seq + 1) & 0xFFFF
-        try:
-            await self.sender.transport._send_rtp(data)
-        except ConnectionError:
-            self.leave()
-            return
+    def forward(
+        self, marker: int, timestamp: int, payload: bytes, send_time: bytes, level: int
+    ) -> bool:
+        """Patch the header for one packet, remember it for NACKs and send it.
+
+        ``marker`` is 0 or 0x80; ``send_time`` the 3 bytes of abs-send-time. Returns False when
+        the viewer's connection is gone.
+        """
+        header, seq = self.header, self.seq
+        timestamp = (timestamp + self.ts_offset) & 0xFFFFFFFF
+        HEAD.pack_into(header, 1, marker | self.payload_type, seq, timestamp)
+        if self.send_time_at is not None:
+            header[self.send_time_at : self.send_time_at + 3] = send_time
+        if self.level_at is not None:
+            header[self.level_at] = level
+        if not self.out.send(header, payload):
+            return False
+        slot = seq & (HISTORY - 1)
+        self.payloads[slot] = payload
+        self.stamps[slot] = seq << 33 | marker << 25 | timestamp
+        self.seq = (seq + 1) & 0xFFFF
         self.sent += 1
-        # What the sender's RTCP reports describe (name-mangled counters of RTCRtpSender).
-        self.sender._RTCRtpSender__ntp_timestamp = clock.current_ntp_time()  # type: ignore[attr-defined]
-        self.sender._RTCRtpSender__rtp_timestamp = out.timestamp  # type: ignore[attr-defined]
-        self.sender._RTCRtpSender__octet_count += len(out.payload)  # type: ignore[attr-defined]
-        self.sender._RTCRtpSender__packet_count += 1  # type: ignore[attr-defined]
+        self.octets += len(payload)
+        self.last_timestamp = timestamp
+        return True
+
+    def retained(self, sequence_number: int) -> bytes | None:
+        """The plain RTP packet sent as ``sequence_number``, if still in the history."""
+        slot = sequence_number & (HISTORY - 1)
+        payload, stamp = self.payloads[slot], self.stamps[slot]
+        if payload is None or stamp >> 33 != sequence_number:
+            return None
+        header = bytearray(self.header)
+        marker = (stamp >> 25) & 0x80
+        HEAD.pack_into(header, 1, marker | self.payload_type, sequence_number, stamp & 0xFFFFFFFF)
+        return bytes(header) + payload
+
+    def count(self) -> None:
+        """Bring the sender's RTCP counters up to date (what its next sender report says):
+        its latest packet was the fan-out's latest, sent at ``fanout.last_ntp``."""
+        packets, octets = self.counted
+        if self.sent == packets:
+            return
+        self.control.count_sent(
+            self.fanout.last_ntp,
+            self.last_timestamp,
+            self.octets - octets,
+            self.sent - packets,
+        )
+        self.counted = (self.sent, self.octets)
 
 
 class RtpFanout:
@@ -116,6 +178,8 @@ class RtpFanout:
         self.viewers: list[RtpViewer] = []
         self._request_keyframe = request_keyframe  # the hub's: it spaces requests out
         self.packets = 0
+        self.last_ntp = 0  # NTP time when the latest packet was sent
+        self._counting: asyncio.TimerHandle | None = None
 
     def request_keyframe(self) -> None:
         # No throttle of its own: one here dropped the requests of viewers that joined within
@@ -123,26 +187,55 @@ class RtpFanout:
         if self.kind == "video":
             self._request_keyframe()
 
-    async def push(self, packet: RtpPacket) -> None:
+    def add(self, viewer: RtpViewer) -> None:
+        """A viewer whose sender started: it gets packets from the next keyframe on."""
+        self.viewers.append(viewer)
+        self.request_keyframe()
+        if self._counting is None:
+            self._counting = asyncio.get_running_loop().call_later(COUNT_FLUSH_S, self._count)
+
+    def _count(self) -> None:
+        """Every ``COUNT_FLUSH_S``: the senders' RTCP counters, from the viewers' own."""
+        self._counting = None
+        if not self.viewers:
+            return
+        for viewer in self.viewers:
+            viewer.count()
+        self._counting = asyncio.get_running_loop().call_later(COUNT_FLUSH_S, self._count)
+
+    def push(self, packet: RtpPacket) -> None:
+        """Send one of the publisher's packets to every viewer (on the event loop)."""
         self.packets += 1
-        for viewer in tuple(self.viewers):
-            await viewer.send(packet)
+        if not self.viewers:
+            return
+        ntp = self.last_ntp = clock.current_ntp_time()
+        send_time = ((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big")
+        level = packet.extensions.audio_level
+        level_byte = SILENT if level is None else (0x80 if level[0] else 0) | (level[1] & 0x7F)
+        marker, timestamp, payload = packet.marker << 7, packet.timestamp, packet.payload
+        keyframe: bool | None = None  # worked out only when a viewer waits for one
+        gone = []
+        for viewer in self.viewers:
+            if viewer.waiting_keyframe:
+                if keyframe is None:
+                    keyframe = starts_keyframe(self.kind, payload)
+                if not keyframe:
+                    self.request_keyframe()  # ask again (rate-limited) until one comes
+                    continue
+                viewer.waiting_keyframe = False
+            if not viewer.forward(marker, timestamp, payload, send_time, level_byte):
+                gone.append(viewer)
+        for viewer in gone:
+            viewer.leave()
 
     def end(self) -> None:
+        if self._counting is not None:
+            self._counting.cancel()
+            self._counting = None
         for viewer in tuple(self.viewers):
             viewer.finish()
 
 
 def tap_rtp(receiver: RTCRtpReceiver, fanout: RtpFanout) -> None:
-    """Hand ``receiver``'s media packets (not retransmissions) to ``fanout`` as they arrive,
-    before the receiver's own handling (statistics, NACKs, frame assembly) runs."""
-    original = receiver._handle_rtp_packet
-    codecs = receiver._RTCRtpReceiver__codecs  # type: ignore[attr-defined]
-
-    async def handle(packet: RtpPacket, arrival_time_ms: int) -> None:
-        codec = codecs.get(packet.payload_type)
-        if codec is not None and not is_rtx(codec):
-            await fanout.push(packet)
-        await original(packet, arrival_time_ms)
-
-    receiver._handle_rtp_packet = handle  # type: ignore[method-assign]
+    """Hand ``receiver``'s media packets (not retransmissions) to ``fanout`` as they arrive."""
+    tap_media_packets(receiver, fanout.push)

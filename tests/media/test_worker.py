@@ -42,12 +42,6 @@ MIN_VIDEO = int(30 * SECONDS / 2)
 MIN_AUDIO = int(50 * SECONDS / 2)
 
 
-@pytest.fixture(scope="module", params=["rtp", "frames"])
-def forward_mode(request: pytest.FixtureRequest) -> str:
-    """Every test here runs against both ways of forwarding: RTP packets and whole frames."""
-    return str(request.param)
-
-
 async def steady(worker: WorkerProcess, stream: Published, frames: int = 60) -> None:
     """Wait until the worker has received ``frames`` video frames of ``stream``."""
 

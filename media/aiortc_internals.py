@@ -1,0 +1,257 @@
+"""Every use of aiortc's (and aioice's) private parts by the media worker, in one place.
+
+The worker forwards media without decoding or encoding, which aiortc has no public API for:
+it diverts a receiver's frames and packets, takes over a sender's packetizing loop, keeps the
+sender's RTCP counters and retransmission history, and sends datagrams on the nominated ICE
+pair itself. All of that reaches into name-mangled attributes (``_RTCRtpSender__*``,
+``_RTCRtpReceiver__*``) and replaces private methods, which change between aiortc releases
+without notice: only the release checked by :func:`check_version` is supported, and the worker
+refuses to start with any other. Nothing outside this module touches those names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import aiortc
+import aiortc.rtcrtpreceiver
+import aiortc.rtcrtpsender
+from aiortc import RTCDtlsTransport, RTCRtpReceiver, RTCRtpSender
+from aiortc.codecs import is_rtx
+from aiortc.rtcpeerconnection import filter_preferred_codecs
+from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
+from aiortc.rtp import RtcpSrPacket, RtpPacket
+from pylibsrtp._binding import ffi as srtp_ffi
+from pylibsrtp._binding import lib as srtp_lib
+
+SUPPORTED = "1.16"  # the aiortc release (major.minor) whose internals this module uses
+RTP_HISTORY_SIZE: int = aiortc.rtcrtpsender.RTP_HISTORY_SIZE
+SRTP_ROOM = 1500 - 16  # pylibsrtp's session buffer, less the largest SRTP trailer
+
+
+class UnsupportedAiortc(RuntimeError):
+    """The installed aiortc is not the release this module was written against."""
+
+
+def check_version(version: str | None = None) -> None:
+    """Refuse an aiortc other than ``SUPPORTED`` (x.y, any patch release).
+
+    :raises UnsupportedAiortc: naming the installed and the supported versions
+    """
+    found = aiortc.__version__ if version is None else version
+    if found.split(".")[:2] != SUPPORTED.split("."):
+        raise UnsupportedAiortc(
+            f"aiortc {found} is not supported: the media worker uses aiortc's internals and "
+            f"supports aiortc {SUPPORTED}.x only (pip install 'aiortc~={SUPPORTED}.0')"
+        )
+
+
+# --- codecs ------------------------------------------------------------------------------------
+
+
+def count_codecs(counters: dict[str, int]) -> None:
+    """Count every encoder (``counters["encoders"]``) and decoder aiortc creates from now on."""
+
+    def counted(fn: Any, name: str) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            counters[name] += 1
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    aiortc.rtcrtpsender.get_encoder = counted(aiortc.rtcrtpsender.get_encoder, "encoders")
+    aiortc.rtcrtpreceiver.get_decoder = counted(aiortc.rtcrtpreceiver.get_decoder, "decoders")
+
+
+def narrow_negotiated_codecs(transceiver: Any, wanted: list[RTCRtpCodecCapability]) -> bool:
+    """Narrow a transceiver's already negotiated codecs to ``wanted``.
+
+    An answerer's codecs are negotiated in ``setRemoteDescription``, before codec preferences
+    can apply. Returns False when something was negotiated and none of it is wanted.
+    """
+    if not transceiver._codecs:
+        return True
+    transceiver._codecs = filter_preferred_codecs(transceiver._codecs, wanted)
+    return bool(transceiver._codecs)
+
+
+# --- receivers (the publisher's side) ----------------------------------------------------------
+
+
+def divert_decoded_frames(receiver: RTCRtpReceiver, sink: Any) -> None:
+    """Hand ``receiver``'s complete encoded frames to ``sink`` (a ``queue.Queue`` look-alike
+    getting ``(codec, jitter_frame)``, and ``None`` at the end) instead of its decoder."""
+    receiver._RTCRtpReceiver__decoder_queue = sink  # type: ignore[attr-defined]
+
+
+def tap_media_packets(receiver: RTCRtpReceiver, handle: Callable[[RtpPacket], None]) -> None:
+    """Give ``receiver``'s media packets (not retransmissions) to ``handle`` as they arrive,
+    before the receiver's own handling (statistics, NACKs, frame assembly)."""
+    original = receiver._handle_rtp_packet
+    codecs = receiver._RTCRtpReceiver__codecs  # type: ignore[attr-defined]
+
+    async def tapped(packet: RtpPacket, arrival_time_ms: int) -> None:
+        codec = codecs.get(packet.payload_type)
+        if codec is not None and not is_rtx(codec):
+            handle(packet)
+        await original(packet, arrival_time_ms)
+
+    receiver._handle_rtp_packet = tapped  # type: ignore[method-assign]
+
+
+def watch_sender_reports(receiver: RTCRtpReceiver, handle: Callable[[float, int], None]) -> None:
+    """Call ``handle(ntp_seconds, pts)`` for each RTCP sender report the receiver gets, with
+    the RTP timestamp mapped as the receiver maps its frames' (reports before the first packet
+    are skipped)."""
+    original = receiver._handle_rtcp_packet
+    mapper = receiver._RTCRtpReceiver__timestamp_mapper  # type: ignore[attr-defined]
+
+    async def handled(packet: Any) -> None:
+        if isinstance(packet, RtcpSrPacket) and mapper._origin is not None:
+            info = packet.sender_info
+            handle(info.ntp_timestamp / (1 << 32), info.rtp_timestamp - mapper._origin)
+        await original(packet)
+
+    receiver._handle_rtcp_packet = handled  # type: ignore[method-assign]
+
+
+def keyframe_requester(receiver: RTCRtpReceiver) -> Callable[[], None]:
+    """A function that asks the publisher of ``receiver``'s track for a keyframe (RTCP PLI)."""
+    pending: set[asyncio.Task[None]] = set()
+
+    def pli() -> None:
+        # aiortc lists SSRCs as packets arrive, retransmissions (RTX) included: Chromium sends
+        # RTX padding first, and a PLI naming the RTX SSRC is ignored. Name the media SSRC.
+        rtx = receiver._RTCRtpReceiver__rtx_ssrc  # type: ignore[attr-defined]  # rtx -> media
+        media = [s.source for s in receiver.getSynchronizationSources() if s.source not in rtx]
+        media = media or list(rtx.values())
+        if media:
+            task = asyncio.ensure_future(receiver._send_rtcp_pli(media[0]))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+    return pli
+
+
+# --- senders (the viewers' side) ---------------------------------------------------------------
+
+
+class SenderControl:
+    """What a forwarding viewer needs of its ``RTCRtpSender``, which it drives itself.
+
+    :meth:`take_over` replaces the sender's packetizing loop, keyframe and retransmission
+    handling; the sender keeps negotiating, sending RTCP (with :meth:`count_sent`'s figures)
+    and reading the viewer's RTCP.
+    """
+
+    def __init__(self, sender: RTCRtpSender) -> None:
+        self.sender = sender
+
+    def take_over(
+        self,
+        run: Callable[[RTCRtpCodecParameters], Coroutine[Any, Any, None]],
+        keyframe: Callable[[], None],
+        history: Callable[[int], bytes | None],
+    ) -> None:
+        """``run(codec)`` replaces the packetizing loop; ``keyframe()`` is called on the
+        viewer's PLI or FIR; a NACK is answered with ``history(seq)`` (plain RTP, or None when
+        forgotten), through aiortc's own retransmission (RTX when negotiated)."""
+        sender = self.sender
+        original = sender._retransmit
+        mangled = sender._RTCRtpSender__rtp_history  # type: ignore[attr-defined]
+
+        async def retransmit(sequence_number: int) -> None:
+            data = history(sequence_number)
+            if data is None:
+                return
+            packet = RtpPacket.parse(data, self.extensions_map)
+            mangled[sequence_number % RTP_HISTORY_SIZE] = packet
+            await original(sequence_number)
+
+        sender._run_rtp = run  # type: ignore[method-assign,assignment]
+        sender._send_keyframe = keyframe  # type: ignore[method-assign]
+        sender._retransmit = retransmit  # type: ignore[method-assign]
+
+    def started(self) -> None:
+        """Tell the sender its (replaced) RTP loop runs."""
+        self.sender._RTCRtpSender__rtp_started.set()  # type: ignore[attr-defined]
+
+    def exited(self) -> None:
+        """Tell the sender its RTP loop ended (``stop()`` waits for this)."""
+        self.sender._RTCRtpSender__rtp_exited.set()  # type: ignore[attr-defined]
+
+    @property
+    def mid(self) -> str | None:
+        mid: str | None = self.sender._RTCRtpSender__mid  # type: ignore[attr-defined]
+        return mid
+
+    @property
+    def extensions_map(self) -> Any:
+        """The negotiated header-extension ids (an ``aiortc.rtp.HeaderExtensionsMap``)."""
+        return self.sender._RTCRtpSender__rtp_header_extensions_map  # type: ignore[attr-defined]
+
+    def count_sent(self, ntp: int, rtp_timestamp: int, octets: int, packets: int) -> None:
+        """What the sender's next RTCP sender report states: the NTP time and RTP timestamp of
+        the latest packet, and ``octets`` payload bytes in ``packets`` more packets sent."""
+        sender = self.sender
+        sender._RTCRtpSender__ntp_timestamp = ntp  # type: ignore[attr-defined]
+        sender._RTCRtpSender__rtp_timestamp = rtp_timestamp  # type: ignore[attr-defined]
+        sender._RTCRtpSender__octet_count += octets  # type: ignore[attr-defined]
+        sender._RTCRtpSender__packet_count += packets  # type: ignore[attr-defined]
+
+
+class Datagrams:
+    """Protect and send RTP for one DTLS transport without aiortc's per-packet coroutines.
+
+    :meth:`send` assembles a prepared header and a payload in the transport's SRTP session
+    buffer, protects them there (libsrtp, called directly: no copies, no per-packet objects
+    besides the datagram) and writes the datagram straight to the nominated ICE pair's UDP
+    socket. It returns False while the transport is not, or no longer, connected.
+    """
+
+    __slots__ = ("addr", "buffer", "cdata", "dtls", "length", "session", "udp")
+
+    def __init__(self, dtls: RTCDtlsTransport) -> None:
+        self.dtls = dtls
+        self.udp: asyncio.DatagramTransport | None = None
+        self.addr: tuple[str, int] | None = None
+        self.length = srtp_ffi.new("int *")
+        self.session: Any = None
+        self.cdata: Any = None
+        self.buffer: Any = None
+
+    def ready(self) -> bool:
+        """Look up the SRTP session and the nominated pair (once DTLS is connected)."""
+        srtp = self.dtls._tx_srtp
+        if self.dtls.state != "connected" or srtp is None:
+            return False
+        pair = self.dtls.transport._connection._nominated.get(1)
+        if pair is None or getattr(pair.protocol, "transport", None) is None:
+            return False
+        self.session, self.cdata, self.buffer = srtp._srtp[0], srtp._cdata, srtp._buffer
+        self.udp, self.addr = pair.protocol.transport, pair.remote_addr
+        return True
+
+    def send(self, header: bytes | bytearray, payload: bytes) -> bool:
+        """Send one RTP packet (``header`` + ``payload``, plain) to the viewer."""
+        udp = self.udp
+        if udp is None:
+            if not self.ready():
+                return False
+            udp = self.udp
+            assert udp is not None
+        if udp.is_closing():
+            return False
+        buffer, head = self.buffer, len(header)
+        end = head + len(payload)
+        if end > SRTP_ROOM:
+            return True  # never sent by a publisher within a 1,500-byte MTU: dropped
+        buffer[0:head] = header
+        buffer[head:end] = payload
+        self.length[0] = end
+        if srtp_lib.srtp_protect(self.session, self.cdata, self.length) != 0:
+            return True  # e.g. a sequence number repeated: libsrtp refuses, the packet is lost
+        udp.sendto(buffer[0 : self.length[0]], self.addr)
+        return True
