@@ -3,8 +3,10 @@
 It listens on a loopback TCP port for the web app's requests, one JSON object per line (see
 ``docs/protocol.md``, "Media worker channel"): ``publish`` and ``view`` take a browser's SDP offer
 and a token signed by the web app and return the answer; ``close``, ``close_stream``,
-``close_room`` and ``stats`` manage and describe what runs. Run it with
-``python -m media.worker --port P`` (``MEDIA_SECRET`` in the environment).
+``close_room`` and ``stats`` manage and describe what runs. ``relay`` makes this worker receive a
+stream published on another worker (a cascade leg: this worker is a viewer of the origin) and
+serve it to its own viewers. Run it with ``python -m media.worker --host H --port P``
+(``MEDIA_SECRET`` in the environment; ``MEDIA_CAPACITY``, the viewers it accepts, in ``stats``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCSessionDe
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from media import aiortc_internals, ice, sdp, tokens
+from media.channel import MediaUnavailable, call_async, parse_addr
 from media.hub import TrackHub, tap_receiver
 from media.recorder import RoomRecording
 from media.rtp import RtpFanout, RtpViewer, tap_rtp
@@ -36,6 +39,8 @@ log = logging.getLogger("media.worker")
 MAX_LINE = 256 * 1024
 CODECS = {"video": ("video/VP8", "video/rtx"), "audio": ("audio/opus",)}
 COUNTERS = {"encoders": 0, "decoders": 0}
+DEFAULT_CAPACITY = 150  # viewers a worker accepts (MEDIA_CAPACITY), cascade legs it feeds included
+LEG_TIMEOUT_S = 10.0  # a cascade leg's view request to its origin worker
 
 
 def count_codecs() -> None:
@@ -73,16 +78,33 @@ class Stream:
     fanouts: dict[str, RtpFanout] = field(default_factory=dict)  # "rtp" forwarding mode
     viewers: set[str] = field(default_factory=set)
     started: float = field(default_factory=time.monotonic)
+    leg: Leg | None = None  # relayed from another worker (a cascade leg), not published here
+
+
+@dataclass(frozen=True)
+class Leg:
+    """Where a relayed stream comes from: the origin worker's channel and our peer there."""
+
+    origin: str
+    peer: str
 
 
 class Worker:
     """The registry of streams and peer connections of this process."""
 
-    def __init__(self, secret: str, ice_servers: list[dict[str, Any]], mode: str = "rtp") -> None:
+    def __init__(
+        self,
+        secret: str,
+        ice_servers: list[dict[str, Any]],
+        mode: str = "rtp",
+        capacity: int = DEFAULT_CAPACITY,
+    ) -> None:
         self.secret = secret
         self.ice_servers = ice_servers
         self.mode = mode  # "rtp": forward packets; "frames": forward frames through aiortc senders
+        self.capacity = capacity  # advisory: the web app places viewers by it (stats)
         self.streams: dict[str, Stream] = {}
+        self.opening: dict[str, asyncio.Future[Stream]] = {}  # relays being connected, by stream
         self.viewers: dict[str, tuple[RTCPeerConnection, str]] = {}  # peer -> (pc, stream id)
         self.recordings: dict[str, RoomRecording] = {}  # room -> its running recording
 
@@ -126,14 +148,69 @@ class Worker:
         """Apply the publisher's offer and tap each audio and video track it sends."""
         await stream.pc.setRemoteDescription(description)
         for transceiver in stream.pc.getTransceivers():
-            kind = transceiver.kind
-            if kind in CODECS and kind not in stream.hubs:
-                hub = stream.hubs[kind] = tap_receiver(transceiver.receiver, kind)
-                if self.mode == "rtp":
-                    stream.fanouts[kind] = RtpFanout(kind, hub.request_keyframe)
-                    tap_rtp(transceiver.receiver, stream.fanouts[kind])
+            self.tap(stream, transceiver.receiver, transceiver.kind)
         if stream.hubs:
             pin_codecs(stream.pc)
+
+    def tap(self, stream: Stream, receiver: RTCRtpReceiver, kind: str) -> None:
+        """Serve what ``receiver`` gets to the stream's viewers (once per kind)."""
+        if kind in CODECS and kind not in stream.hubs:
+            hub = stream.hubs[kind] = tap_receiver(receiver, kind)
+            if self.mode == "rtp":
+                stream.fanouts[kind] = RtpFanout(kind, hub.request_keyframe)
+                tap_rtp(receiver, stream.fanouts[kind])
+
+    async def relay(self, msg: dict[str, Any]) -> dict[str, Any]:
+        """Receive a stream of another worker (its origin) over one leg, to serve it here.
+
+        Idempotent: a stream this worker has already, or is connecting, is not asked for again.
+        """
+        grant = tokens.verify(self.secret, msg.get("token"), "relay")
+        stream_id, origin, origin_token = relay_fields(grant)
+        existing = self.streams.get(stream_id)
+        if existing is None and stream_id in self.opening:
+            existing = await asyncio.shield(self.opening[stream_id])
+        if existing is not None:
+            if existing.room != grant["room"]:
+                return {"ok": False, "error": "no such stream"}
+            return {"ok": True, "stream": stream_id, "created": False}
+        opening = self.opening[stream_id] = asyncio.ensure_future(
+            self.open_leg(stream_id, grant, origin, origin_token)
+        )
+        try:
+            await opening
+        except LegRefused as exc:
+            return {"ok": False, "error": str(exc)}
+        finally:
+            self.opening.pop(stream_id, None)
+        return {"ok": True, "stream": stream_id, "created": True}
+
+    async def open_leg(
+        self, stream_id: str, grant: dict[str, Any], origin: str, origin_token: str
+    ) -> Stream:
+        """Connect to ``origin`` as a viewer of ``stream_id``; what arrives is served here."""
+        pc = self.new_pc(lambda: self.close_stream({"stream": stream_id}))
+        stream = Stream(id=stream_id, room=grant["room"], user=int(grant.get("user") or 0), pc=pc)
+        try:
+            for kind in ("video", "audio"):
+                self.tap(stream, pc.addTransceiver(kind, direction="recvonly").receiver, kind)
+            pin_codecs(pc)
+            await pc.setLocalDescription(await pc.createOffer())
+            try:
+                reply = await call_async(
+                    origin, "view", LEG_TIMEOUT_S, token=origin_token, sdp=describe(pc)["sdp"]
+                )
+            except MediaUnavailable as exc:
+                raise LegRefused(f"the origin worker did not answer: {exc}") from exc
+            if not reply.get("ok") or not isinstance(reply.get("sdp"), str):
+                raise LegRefused(f"the origin worker refused: {reply.get('error')}")
+            stream.leg = Leg(origin, str(reply.get("peer")))
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=reply["sdp"], type="answer"))
+        except BaseException:
+            await self.end_stream(stream)
+            raise
+        self.streams[stream_id] = stream
+        return stream
 
     async def view(self, msg: dict[str, Any]) -> dict[str, Any]:
         grant = tokens.verify(self.secret, msg.get("token"), "view")
@@ -168,10 +245,15 @@ class Worker:
         return {"ok": True, "closed": 1}
 
     async def close_stream(self, msg: dict[str, Any]) -> dict[str, Any]:
-        """End a published stream and every viewer connection of it."""
+        """End a published (or relayed) stream and every viewer connection of it."""
         stream = self.streams.pop(str(msg.get("stream")), None)
         if stream is None:
             return {"ok": True, "closed": 0}
+        await self.end_stream(stream)
+        return {"ok": True, "closed": 1}
+
+    async def end_stream(self, stream: Stream) -> None:
+        """Stop what serves ``stream`` here; a relayed one's leg is closed at its origin too."""
         if stream.room in self.recordings:
             self.recordings[stream.room].detach(stream.id)
         for hub in stream.hubs.values():
@@ -181,7 +263,9 @@ class Worker:
         for peer in tuple(stream.viewers):
             await self.close({"peer": peer})
         await stream.pc.close()
-        return {"ok": True, "closed": 1}
+        if stream.leg is not None:
+            with contextlib.suppress(MediaUnavailable):  # an origin that is gone closed it
+                await call_async(stream.leg.origin, "close", LEG_TIMEOUT_S, peer=stream.leg.peer)
 
     async def close_room(self, msg: dict[str, Any]) -> dict[str, Any]:
         ids = [s.id for s in self.streams.values() if s.room == msg.get("room")]
@@ -198,7 +282,7 @@ class Worker:
         directory.mkdir(parents=True, exist_ok=True)
         recording = self.recordings[room] = RoomRecording(room, directory)
         for stream in self.streams.values():
-            if stream.room == room:
+            if stream.room == room and stream.leg is None:  # recorded where it is published
                 recording.attach(stream.id, stream.user, stream.hubs)
         recording.write_manifest()
         return {"ok": True, "started_at": recording.started_at}
@@ -217,7 +301,9 @@ class Worker:
             "ok": True,
             "pid": os.getpid(),
             "streams": len(self.streams),
-            "viewers": len(self.viewers),
+            "viewers": len(self.viewers),  # cascade legs this worker feeds included
+            "capacity": self.capacity,
+            "relays": sorted(s.id for s in self.streams.values() if s.leg is not None),
             "cpu_s": usage.ru_utime + usage.ru_stime,
             "mode": self.mode,
             "encoders": COUNTERS["encoders"],
@@ -235,6 +321,26 @@ class Worker:
             await self.recordings.pop(room).stop()
         for stream_id in tuple(self.streams):
             await self.close_stream({"stream": stream_id})
+
+
+class LegRefused(ValueError):
+    """The origin worker of a relay could not be reached or refused the leg."""
+
+
+def relay_fields(grant: dict[str, Any]) -> tuple[str, str, str]:
+    """A relay grant's stream id, origin address and origin view token, checked.
+
+    :raises ValueError: one is missing or malformed
+    """
+    stream_id, origin, origin_token = (grant.get(k) for k in ("stream", "origin", "origin_token"))
+    if not isinstance(stream_id, str) or not 0 < len(stream_id) <= 64:
+        raise ValueError("a relay grant needs the stream id")
+    if not isinstance(origin, str) or len(origin) > 300 or ":" not in origin:
+        raise ValueError('a relay grant needs the origin worker as "host:port"')
+    parse_addr(origin)  # a port from 1 to 65535
+    if not isinstance(origin_token, str) or not origin_token:
+        raise ValueError("a relay grant needs a view token for the origin")
+    return stream_id, origin, origin_token
 
 
 class IdleTrack(MediaStreamTrack):
@@ -274,6 +380,7 @@ OPS = (
     "record_stop",
     "stats",
     "ping",
+    "relay",
 )
 
 
@@ -333,7 +440,9 @@ async def main(host: str, port: int, parent: int | None = None) -> None:
     mode = os.environ.get("MEDIA_FORWARD", "rtp")
     if mode != "rtp":  # forwarding whole frames through aiortc's senders was removed
         raise SystemExit("MEDIA_FORWARD must be rtp (the only forwarding mode)")
-    worker = Worker(secret, ice.parse_ice_servers(os.environ.get("ICE_SERVERS")), mode)
+    worker = Worker(
+        secret, ice.parse_ice_servers(os.environ.get("ICE_SERVERS")), mode, capacity_setting()
+    )
     server = await asyncio.start_server(
         lambda r, w: serve_client(worker, r, w), host, port, limit=MAX_LINE
     )
@@ -350,6 +459,14 @@ async def main(host: str, port: int, parent: int | None = None) -> None:
         watcher.cancel()
     with contextlib.suppress(Exception):
         await worker.shutdown()
+
+
+def capacity_setting() -> int:
+    """``MEDIA_CAPACITY``: the viewers this worker accepts (default 150)."""
+    raw = os.environ.get("MEDIA_CAPACITY") or str(DEFAULT_CAPACITY)
+    if not raw.isdigit() or int(raw) < 1:
+        raise SystemExit("MEDIA_CAPACITY must be a whole number of viewers, at least 1")
+    return int(raw)
 
 
 def run() -> None:
