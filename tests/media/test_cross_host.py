@@ -31,6 +31,7 @@ pytestmark = [pytest.mark.server, pytest.mark.slow]
 PORT = 7000  # each worker has a host (namespace) of its own
 FRAMES = 15  # decoded video frames a viewer must report (half a second of 30 fps)
 WAIT_S = 15.0
+QUIET_TRIES = 5
 
 
 @dataclass
@@ -140,3 +141,78 @@ def test_a_viewer_on_host_b_decodes_a_stream_published_on_host_a(hosts: dict[str
             if peer is not None:
                 peer.close()
         a.call("close_stream", stream=stream)
+
+
+def relay_grant(room: str, stream: str, origin: Host) -> str:
+    """What the web app signs for a relaying worker: the stream, its origin, a view grant there."""
+    origin_token = grant("view", room, user=0, stream=stream)
+    return grant(
+        "relay", room, user=0, stream=stream, origin=origin.addr, origin_token=origin_token
+    )
+
+
+def leg_frames(host: Host, stream: str) -> int:
+    """Video frames the worker at ``host`` has received of ``stream``."""
+    return int(host.call("stats")["frames"].get(stream, {}).get("video", 0))
+
+
+def quiet_keyframe_requests(publisher: PeerProcess) -> int:
+    """The publisher's count of keyframe requests once a second has passed with none new."""
+    count = publisher.ask("stats")["keyframe_requests"]
+    for _ in range(QUIET_TRIES):
+        time.sleep(1.0)
+        latest = publisher.ask("stats")["keyframe_requests"]
+        if latest == count:
+            return int(count)
+        count = latest
+    raise AssertionError(f"keyframe requests kept coming for {QUIET_TRIES} s: {count}")
+
+
+def test_worker_b_serves_host_b_a_stream_of_host_a_over_one_leg(hosts: dict[str, Host]) -> None:
+    """Worker B opens its leg to A across the link; its viewers decode the publisher's video,
+    and their keyframe requests cross the leg back to the publisher."""
+    a, b = hosts["a"], hosts["b"]
+    room = "cross:2"
+    publisher, stream = publisher_on(a, room)
+    viewers: list[PeerProcess] = []
+    try:
+        reply = b.call("relay", token=relay_grant(room, stream, a))
+        assert reply == {"ok": True, "stream": stream, "created": True}, (reply, b.output())
+        again = b.call("relay", token=relay_grant(room, stream, a))
+        assert again == {"ok": True, "stream": stream, "created": False}
+        # Once the leg has brought B video, B asks A for nothing until a viewer joins.
+        assert until(lambda: leg_frames(b, stream) >= FRAMES), (b.call("stats"), b.output())
+        asked = quiet_keyframe_requests(publisher)
+
+        token = grant("view", room, user=2, stream=stream)
+        viewers = [PeerProcess(b.namespace, "view", b.addr, token) for _ in range(2)]
+        for viewer in viewers:
+            viewer.expect("viewing")
+        for viewer in viewers:
+            stats = decoding(viewer)
+            assert stats["frames"]["video"] >= FRAMES, (stats, b.output(), a.output())
+            assert stats["sizes"] == [[WIDTH, HEIGHT]]
+        # aiortc's encoder makes a keyframe every 3,000 frames on its own: these viewers saw
+        # video within seconds because their requests reached the publisher through the leg.
+        joined = quiet_keyframe_requests(publisher)
+        assert joined > asked, (asked, joined)
+        viewers[0].ask("pli")
+        assert until(lambda: publisher.ask("stats")["keyframe_requests"] > joined, 5.0), (
+            "a keyframe request of a viewer on host b did not reach the publisher on host a"
+        )
+
+        stats_a, stats_b = a.call("stats"), b.call("stats")
+        assert stats_a["viewers"] == 1, stats_a  # the leg: A sends the stream across once
+        assert stats_a["relays"] == []
+        assert stats_b["viewers"] == 2, stats_b
+        assert stats_b["relays"] == [stream]
+
+        # Ending the relayed stream on B closes the leg on A, and B's viewers with it.
+        assert b.call("close_stream", stream=stream) == {"ok": True, "closed": 1}
+        assert until(lambda: a.call("stats")["viewers"] == 0, 5.0), a.call("stats")
+        assert b.call("stats")["viewers"] == 0
+    finally:
+        for peer in (*viewers, publisher):
+            peer.close()
+        a.call("close_stream", stream=stream)
+        b.call("close_stream", stream=stream)
