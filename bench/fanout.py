@@ -620,17 +620,19 @@ def progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def start_server(kind: str, log_dir: str) -> tuple[subprocess.Popen[str], str]:
-    """Start the media worker (``kind``: its forwarding mode) or the baseline; its address."""
+def start_server(
+    kind: str, log_dir: str, before: Path | None = None
+) -> tuple[subprocess.Popen[str], str]:
+    """Start the media worker ("rtp"), the one of another checkout ("before": ``before``) or
+    the baseline; its address."""
+    root = before if kind == "before" and before else ROOT
     env = dict(os.environ, MEDIA_SECRET=SECRET, MEDIA_HOST_ADDRESSES="127.0.0.1")
     env["MEDIA_LOG_LEVEL"] = "INFO"  # aioice says when a connection's ICE consent expired
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
     command = BASELINE if kind == "baseline" else WORKER
-    if kind != "baseline":
-        env["MEDIA_FORWARD"] = kind
     log = open(os.path.join(log_dir, f"{kind}.log"), "w")  # noqa: SIM115 (the child holds it)
     proc = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=log, text=True
+        command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=log, text=True
     )
     log.close()
     assert proc.stdout is not None
@@ -665,7 +667,10 @@ def added_latency(samples: list[list[Any]], sent: dict[int, float]) -> dict[str,
 class Bench:
     """The processes of one benchmark run; everything is stopped on exit, whatever happens."""
 
-    def __init__(self, hosts: int, window_s: float, late_joins: int, pli: bool) -> None:
+    def __init__(
+        self, hosts: int, window_s: float, late_joins: int, pli: bool, before: Path | None = None
+    ) -> None:
+        self.before = before  # another checkout whose worker is measured too ("before")
         self.host_count, self.window_s, self.late_joins = hosts, window_s, late_joins
         self.pli = pli  # viewers ask for a keyframe when video does not come
         self.log_dir = tempfile.mkdtemp(prefix="fanout-")
@@ -715,8 +720,8 @@ class Bench:
 
     def measure(self, kind: str, counts: list[int]) -> list[dict[str, Any]]:
         """The publisher alone, then each N in ``counts``, on a fresh ``kind`` server
-        ("rtp" or "frames": the media worker in that forwarding mode; or "baseline")."""
-        proc, addr = start_server(kind, self.log_dir)
+        ("rtp": the media worker; "before": the one of ``--before``; or "baseline")."""
+        proc, addr = start_server(kind, self.log_dir, self.before)
         self.servers.append(proc)
         channel = MediaChannel([addr])
         try:
@@ -999,9 +1004,9 @@ def conclusions(rows: list[dict[str, Any]], alone: dict[str, Any], cores: int) -
     for row in rows:
         for note in notes(row, cores):
             print(f"note: {row['server']} N={row['viewers']}: {note}.")
-    forward = [r for r in rows if r["server"] != "baseline" and r["viewers"]]
+    forward = [r for r in rows if r["server"] == "rtp" and r["viewers"]]
     baseline = [r for r in rows if r["server"] == "baseline" and r["viewers"]]
-    mode = forward[-1]["server"]
+    mode = "rtp"
     base = best(baseline, first=True)
     base_pv = per_viewer(base, alone["baseline"]) if base else None
     for row in forward if base else []:
@@ -1010,14 +1015,30 @@ def conclusions(rows: list[dict[str, Any]], alone: dict[str, Any], cores: int) -
     if largest is not forward[-1]:
         print(f"summary: N={largest['viewers']}, the largest N with a usable window")
     fps = largest["fps"]
+    usage = largest["usage"]
+    load = usage["publisher"] + usage["viewers"] + usage["bench"]
     return {
         "viewers": largest["viewers"],
         "cpu_per_viewer_pct": rounded(per_viewer(largest, alone[mode]), 2),
+        "cpu_per_viewer_pct_by_n": by_n(rows, alone, "rtp"),
+        "before_cpu_per_viewer_pct_by_n": by_n(rows, alone, "before"),
+        "server_share_of_machine": rounded(usage["server"] / max(usage["machine"], 1e-9), 2),
+        "load_generator_cores": rounded(load, 2),
+        "saturated": any(r["usage"]["machine"] >= SATURATED * cores for r in forward),
         "fps_min": rounded(min(fps, default=None), 1),
         "fps_median": rounded(statistics.median(fps) if fps else None, 1),
         "late_join_first_frame_ms": rounded(late_ms(largest), 0),
         "added_latency_p95_ms": rounded(largest["latency"]["video"][1], 1),
         "baseline_cpu_per_viewer_pct": rounded(base_pv, 2),
+    }
+
+
+def by_n(rows: list[dict[str, Any]], alone: dict[str, Any], kind: str) -> dict[str, Any]:
+    """CPU per viewer (% of one core) of ``kind``'s windows, by N."""
+    return {
+        str(r["viewers"]): rounded(per_viewer(r, alone[kind]), 3)
+        for r in rows
+        if r["server"] == kind and r["viewers"]
     }
 
 
@@ -1038,10 +1059,11 @@ def parse_args() -> argparse.Namespace:
         help="viewers never ask for a keyframe (by default one without video asks every 1 s)",
     )
     parser.add_argument(
-        "--forward-mode",
-        choices=["rtp", "frames"],
-        default="rtp",
-        help="the media worker's MEDIA_FORWARD: rtp (its default) or frames",
+        "--before",
+        type=Path,
+        default=None,
+        help="also measure the media worker of this checkout (e.g. a git worktree of an older "
+        "commit), first, with the same load: rows 'before'",
     )
     return parser.parse_args()
 
@@ -1053,8 +1075,9 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up as for Ctrl-C
     started = time.monotonic()
     progress(f"starting the publisher and {hosts} + 1 viewer processes")
-    with Bench(hosts, args.window, args.late_joins, not args.no_viewer_pli) as bench:
-        rows = bench.measure(args.forward_mode, counts)
+    with Bench(hosts, args.window, args.late_joins, not args.no_viewer_pli, args.before) as bench:
+        rows = bench.measure("before", counts) if args.before else []
+        rows += bench.measure("rtp", counts)
         if args.baseline_viewers:
             rows += bench.measure("baseline", sorted(args.baseline_viewers))
     summary = print_report(rows, os.cpu_count() or 1)

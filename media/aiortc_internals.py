@@ -202,56 +202,47 @@ class SenderControl:
         sender._RTCRtpSender__packet_count += packets  # type: ignore[attr-defined]
 
 
-class Datagrams:
-    """Protect and send RTP for one DTLS transport without aiortc's per-packet coroutines.
+# A viewer's datagrams: (header, payload) -> None, sends one plain RTP packet protected.
+SendRtp = Callable[[bytearray, bytes], None]
 
-    :meth:`send` assembles a prepared header and a payload in the transport's SRTP session
-    buffer, protects them there (libsrtp, called directly: no copies, no per-packet objects
-    besides the datagram) and writes the datagram straight to the nominated ICE pair's UDP
-    socket. It returns False while the transport is not, or no longer, connected.
+
+def rtp_sender(dtls: RTCDtlsTransport) -> SendRtp | None:
+    """Protect and send RTP on ``dtls`` without aiortc's per-packet coroutines (None until the
+    transport is connected).
+
+    The returned function assembles a header and a payload in the transport's SRTP session
+    buffer, protects them there (libsrtp, called directly: no per-packet objects but the
+    datagram) and writes the datagram with one ``sendto`` on the nominated ICE pair's socket.
+    A datagram the socket refuses (its buffer full, the socket closed) is dropped, as the
+    network would; a packet libsrtp refuses too.
     """
+    srtp = dtls._tx_srtp
+    if dtls.state != "connected" or srtp is None:
+        return None
+    pair = dtls.transport._connection._nominated.get(1)
+    if pair is None:
+        return None
+    udp = getattr(pair.protocol, "transport", None)
+    sock = getattr(udp, "_sock", None)  # asyncio's socket under the datagram transport
+    if sock is None:
+        return None
+    sendto, addr = sock.sendto, pair.remote_addr
+    session, cdata, buffer = srtp._srtp[0], srtp._cdata, srtp._buffer
+    length, protect = srtp_ffi.new("int *"), srtp_lib.srtp_protect
 
-    __slots__ = ("addr", "buffer", "cdata", "dtls", "length", "session", "udp")
-
-    def __init__(self, dtls: RTCDtlsTransport) -> None:
-        self.dtls = dtls
-        self.udp: asyncio.DatagramTransport | None = None
-        self.addr: tuple[str, int] | None = None
-        self.length = srtp_ffi.new("int *")
-        self.session: Any = None
-        self.cdata: Any = None
-        self.buffer: Any = None
-
-    def ready(self) -> bool:
-        """Look up the SRTP session and the nominated pair (once DTLS is connected)."""
-        srtp = self.dtls._tx_srtp
-        if self.dtls.state != "connected" or srtp is None:
-            return False
-        pair = self.dtls.transport._connection._nominated.get(1)
-        if pair is None or getattr(pair.protocol, "transport", None) is None:
-            return False
-        self.session, self.cdata, self.buffer = srtp._srtp[0], srtp._cdata, srtp._buffer
-        self.udp, self.addr = pair.protocol.transport, pair.remote_addr
-        return True
-
-    def send(self, header: bytes | bytearray, payload: bytes) -> bool:
-        """Send one RTP packet (``header`` + ``payload``, plain) to the viewer."""
-        udp = self.udp
-        if udp is None:
-            if not self.ready():
-                return False
-            udp = self.udp
-            assert udp is not None
-        if udp.is_closing():
-            return False
-        buffer, head = self.buffer, len(header)
+    def send(header: bytearray, payload: bytes) -> None:
+        head = len(header)
         end = head + len(payload)
-        if end > SRTP_ROOM:
-            return True  # never sent by a publisher within a 1,500-byte MTU: dropped
+        if end > SRTP_ROOM:  # never sent by a publisher within a 1,500-byte MTU
+            return
         buffer[0:head] = header
         buffer[head:end] = payload
-        self.length[0] = end
-        if srtp_lib.srtp_protect(self.session, self.cdata, self.length) != 0:
-            return True  # e.g. a sequence number repeated: libsrtp refuses, the packet is lost
-        udp.sendto(buffer[0 : self.length[0]], self.addr)
-        return True
+        length[0] = end
+        if protect(session, cdata, length):
+            return
+        try:  # noqa: SIM105 (contextlib.suppress costs more, once per packet and viewer)
+            sendto(buffer[0 : length[0]], addr)
+        except OSError:
+            pass
+
+    return send

@@ -23,7 +23,7 @@ from aiortc import RTCRtpReceiver, RTCRtpSender, clock
 from aiortc.codecs.vpx import VpxPayloadDescriptor
 from aiortc.rtp import RtpPacket
 
-from media.aiortc_internals import Datagrams, SenderControl, tap_media_packets
+from media.aiortc_internals import SenderControl, SendRtp, rtp_sender, tap_media_packets
 
 HISTORY = 128  # a power of two, as aiortc's RTP_HISTORY_SIZE: NACKs are answered from these
 COUNT_FLUSH_S = 0.1  # how often the senders' RTCP counters are brought up to date
@@ -59,7 +59,7 @@ class RtpViewer:
     def __init__(self, sender: RTCRtpSender, fanout: RtpFanout) -> None:
         self.sender = sender
         self.control = SenderControl(sender)
-        self.out = Datagrams(sender.transport)
+        self.send: SendRtp = self.connect
         self.fanout = fanout
         self.kind = fanout.kind
         self.payload_type = 0  # known once the sender starts
@@ -100,6 +100,7 @@ class RtpViewer:
         """Stands in for the sender's packetizing loop: registers, then waits for the end."""
         self.payload_type = codec.payloadType
         self.prepare()
+        self.send = rtp_sender(self.sender.transport) or self.connect
         self.control.started()
         self.fanout.add(self)
         try:
@@ -118,13 +119,22 @@ class RtpViewer:
     def finish(self) -> None:
         self._done.set()
 
+    def connect(self, header: bytearray, payload: bytes) -> None:
+        """Sends the first packet, once the viewer's transport can take it (its datagram
+        sender then replaces this)."""
+        send = rtp_sender(self.sender.transport)
+        if send is None:  # not connected (yet): start again at a keyframe
+            self.waiting_keyframe = self.kind == "video"
+            return
+        self.send = send
+        send(header, payload)
+
     def forward(
         self, marker: int, timestamp: int, payload: bytes, send_time: bytes, level: int
-    ) -> bool:
-        """Patch the header for one packet, remember it for NACKs and send it.
+    ) -> None:
+        """Patch the header for one packet, send it and remember it for NACKs.
 
-        ``marker`` is 0 or 0x80; ``send_time`` the 3 bytes of abs-send-time. Returns False when
-        the viewer's connection is gone.
+        ``marker`` is 0 or 0x80; ``send_time`` the 3 bytes of abs-send-time.
         """
         header, seq = self.header, self.seq
         timestamp = (timestamp + self.ts_offset) & 0xFFFFFFFF
@@ -133,8 +143,7 @@ class RtpViewer:
             header[self.send_time_at : self.send_time_at + 3] = send_time
         if self.level_at is not None:
             header[self.level_at] = level
-        if not self.out.send(header, payload):
-            return False
+        self.send(header, payload)
         slot = seq & (HISTORY - 1)
         self.payloads[slot] = payload
         self.stamps[slot] = seq << 33 | marker << 25 | timestamp
@@ -142,7 +151,6 @@ class RtpViewer:
         self.sent += 1
         self.octets += len(payload)
         self.last_timestamp = timestamp
-        return True
 
     def retained(self, sequence_number: int) -> bytes | None:
         """The plain RTP packet sent as ``sequence_number``, if still in the history."""
@@ -214,7 +222,6 @@ class RtpFanout:
         level_byte = SILENT if level is None else (0x80 if level[0] else 0) | (level[1] & 0x7F)
         marker, timestamp, payload = packet.marker << 7, packet.timestamp, packet.payload
         keyframe: bool | None = None  # worked out only when a viewer waits for one
-        gone = []
         for viewer in self.viewers:
             if viewer.waiting_keyframe:
                 if keyframe is None:
@@ -223,10 +230,7 @@ class RtpFanout:
                     self.request_keyframe()  # ask again (rate-limited) until one comes
                     continue
                 viewer.waiting_keyframe = False
-            if not viewer.forward(marker, timestamp, payload, send_time, level_byte):
-                gone.append(viewer)
-        for viewer in gone:
-            viewer.leave()
+            viewer.forward(marker, timestamp, payload, send_time, level_byte)
 
     def end(self) -> None:
         if self._counting is not None:
