@@ -3,7 +3,8 @@
 Plain blocking sockets (green under eventlet's monkey-patching); imports no aiortc.
 :func:`call_async` is the same request from inside an event loop: a media worker calling another
 (a cascade leg, see ``docs/protocol.md``). A room is
-placed on a worker by a stable hash of its key, so every web worker picks the same one.
+placed on a worker by a stable hash of its key, so every web worker picks the same one; its
+viewers may be placed on others (``rooms.placement``).
 """
 
 from __future__ import annotations
@@ -72,16 +73,27 @@ class MediaChannel:
     def __init__(self, addrs: list[str], timeout: float = TIMEOUT_S) -> None:
         self.addrs = list(addrs)
         self.timeout = timeout
+        # Workers the health loop found dead (lectern.mediaworkers): nothing is placed on them
+        # until they answer again.
+        self.dead: set[str] = set()
 
     @property
     def available(self) -> bool:
         return bool(self.addrs)
 
+    @property
+    def live(self) -> list[str]:
+        """The workers not known to be dead."""
+        return [addr for addr in self.addrs if addr not in self.dead]
+
     def worker_for(self, room_key: str) -> str:
-        """The worker that hosts ``room_key``'s media."""
+        """The worker that hosts ``room_key``'s published media (and its recording): of the live
+        workers, the one a stable hash of the room and the worker ranks first (rendezvous
+        hashing: every web worker picks the same one, and a worker that dies moves only its own
+        rooms)."""
         if not self.addrs:
             raise MediaUnavailable("no media workers are configured")
-        return self.addrs[zlib.crc32(room_key.encode()) % len(self.addrs)]
+        return max(self.live or self.addrs, key=lambda a: zlib.crc32(f"{room_key} {a}".encode()))
 
     def call(self, addr: str, op: str, **fields: Any) -> dict[str, Any]:
         """Send one request to the worker at ``addr`` and return its reply."""

@@ -173,17 +173,16 @@ class Worker:
         if existing is not None:
             if existing.room != grant["room"]:
                 return {"ok": False, "error": "no such stream"}
-            return {"ok": True, "stream": stream_id, "created": False}
+            return relayed(existing, created=False)
         opening = self.opening[stream_id] = asyncio.ensure_future(
             self.open_leg(stream_id, grant, origin, origin_token)
         )
         try:
-            await opening
+            return relayed(await opening, created=True)
         except LegRefused as exc:
             return {"ok": False, "error": str(exc)}
         finally:
             self.opening.pop(stream_id, None)
-        return {"ok": True, "stream": stream_id, "created": True}
 
     async def open_leg(
         self, stream_id: str, grant: dict[str, Any], origin: str, origin_token: str
@@ -325,6 +324,15 @@ class Worker:
 
 class LegRefused(ValueError):
     """The origin worker of a relay could not be reached or refused the leg."""
+
+
+def relayed(stream: Stream, created: bool) -> dict[str, Any]:
+    """The ``relay`` reply: the leg's peer id at the origin lets the web app close it there
+    when this worker dies."""
+    reply = {"ok": True, "stream": stream.id, "created": created}
+    if stream.leg is not None:
+        reply["origin_peer"] = stream.leg.peer
+    return reply
 
 
 def relay_fields(grant: dict[str, Any]) -> tuple[str, str, str]:

@@ -4,15 +4,22 @@ The browser sends its SDP offer over Socket.IO; the web app checks the permissio
 short-lived grant and relays the offer to the room's media worker (``media.channel``); the
 answer comes back as the event's reply. Streams are rows in ``media_streams``, written before
 the room is told about them.
+
+A stream is published on one worker (its origin); its viewers may be placed on others
+(``rooms.placement``), which receive it from the origin over one leg each (rows in
+``media_relays``). A worker that dies resets the streams published on it (``media.reset``) and
+moves the viewers it served (``media.moved``: their pages view again, elsewhere).
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 
 from lectern.extensions import db
 from media import sdp, tokens
@@ -21,8 +28,9 @@ from rooms import log, recording
 from rooms.context import Actor, Outbox, Refused
 from rooms.events import Event
 from rooms.grants import may_publish
-from rooms.models import Connection, MediaStream, Room
+from rooms.models import Connection, MediaRelay, MediaStream, Room
 from rooms.people import names
+from rooms.placement import placement, worker_id
 from rooms.policy import Perm
 from rooms.validate import N_, Choice, Text
 
@@ -94,7 +102,7 @@ def publish(actor: Actor, data: dict[str, Any], out: Outbox) -> dict[str, Any]:
     check(data["sdp"], sending=True)
     key = room_key(actor.room_id)
     media = channel()
-    worker = media.worker_for(key)
+    worker = origin_for(media, actor.room_id, key)
     grant = tokens.sign(secret(), op="publish", room=key, user=actor.user_id)
     reply = relay(media, worker, "publish", token=grant, sdp=data["sdp"])
     stream_id = reply["stream"]
@@ -110,6 +118,16 @@ def publish(actor: Actor, data: dict[str, Any], out: Outbox) -> dict[str, Any]:
     announce(actor.room_id, out)
     recording.auto_start(actor, out)
     return {"stream": stream_id, "sdp": reply["sdp"], "type": reply["type"]}
+
+
+def origin_for(media: MediaChannel, room_id: int, key: str) -> str:
+    """The worker a new stream of the room is published on: where its live streams are (one
+    worker records them all), else the room's own (which skips dead workers)."""
+    current = db.session.scalars(
+        select(MediaStream.worker).where(MediaStream.room_id == room_id)
+    ).all()
+    live = [worker for worker in current if worker in media.live]
+    return live[0] if live else media.worker_for(key)
 
 
 def check(sdp_text: str, sending: bool) -> None:
@@ -173,15 +191,51 @@ def still_allowed(actor: Actor) -> bool:
 
 
 def view(actor: Actor, data: dict[str, Any], out: Outbox) -> dict[str, Any]:
-    """Relay a viewer's offer for one of the room's streams."""
+    """Relay a viewer's offer for one of the room's streams to the worker placed to serve it
+    (``rooms.placement``); one that is not the stream's origin receives the stream first."""
     stream = db.session.get(MediaStream, data["stream"])
     if stream is None or stream.room_id != actor.room_id:
         raise Refused("no such stream in this room")
     check(data["sdp"], sending=False)
     key = room_key(actor.room_id)
-    grant = tokens.sign(secret(), op="view", room=key, user=actor.user_id, stream=stream.id)
-    reply = relay(channel(), stream.worker, "view", token=grant, sdp=data["sdp"])
-    return {"peer": reply["peer"], "sdp": reply["sdp"], "type": reply["type"]}
+    media = channel()
+    stream_id, origin = stream.id, stream.worker
+    worker = placement().choose(media, origin, stream_id)
+    if worker != origin:
+        cascade(media, stream_id, origin, worker, key)
+    grant = tokens.sign(secret(), op="view", room=key, user=actor.user_id, stream=stream_id)
+    reply = relay(media, worker, "view", token=grant, sdp=data["sdp"])
+    return {
+        "peer": reply["peer"],
+        "sdp": reply["sdp"],
+        "type": reply["type"],
+        "worker": worker_id(worker),
+    }
+
+
+def cascade(media: MediaChannel, stream_id: str, origin: str, worker: str, key: str) -> None:
+    """Have ``worker`` receive a stream from its ``origin`` (once: the worker keeps one leg per
+    stream), and record the leg so that ending the stream closes it."""
+    origin_grant = tokens.sign(secret(), op="view", room=key, user=0, stream=stream_id)
+    grant = tokens.sign(
+        secret(), op="relay", room=key, stream=stream_id, origin=origin, origin_token=origin_grant
+    )
+    reply = relay(media, worker, "relay", token=grant)
+    if db.session.get(MediaRelay, (stream_id, worker)) is not None:
+        return
+    peer = reply.get("origin_peer")
+    db.session.add(
+        MediaRelay(
+            stream_id=stream_id, worker=worker, origin_peer=peer if isinstance(peer, str) else None
+        )
+    )
+    try:
+        db.session.commit()
+    except IntegrityError:  # recorded by another web worker meanwhile, or the stream ended
+        db.session.rollback()
+        if db.session.get(MediaStream, stream_id) is None:
+            close_on_worker(worker, stream_id)
+            raise Refused("no such stream in this room") from None
 
 
 def stop_streams(room_id: int, out: Outbox, **match: Any) -> int:
@@ -197,7 +251,7 @@ def stop_streams(room_id: int, out: Outbox, **match: Any) -> int:
     rows = list(db.session.scalars(query))
     if not rows:
         return 0
-    ended = [(s.worker, s.id) for s in rows]
+    ended = [(s.worker, s.id) for s in rows] + relays_of([s.id for s in rows])
     for stream in rows:
         recording.stream_stopped(room_id, stream.id)
         log.record(room_id, stream.user_id, "media.unpublish", stream=stream.id)
@@ -212,12 +266,23 @@ def stop_streams(room_id: int, out: Outbox, **match: Any) -> int:
 def close_on_worker(worker: str, stream_id: str) -> None:
     """Ask ``worker`` to end a stream (its viewers too); a worker that is gone has ended it."""
     media: MediaChannel | None = current_app.extensions.get("media")
-    if media is None or not media.available:
+    if media is None or not media.available or worker in media.dead:
         return
     try:
         media.call(worker, "close_stream", stream=stream_id)
     except MediaUnavailable:
         logger.warning("could not close stream %s on %s", stream_id, worker)
+
+
+def close_peer(worker: str, peer: str) -> None:
+    """Ask ``worker`` to close one viewer connection (a dead worker's leg); best effort."""
+    media: MediaChannel | None = current_app.extensions.get("media")
+    if media is None or worker in media.dead:
+        return
+    try:
+        media.call(worker, "close", peer=peer)
+    except MediaUnavailable:
+        logger.warning("could not close peer %s on %s", peer, worker)
 
 
 def unpublish(actor: Actor, data: dict[str, Any], out: Outbox) -> dict[str, Any]:
@@ -231,28 +296,69 @@ def unpublish(actor: Actor, data: dict[str, Any], out: Outbox) -> dict[str, Any]
     return {}
 
 
-def forget_worker(worker: str) -> list[int]:
-    """A worker restarted: its streams are gone. Returns the rooms that lost streams."""
-    rooms = sorted(
-        set(db.session.scalars(select(MediaStream.room_id).where(MediaStream.worker == worker)))
+def relays_of(stream_ids: list[str]) -> list[tuple[str, str]]:
+    """(worker, stream id) of every leg of these streams to another worker."""
+    rows = db.session.execute(
+        select(MediaRelay.worker, MediaRelay.stream_id).where(MediaRelay.stream_id.in_(stream_ids))
     )
+    return [(worker, stream_id) for worker, stream_id in rows]
+
+
+@dataclass
+class Forgotten:
+    """What a dead worker took with it (see :func:`forget_worker`)."""
+
+    reset: list[int]  # rooms whose streams were published on it
+    moved: list[int]  # rooms whose viewers it served through legs from other workers
+    relays: list[tuple[str, str]]  # (worker, stream id): legs of its streams on other workers
+    legs: list[tuple[str, str]]  # (origin, peer): the legs it received, viewers at their origin
+
+
+def forget_worker(worker: str) -> Forgotten:
+    """A worker died: the streams published on it are gone, and so are the legs it received."""
+    lost = list(db.session.scalars(select(MediaStream).where(MediaStream.worker == worker)))
+    relays = [leg for leg in relays_of([s.id for s in lost]) if leg[0] != worker]
+    received = db.session.execute(
+        select(MediaStream.room_id, MediaStream.worker, MediaRelay.origin_peer)
+        .join(MediaRelay, MediaRelay.stream_id == MediaStream.id)
+        .where(MediaRelay.worker == worker, MediaStream.worker != worker)
+    ).all()
+    db.session.execute(delete(MediaRelay).where(MediaRelay.worker == worker))
+    db.session.execute(delete(MediaRelay).where(MediaRelay.stream_id.in_([s.id for s in lost])))
     db.session.execute(delete(MediaStream).where(MediaStream.worker == worker))
     db.session.commit()
-    return rooms
+    reset = {s.room_id for s in lost}
+    return Forgotten(
+        reset=sorted(reset),
+        moved=sorted({room_id for room_id, _, _ in received} - reset),
+        relays=relays,
+        legs=[(origin, peer) for _, origin, peer in received if peer],
+    )
 
 
 def worker_restarted(worker: str) -> Outbox:
-    """Tell the rooms of a restarted worker that their streams are gone: clients renegotiate."""
+    """A worker died (and may have been restarted): the rooms of its streams are told they are
+    gone (clients renegotiate: ``media.reset``), the rooms whose viewers it served through a
+    leg that it moved (``media.moved``: those pages view again), and the legs of its streams
+    on other workers are closed."""
     out = Outbox()
     recording.interrupt_worker(worker, out)
-    for room_id in forget_worker(worker):
+    gone = forget_worker(worker)
+    for room_id in gone.reset:
         announce(room_id, out)
         out.to_all(room_id, "media.reset", {"reason": "the media server restarted"})
+    for room_id in gone.moved:
+        out.to_all(room_id, "media.moved", {"worker": worker_id(worker)})
+    for relay_worker, stream_id in gone.relays:
+        close_on_worker(relay_worker, stream_id)
+    for origin, peer in gone.legs:  # the origin would feed the dead leg until ICE gave up
+        close_peer(origin, peer)
     return out
 
 
 def forget_all() -> None:
     """Drop every stream row (an embedded deployment starting fresh has no live streams)."""
+    db.session.execute(delete(MediaRelay))
     db.session.execute(delete(MediaStream))
     db.session.commit()
 

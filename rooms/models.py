@@ -262,6 +262,20 @@ class MediaStream(db.Model):  # type: ignore[name-defined]
     started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class MediaRelay(db.Model):  # type: ignore[name-defined]
+    """A cascade leg: a media worker other than the stream's own receives the stream from it to
+    serve its viewers (one leg per stream per worker). Ending the stream closes its relays."""
+
+    __tablename__ = "media_relays"
+
+    stream_id: Mapped[str] = mapped_column(
+        ForeignKey("media_streams.id", ondelete="CASCADE"), primary_key=True
+    )
+    worker: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)  # host:port
+    origin_peer: Mapped[str | None] = mapped_column(String(64))  # the leg, a viewer at the origin
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class Recording(db.Model):  # type: ignore[name-defined]
     """A recording of a room: segment files in ``DATA_DIR/<directory>`` and a time window of the
     room's event log (``started_ts`` .. ``ended_ts``) that the player replays beside them."""
