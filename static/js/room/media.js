@@ -2,7 +2,8 @@
 // send-only transceivers), and keep the player in step with the room's list of streams.
 //
 // When the server forgets streams (a reconnect, a restarted media worker: media.reset) this
-// client publishes again what it was publishing and views again what is listed.
+// client publishes again what it was publishing and views again what is listed. When a media
+// worker that served some views dies (media.moved), those views are asked for again.
 
 import * as devices from "./devices.js";
 import { t } from "../i18n.js";
@@ -382,6 +383,7 @@ export function init(r) {
     toast(data && data.reason ? t("Reconnecting video: %(reason)s", { reason: data.reason }) : t("Reconnecting video…"));
     reconcile(true);
   });
+  room.on("media.moved", (data) => player.moved(data && data.worker));
   room.on("local:can_publish", onPermission);
   room.on("room.ended", () => {
     // The presenter ended the session: nothing is sent or received any more.

@@ -1,15 +1,18 @@
 // The player: each stream of the room in its own RTCPeerConnection with receive-only
-// transceivers, retried when it fails or when its video never starts.
+// transceivers, retried when it fails or when its video never starts. A view the server
+// refuses (every media server full) says why in the tile and asks again later; a view whose
+// media worker died (media.moved) asks again at once and is placed on another.
 
 import { t } from "../i18n.js";
 import { gathered, iceConfig, measure } from "./peer.js";
-import { makeTile, play, removeTile, setQuality } from "./tiles.js";
+import { makeTile, play, removeTile, setNotice, setQuality } from "./tiles.js";
 
 let room;
-const viewers = new Map(); // stream id -> {stream, pc, tile, tries, closed, stats, connectedAt}
+const viewers = new Map(); // stream id -> {stream, pc, tile, tries, closed, stats, connectedAt, worker}
 const $ = (id) => document.getElementById(id);
 
 const RETRY_MS = 1500;
+const REFUSED_MS = 20000; // a refused view asks again this much later, for as long as it is listed
 const STALL_MS = 6000;
 const MAX_TRIES = 5;
 
@@ -63,10 +66,38 @@ async function connect(v) {
     if (v.closed || pc !== v.pc) return;
     const reply = await room.send("media.view", { stream: v.stream.id, sdp: pc.localDescription.sdp });
     if (v.closed || pc !== v.pc) return;
-    if (!reply.ok) throw new Error(reply.error);
+    if (!reply.ok) return refused(v, reply.error);
+    v.worker = reply.worker;
+    setNotice(v.tile, "");
     await pc.setRemoteDescription({ type: reply.type, sdp: reply.sdp });
   } catch (err) {
     if (!v.closed && pc === v.pc) retry(v, err);
+  }
+}
+
+/** The server said no (e.g. every media server is full): the tile says so, never a black
+ * picture, and the view is asked for again later. */
+function refused(v, error) {
+  if (v.pc) v.pc.close();
+  v.pc = null;
+  v.worker = null;
+  setNotice(v.tile, error || t("Cannot connect"));
+  setQuality(v.tile, "poor", t("Not connected"));
+  setTimeout(() => {
+    if (!v.closed && !v.pc) connect(v);
+  }, REFUSED_MS);
+}
+
+/** The media worker `worker` died: the views it served ask again (placed on another). */
+export function moved(worker) {
+  for (const v of viewers.values()) {
+    if (v.closed || !worker || v.worker !== worker) continue;
+    if (v.pc) v.pc.close();
+    v.pc = null;
+    v.worker = null;
+    v.tries = 0;
+    setQuality(v.tile, "wait", t("Reconnecting…"));
+    connect(v);
   }
 }
 

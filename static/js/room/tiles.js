@@ -48,3 +48,18 @@ export function setQuality(tile, level, text) {
   tile.quality.dataset.level = level;
   tile.quality.textContent = text;
 }
+
+/** A message across the tile, read out when it changes (e.g. why its video cannot be shown:
+ * every media server full); `text` empty takes it away. */
+export function setNotice(tile, text) {
+  let notice = tile.fig.querySelector(".notice");
+  if (!text) {
+    if (notice) notice.remove();
+    return;
+  }
+  if (!notice) {
+    notice = el("p", { class: "notice", role: "status" });
+    tile.fig.append(notice);
+  }
+  notice.textContent = text;
+}
