@@ -1,27 +1,28 @@
 """Fan-out load on one media worker: one 640x360@30 publisher, N viewers, measured end to end.
 
     python bench/fanout.py [--viewers N [N ...]] [--baseline-viewers N [N ...]]
-                           [--forward-mode rtp|frames] [--window S] [--no-viewer-pli]
+                           [--before DIR] [--window S] [--no-viewer-pli]
 
-Starts the real ``python -m media.worker`` on loopback (``MEDIA_FORWARD`` = ``--forward-mode``),
-one publisher process (aiortc, VP8 pinned at 600 kb/s + Opus, from a precomputed loop of frames)
-and viewer processes (``--per-process`` viewers each, plus one for late joiners). Viewers
-complete ICE and DTLS but never decode: their receivers' decoder queues are replaced, as
-``media.hub.FrameTap`` does on the server, so they only count complete frames and note when
-each frame's last packet arrived. Then the same viewers watch ``bench/relay_baseline.py``
-(stock ``MediaRelay``: decode once, encode per viewer).
+Starts the real ``python -m media.worker`` on loopback, one publisher process (aiortc, VP8
+pinned at 600 kb/s + Opus, from a precomputed loop of frames) and viewer processes
+(``--per-process`` viewers each, plus one for late joiners). Viewers are the light viewers of
+``bench/viewers.py``: aiortc for ICE and DTLS, then every RTP datagram is only counted from its
+plain header (a video frame = a video packet with the marker bit), so a hundred of them fit
+beside the server on a small machine. With ``--before DIR`` the worker of another checkout (e.g.
+``git worktree add /tmp/before <commit>``) is measured first, with the same load. Then the same
+viewers watch ``bench/relay_baseline.py`` (stock ``MediaRelay``: decode once, encode per viewer).
 
-Figures per run (the last line of output is one JSON object for the largest N):
+Figures per run (the last line of output is one JSON object, for the largest N):
 
 - CPU per viewer: the server process's CPU (``/proc/PID/stat``) over the steady window with N
   viewers, minus the same with the publisher alone, over N, in % of one core.
-- fps per viewer: complete video frames each viewer received in the window, min and median.
+- fps per viewer: video frames each viewer received in the window, min and median.
 - Late join: a viewer joins once the others are steady; from sending its ``view`` request to its
-  first complete video frame (median of ``--late-joins``).
-- Added latency: from the publisher sending a frame's last packet to a viewer receiving it.
-  Frames are matched by a hash of their payload (the worker forwards the publisher's bytes; RTP
-  timestamps are rewritten per viewer). Every process reads the same ``time.monotonic()``. It
-  includes the viewers' own event-loop delay, which is printed beside it (``lag p95``).
+  first video frame (median of ``--late-joins``).
+- Added latency: from the publisher sending a video frame's last packet to a viewer receiving it.
+  Packets are matched by a hash of their payload (the worker forwards the publisher's bytes; the
+  viewers decrypt only those marker packets). Every process reads the same ``time.monotonic()``.
+  It includes the viewers' own event-loop delay, which is printed beside it (``lag p95``).
 
 A viewer still without video a second after connecting sends a keyframe request (PLI), again
 every second; the table counts the viewers that had to (``--no-viewer-pli``: they just wait).

@@ -227,7 +227,9 @@ def rtp_sender(dtls: RTCDtlsTransport) -> SendRtp | None:
     if sock is None:
         return None
     sendto, addr = sock.sendto, pair.remote_addr
-    session, cdata, buffer = srtp._srtp[0], srtp._cdata, srtp._buffer
+    # The function uses ``context`` (libsrtp's context, freed when that object is collected)
+    # and ``cdata`` (the buffer's memory) on every call, so it keeps both alive itself.
+    context, cdata, buffer = srtp._srtp, srtp._cdata, srtp._buffer
     length, protect = srtp_ffi.new("int *"), srtp_lib.srtp_protect
 
     def send(header: bytearray, payload: bytes) -> None:
@@ -238,7 +240,7 @@ def rtp_sender(dtls: RTCDtlsTransport) -> SendRtp | None:
         buffer[0:head] = header
         buffer[head:end] = payload
         length[0] = end
-        if protect(session, cdata, length):
+        if protect(context[0], cdata, length):
             return
         try:  # noqa: SIM105 (contextlib.suppress costs more, once per packet and viewer)
             sendto(buffer[0 : length[0]], addr)
