@@ -59,15 +59,18 @@ def watch(app: Flask, socketio: SocketIO, supervisor: Supervisor) -> None:
     while True:
         socketio.sleep(WATCH_INTERVAL_S)
         for addr in supervisor.check():
-            lost(app, addr)
-            back(app, addr)
+            lost(app, addr, restarted=True)
 
 
-def lost(app: Flask, addr: str) -> None:
-    """``addr`` died: skip it from now on and tell the rooms that used it."""
+def lost(app: Flask, addr: str, restarted: bool = False) -> None:
+    """``addr`` died: tell the rooms that used it; skip it from now on unless it was restarted
+    already (the views its rooms ask for again may go to it, empty as it is)."""
     log.warning("media worker %s is gone", addr)
     with app.app_context():
-        placement().mark_dead(app.extensions["media"], addr)
+        if restarted:
+            placement().mark_alive(app.extensions["media"], addr)
+        else:
+            placement().mark_dead(app.extensions["media"], addr)
         deliver(media.worker_restarted(addr))
 
 
@@ -117,6 +120,5 @@ def check(app: Flask, addr: str, known: Health) -> None:
     if known.misses >= MISSES:
         back(app, addr)
     elif known.pid is not None and pid != known.pid:  # restarted between two pings
-        lost(app, addr)
-        back(app, addr)
+        lost(app, addr, restarted=True)
     known.misses, known.pid = 0, pid

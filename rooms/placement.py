@@ -58,8 +58,9 @@ class Placement:
         self.loads.clear()
 
     def mark_alive(self, media: MediaChannel, addr: str) -> None:
+        """Place on ``addr`` again (back, or restarted: every load is asked again)."""
         media.dead.discard(addr)
-        self.loads.pop(addr, None)
+        self.loads.clear()
 
     def load(self, media: MediaChannel, addr: str) -> Load | None:
         """``addr``'s load, asked again when older than ``LOAD_TTL_S``; None if it is unreachable
