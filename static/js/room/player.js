@@ -12,7 +12,7 @@ const viewers = new Map(); // stream id -> {stream, pc, tile, tries, closed, sta
 const $ = (id) => document.getElementById(id);
 
 const RETRY_MS = 1500;
-const REFUSED_MS = 20000; // a refused view asks again this much later, for as long as it is listed
+const REFUSED_MS = 20000; // a view refused MAX_TRIES times asks again this often, while listed
 const STALL_MS = 6000;
 const MAX_TRIES = 5;
 
@@ -75,17 +75,19 @@ async function connect(v) {
   }
 }
 
-/** The server said no (e.g. every media server is full): the tile says so, never a black
- * picture, and the view is asked for again later. */
+/** The server said no (every media server is full, one is not reachable): the tile says
+ * so, never a black picture, and the view is asked for again, soon at first, then every
+ * REFUSED_MS for as long as the stream is listed. */
 function refused(v, error) {
   if (v.pc) v.pc.close();
   v.pc = null;
   v.worker = null;
+  v.tries += 1;
   setNotice(v.tile, error || t("Cannot connect"));
   setQuality(v.tile, "poor", t("Not connected"));
   setTimeout(() => {
     if (!v.closed && !v.pc) connect(v);
-  }, REFUSED_MS);
+  }, v.tries > MAX_TRIES ? REFUSED_MS : RETRY_MS * v.tries);
 }
 
 /** The media worker `worker` died: the views it served ask again (placed on another). */
