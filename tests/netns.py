@@ -16,7 +16,8 @@ veth link per host namespace and one to this (the root) namespace, whose routing
 single route for the network's /24 through it. Nothing in it reaches beyond the machine: the
 router knows only its own links, and the root namespace does not forward (its ``ip_forward``
 is left alone). Processes in a host namespace see their link's address and loopback only, so
-aioice offers that address as their one host candidate.
+aioice offers that address as their one host candidate. A :class:`Gateway` lets the hosts reach
+a server this namespace runs on loopback (a web app), at this namespace's address there.
 """
 
 from __future__ import annotations
@@ -27,12 +28,13 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.live import parent_death_signal
+from tests.live import Forwarder, parent_death_signal
 
 IP = "ip"
 PREFIX = "lectern"
@@ -163,6 +165,7 @@ class Network:
     namespaces: list[Namespace] = field(default_factory=list)
     links: list[Link] = field(default_factory=list)
     procs: list[subprocess.Popen[Any]] = field(default_factory=list)
+    root_address: str = ""  # this (root) namespace's address in the network, once routed
 
     def __post_init__(self) -> None:
         self._subnets: Iterator[ipaddress.IPv4Network] | None = None
@@ -215,6 +218,7 @@ class Network:
         router = self.namespace("router")
         router.sysctl("net.ipv4.ip_forward", "1")
         uplink = self.link(None, router)
+        self.root_address = uplink.left.address
         hosts = {}
         for role in roles:
             host = self.namespace(role)
@@ -250,6 +254,22 @@ def stop(proc: subprocess.Popen[Any]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=STOP_TIMEOUT_S)
+
+
+class Gateway(Forwarder):
+    """A port on this namespace's address in a :class:`Network` that forwards each connection
+    to a loopback port: how the hosts reach a server started here on 127.0.0.1 (such as
+    ``tests.live.LiveServer``), as if it ran on the router's other side. ``url`` is theirs."""
+
+    def __init__(self, network: Network, port: int) -> None:
+        if not network.root_address:
+            raise NetnsError("the network has no link to this namespace (see Network.routed)")
+        super().__init__([port], host=network.root_address)
+
+    def connect_backend(self) -> socket.socket | None:
+        with contextlib.suppress(OSError):
+            return socket.create_connection(("127.0.0.1", self.backends[0]), timeout=1)
+        return None
 
 
 @contextlib.contextmanager

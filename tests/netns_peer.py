@@ -1,14 +1,17 @@
 """An aiortc peer to run inside a network namespace: a publisher or a viewer of a media worker.
 
-    ip netns exec NS python -m tests.netns_peer publish --channel HOST:PORT --token T --address A
-    ip netns exec NS python -m tests.netns_peer view --channel HOST:PORT --token T --address A
+    ip netns exec NS python -m tests.netns_peer publish --address A --channel HOST:PORT --token T
+    ip netns exec NS python -m tests.netns_peer view --address A --url URL --cookie C --stream S
 
-The peer sends its offer to the worker's channel at ``--channel`` itself (with the grant the
-test signed, as the web app would), offers ``--address`` as its one ICE host candidate and
-uses no ICE server. It prints one JSON object per line: ``{"event": "published", "stream":
-...}`` or ``{"event": "viewing", "peer": ...}`` once the answer is applied (``{"event":
-"error", "error": ...}`` and exit status 1 if the worker refuses), then answers commands read
-from stdin, one per line, until ``quit`` or the end of stdin:
+The peer sends its offer one of two ways: straight to a worker's channel at ``--channel``, with
+the grant the test signed as the web app would (``--token``); or to the web app at ``--url`` over
+Socket.IO (``media.publish``, ``media.view`` of ``--stream``), signed in by a session ``--cookie``,
+in room ``--room`` (the demo lesson's by default). It offers ``--address`` as its one ICE host
+candidate and uses no ICE server. It prints one JSON object per line: ``{"event": "published",
+"stream": ...}`` or ``{"event": "viewing", "peer": ..., "worker": ...}`` once the answer is
+applied (``worker``: the web app's id of the worker serving it; ``{"event": "error", "error":
+...}`` and exit status 1 if it is refused), then answers commands read from stdin, one per line,
+until ``quit`` or the end of stdin:
 
 - ``stats``: ``{"event": "stats", "state": <connection state>, ...}``; a publisher adds
   ``keyframe_requests`` (keyframe requests, PLI, its video sender received), a viewer
@@ -46,6 +49,7 @@ from tests.live import ROOT
 from tests.netns import Namespace, stop
 
 REPLY_TIMEOUT_S = 20.0
+NAMESPACE = "/room"  # the web app's Socket.IO namespace of live rooms
 
 
 # -- inside the namespace ---------------------------------------------------------------------
@@ -91,16 +95,66 @@ async def commands() -> AsyncIterator[str]:
         yield command
 
 
-async def publish(args: argparse.Namespace) -> int:
+class Channel:
+    """Offers sent straight to a worker's channel, with a grant the test signed."""
+
+    def __init__(self, addr: str, token: str) -> None:
+        self.addr, self.token = addr, token
+
+    async def publish(self, sdp: str) -> dict[str, Any]:
+        return await channel_call(self.addr, "publish", token=self.token, sdp=sdp)
+
+    async def view(self, sdp: str) -> dict[str, Any]:
+        return await channel_call(self.addr, "view", token=self.token, sdp=sdp)
+
+    def close(self) -> None:
+        pass
+
+
+class WebApp:
+    """Offers sent to the web app over Socket.IO, as the room page sends them."""
+
+    def __init__(self, url: str, cookie: str, room: str, stream: str | None) -> None:
+        import socketio
+
+        self.stream = stream
+        self.sio = socketio.Client(reconnection=False)
+        self.sio.connect(
+            url,
+            headers={"Cookie": cookie},
+            transports=["websocket"],
+            namespaces=[NAMESPACE],
+            auth={"room": room},
+            wait_timeout=REPLY_TIMEOUT_S,
+        )
+
+    async def call(self, event: str, data: dict[str, Any]) -> dict[str, Any]:
+        reply: dict[str, Any] = await asyncio.to_thread(
+            self.sio.call, event, data, namespace=NAMESPACE, timeout=REPLY_TIMEOUT_S
+        )
+        return reply
+
+    async def publish(self, sdp: str) -> dict[str, Any]:
+        return await self.call("media.publish", {"sdp": sdp, "source": "camera"})
+
+    async def view(self, sdp: str) -> dict[str, Any]:
+        return await self.call("media.view", {"stream": self.stream, "sdp": sdp})
+
+    def close(self) -> None:
+        self.sio.disconnect()
+
+
+Signaling = Channel | WebApp
+
+
+async def publish(signaling: Signaling) -> int:
     from tests.media.conftest import Publisher
 
     publisher = Publisher()
     video = next(s for s in publisher.pc.getSenders() if s.track and s.track.kind == "video")
     requests = count_keyframe_requests(video)
     try:
-        reply = await channel_call(
-            args.channel, "publish", token=args.token, sdp=await publisher.offer()
-        )
+        reply = await signaling.publish(await publisher.offer())
         if not reply.get("ok"):
             emit("error", error=reply.get("error"))
             return 1
@@ -116,19 +170,19 @@ async def publish(args: argparse.Namespace) -> int:
     return 0
 
 
-async def view(args: argparse.Namespace) -> int:
+async def view(signaling: Signaling) -> int:
     from tests.media.conftest import Viewer
 
     viewer = Viewer()
     try:
-        reply = await channel_call(args.channel, "view", token=args.token, sdp=await viewer.offer())
+        reply = await signaling.view(await viewer.offer())
         if not reply.get("ok"):
             emit("error", error=reply.get("error"))
             return 1
         await viewer.answer(reply["sdp"])
         answered = time.monotonic()
         ssrc = video_ssrc(reply["sdp"])
-        emit("viewing", peer=reply["peer"])
+        emit("viewing", peer=reply["peer"], worker=reply.get("worker"))
         async for command in commands():
             if command == "stats":
                 first = viewer.first_video_at
@@ -140,10 +194,8 @@ async def view(args: argparse.Namespace) -> int:
                     first_video_s=None if first is None else round(first - answered, 3),
                 )
             elif command == "pli" and ssrc is not None:
-                receiver = next(
-                    t.receiver for t in viewer.pc.getTransceivers() if t.kind == "video"
-                )
-                await receiver._send_rtcp_pli(ssrc)
+                video = next(t for t in viewer.pc.getTransceivers() if t.kind == "video")
+                await video.receiver._send_rtcp_pli(ssrc)
                 emit("pli", ssrc=ssrc)
             else:
                 emit("error", error=f"unknown command {command!r}")
@@ -152,15 +204,35 @@ async def view(args: argparse.Namespace) -> int:
     return 0
 
 
+async def run(args: argparse.Namespace) -> int:
+    """Sign in or not, then publish or view; the exit status."""
+    signaling: Signaling
+    if args.channel:
+        signaling = Channel(args.channel, args.token)
+    else:
+        signaling = await asyncio.to_thread(WebApp, args.url, args.cookie, args.room, args.stream)
+    try:
+        return await (publish(signaling) if args.role == "publish" else view(signaling))
+    finally:
+        signaling.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="A publisher or viewer for a media worker.")
     parser.add_argument("role", choices=["publish", "view"])
-    parser.add_argument("--channel", required=True, help="the worker's channel, HOST:PORT")
-    parser.add_argument("--token", required=True, help="the grant the web app would sign")
     parser.add_argument("--address", required=True, help="this peer's one ICE host address")
+    parser.add_argument("--channel", help="a worker's channel, HOST:PORT")
+    parser.add_argument("--token", help="with --channel: the grant the web app would sign")
+    parser.add_argument("--url", help="the web app (Socket.IO), instead of --channel")
+    parser.add_argument("--cookie", help="with --url: a session cookie, name=value")
+    parser.add_argument("--room", default="lesson:1", help="with --url: the room to join")
+    parser.add_argument("--stream", help="with --url: the stream to view")
     args = parser.parse_args()
+    if not (args.channel and args.token) and not (args.url and args.cookie):
+        parser.error("give --channel and --token, or --url and --cookie")
+    if args.url and args.role == "view" and not args.stream:
+        parser.error("a viewer through the web app needs --stream")
     ice.limit_host_addresses([args.address])
-    run = publish if args.role == "publish" else view
     sys.exit(asyncio.run(run(args)))
 
 
@@ -168,11 +240,13 @@ def main() -> None:
 class PeerProcess:
     """This script running in ``namespace``: commands in, JSON events out."""
 
-    def __init__(self, namespace: Namespace, role: str, channel: str, token: str) -> None:
+    def __init__(self, namespace: Namespace, role: str, **options: str) -> None:
+        """``options``: the script's, e.g. ``channel=..., token=...`` or ``url=..., cookie=...``."""
         self.lines: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.output: list[str] = []
-        command = [sys.executable, "-m", "tests.netns_peer", role, "--channel", channel]
-        command += ["--token", token, "--address", namespace.address]
+        command = [sys.executable, "-m", "tests.netns_peer", role, "--address", namespace.address]
+        for name, value in options.items():
+            command += [f"--{name}", value]
         self.proc = namespace.popen(
             command,
             cwd=ROOT,

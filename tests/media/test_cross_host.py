@@ -1,10 +1,16 @@
 """Media workers on other hosts: every worker and peer here runs in a network namespace of its own.
 
 Hosts "a" and "b" are network namespaces behind a router namespace (``tests/netns.py``); this
-test process, in the root namespace, plays the web app: it reaches each worker's channel at its
-host's address, signs the grants and hands them to the peers. Worker A and the publisher run on
-host a, worker B and the viewers on host b (``tests/netns_peer.py``), so every media packet to a
-viewer crosses the routed link: from A straight, or over worker B's relay leg from A.
+test process, in the root namespace, reaches each worker's channel at its host's address.
+Worker A and the publisher run on host a, worker B and the viewers on host b
+(``tests/netns_peer.py``), so every media packet to a viewer crosses the routed link: from A
+straight, or over a relay leg between the workers.
+
+The first tests play the web app: they sign the grants and hand them to the peers, which call
+the workers' channels. The last runs the web app itself (``python app.py`` here, its workers
+named in ``MEDIA_WORKER_ADDRS`` by their hosts' addresses, reached by the peers through a
+gateway on this namespace's address): the peers sign in and send their offers over Socket.IO,
+and the app's placement puts the second viewer on the other host's worker, which relays.
 """
 
 from __future__ import annotations
@@ -20,11 +26,19 @@ import pytest
 
 from media.channel import MediaChannel
 from media.supervisor import wait_for_port
-from tests.live import ROOT
-from tests.netns import Namespace, NetnsError, Network, stop, unavailable
+from rooms.placement import worker_id
+from tests.live import ROOT, LiveServer
+from tests.netns import Gateway, Namespace, NetnsError, Network, stop, unavailable
 from tests.netns_peer import PeerProcess
 
-from .conftest import HEIGHT, START_TIMEOUT_S, WIDTH, grant, worker_env
+from .conftest import HEIGHT, SECRET, START_TIMEOUT_S, WIDTH, grant, worker_env
+from .test_app_media import (  # noqa: F401  # the fixture signing the web app's session cookies
+    INSTRUCTOR,
+    SECRET_KEY,
+    STUDENT1,
+    STUDENT2,
+    cookies,
+)
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -81,20 +95,26 @@ def start_worker(namespace: Namespace, log: Path) -> Host:
 
 
 @pytest.fixture(scope="module")
-def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Host]]:
-    """Hosts a and b, each running a worker; everything is removed afterwards."""
+def network() -> Iterator[tuple[Network, dict[str, Namespace]]]:
+    """Hosts a and b behind a router; everything is removed afterwards."""
     reason = unavailable()
     if reason:
         pytest.fail(f"this test runs its hosts in network namespaces: {reason}")
-    logs = tmp_path_factory.mktemp("cross-host")
     with Network() as net:
         try:
             namespaces = net.routed("a", "b")
         except NetnsError as exc:
             pytest.fail(f"could not make the test's network: {exc}")
-        yield {
-            name: start_worker(ns, logs / f"worker-{name}.log") for name, ns in namespaces.items()
-        }
+        yield net, namespaces
+
+
+@pytest.fixture(scope="module")
+def hosts(
+    network: tuple[Network, dict[str, Namespace]], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Host]:
+    """A worker on each host (ended with the network)."""
+    logs = tmp_path_factory.mktemp("cross-host")
+    return {name: start_worker(ns, logs / f"{name}.log") for name, ns in network[1].items()}
 
 
 def until(check: Callable[[], bool], timeout: float = WAIT_S) -> bool:
@@ -120,7 +140,8 @@ def decoding(viewer: PeerProcess, frames: int = FRAMES) -> dict[str, Any]:
 
 def publisher_on(host: Host, room: str) -> tuple[PeerProcess, str]:
     """A publisher on host ``host``'s namespace, publishing to its worker; its stream id."""
-    peer = PeerProcess(host.namespace, "publish", host.addr, grant("publish", room, user=1))
+    token = grant("publish", room, user=1)
+    peer = PeerProcess(host.namespace, "publish", channel=host.addr, token=token)
     return peer, str(peer.expect("published")["stream"])
 
 
@@ -130,7 +151,7 @@ def test_a_viewer_on_host_b_decodes_a_stream_published_on_host_a(hosts: dict[str
     viewer = None
     try:
         token = grant("view", "cross:1", user=2, stream=stream)
-        viewer = PeerProcess(b.namespace, "view", a.addr, token)
+        viewer = PeerProcess(b.namespace, "view", channel=a.addr, token=token)
         viewer.expect("viewing")
         stats = decoding(viewer)
         assert stats["frames"]["video"] >= FRAMES, (stats, a.output())
@@ -177,15 +198,18 @@ def test_worker_b_serves_host_b_a_stream_of_host_a_over_one_leg(hosts: dict[str,
     viewers: list[PeerProcess] = []
     try:
         reply = b.call("relay", token=relay_grant(room, stream, a))
-        assert reply == {"ok": True, "stream": stream, "created": True}, (reply, b.output())
+        assert (reply["ok"], reply["stream"], reply["created"]) == (True, stream, True), (
+            reply,
+            b.output(),
+        )
         again = b.call("relay", token=relay_grant(room, stream, a))
-        assert again == {"ok": True, "stream": stream, "created": False}
+        assert (again["ok"], again["stream"], again["created"]) == (True, stream, False), again
         # Once the leg has brought B video, B asks A for nothing until a viewer joins.
         assert until(lambda: leg_frames(b, stream) >= FRAMES), (b.call("stats"), b.output())
         asked = quiet_keyframe_requests(publisher)
 
         token = grant("view", room, user=2, stream=stream)
-        viewers = [PeerProcess(b.namespace, "view", b.addr, token) for _ in range(2)]
+        viewers = [PeerProcess(b.namespace, "view", channel=b.addr, token=token) for _ in "12"]
         for viewer in viewers:
             viewer.expect("viewing")
         for viewer in viewers:
@@ -216,3 +240,71 @@ def test_worker_b_serves_host_b_a_stream_of_host_a_over_one_leg(hosts: dict[str,
             peer.close()
         a.call("close_stream", stream=stream)
         b.call("close_stream", stream=stream)
+
+
+@dataclass
+class Web:
+    """The web app, run here on loopback, and the URL the hosts reach it at."""
+
+    server: LiveServer
+    url: str
+
+
+@pytest.fixture(scope="module")
+def web(
+    network: tuple[Network, dict[str, Namespace]],
+    hosts: dict[str, Host],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Web]:
+    """``python app.py`` with the workers of hosts a and b in ``MEDIA_WORKER_ADDRS``, reached
+    by the hosts through a gateway on this namespace's address in their network."""
+    env = {
+        "SECRET_KEY": SECRET_KEY,
+        "DEMO_DATA": "true",
+        "MEDIA_WORKER_ADDRS": ",".join(h.addr for h in hosts.values()),
+        "MEDIA_SECRET": SECRET,
+    }
+    data = tmp_path_factory.mktemp("cross-host-web") / "data"
+    with LiveServer(data, env) as server, Gateway(network[0], server.port) as gateway:
+        yield Web(server, gateway.url)
+
+
+def test_the_web_app_places_a_viewer_on_the_other_host_which_relays_the_stream(
+    hosts: dict[str, Host],
+    web: Web,
+    cookies: Callable[[int], str],  # noqa: F811  # test_app_media's fixture
+) -> None:
+    """The instructor publishes from host a, two students view from host b through the web app:
+    the first is placed on the stream's origin worker, the second on the other worker (more
+    spare capacity), which opens its leg to the origin across the link; both decode."""
+    a, b = hosts["a"], hosts["b"]
+    publisher = PeerProcess(a.namespace, "publish", url=web.url, cookie=cookies(INSTRUCTOR))
+    viewers: list[PeerProcess] = []
+    try:
+        stream = str(publisher.expect("published")["stream"])
+        [origin] = [h for h in hosts.values() if stream in h.call("stats")["frames"]]
+        [other] = [h for h in hosts.values() if h is not origin]
+        placed = []
+        for user in (STUDENT1, STUDENT2):
+            viewer = PeerProcess(
+                b.namespace, "view", url=web.url, cookie=cookies(user), stream=stream
+            )
+            viewers.append(viewer)
+            placed.append(viewer.expect("viewing")["worker"])
+        assert placed == [worker_id(origin.addr), worker_id(other.addr)], web.server.tail()
+        for viewer in viewers:
+            stats = decoding(viewer)
+            assert stats["frames"]["video"] >= FRAMES, (stats, other.output(), origin.output())
+            assert stats["sizes"] == [[WIDTH, HEIGHT]]
+        assert other.call("stats")["relays"] == [stream]
+        assert origin.call("stats")["viewers"] == 2  # the first viewer and the leg
+
+        # The publisher leaves: the web app ends the stream, its leg and every viewer of it.
+        publisher.close()
+        assert until(lambda: all(h.call("stats")["viewers"] == 0 for h in hosts.values()), 10.0), {
+            name: h.call("stats") for name, h in hosts.items()
+        }
+        assert other.call("stats")["relays"] == []
+    finally:
+        for peer in (*viewers, publisher):
+            peer.close()
