@@ -5,10 +5,12 @@ outside the process: ``live_server`` (real ``python app.py`` processes, see test
 
 from __future__ import annotations
 
+import contextlib
 import email
 import functools
 import os
 import re
+import secrets
 from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
 from email.message import EmailMessage
@@ -22,6 +24,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
 from sqlalchemy import MetaData, create_engine, func, select, text
+from sqlalchemy.engine import make_url
 from werkzeug.security import generate_password_hash
 from werkzeug.test import TestResponse
 
@@ -46,6 +49,40 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         reporter.ensure_newline()
         reporter.write_line(f"CI: {len(skipped)} test(s) skipped; in CI every test must run.")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+def unavailable(reason: str) -> None:
+    """A service the test needs is missing: skip on a developer's machine, fail in CI (which
+    has every service and must run the test)."""
+    if in_ci():
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@contextlib.contextmanager
+def scratch_postgres(prefix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database on DATABASE_URL's server (else the loopback one),
+    named ``prefix`` plus a random tail; its URL, and it is dropped afterwards."""
+    server = make_url(os.environ.get("DATABASE_URL") or DEFAULT_POSTGRES)
+    if not server.drivername.startswith("postgresql"):
+        server = make_url(DEFAULT_POSTGRES)
+    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(4)}"
+    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # any failure to reach it: no PostgreSQL
+        admin.dispose()
+        unavailable(f"PostgreSQL is not reachable at {server.host}:{server.port}: {exc}")
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -18,8 +18,10 @@ import contextlib
 import ctypes
 import os
 import re
+import secrets
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -305,6 +307,206 @@ class Forwarder:
             for sock in list(self.open):
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
+
+
+class RedisServer:
+    """``redis-server`` on a free loopback port, with no persistence: killed and restarted on
+    the same port, it comes back empty, as a crashed Redis without a snapshot would. Never
+    the shared one on 6379."""
+
+    def __init__(self, log: Path) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> RedisServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+        command += ["--save", "", "--appendonly", "no", "--daemonize", "no"]
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock,
+            ):
+                sock.sendall(b"PING\r\n")
+                if sock.recv(64).startswith(b"+PONG"):
+                    return
+            time.sleep(0.05)
+        raise ServerError(f"redis-server did not answer on port {self.port}")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+def self_signed_certificate(folder: Path, name: str = "127.0.0.1") -> tuple[Path, Path]:
+    """A throwaway TLS certificate for ``name`` (an IP address or a host name), valid for a
+    day: (certificate, key) PEM files in ``folder``. Browsers trust it only when told to."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    try:
+        alt: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        alt = x509.DNSName(name)
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([alt]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = folder / "tls.crt", folder / "tls.key"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    key_path.chmod(0o600)
+    return cert_path, key_path
+
+
+class Nginx:
+    """Debian's nginx in front of web workers, as deploy/ configures it: the site file filled
+    in by ``deploy/render_nginx.py`` (TLS with a self-signed certificate on a free loopback
+    port, sticky routing by its route cookie), run by itself with everything under ``prefix``.
+
+        with Nginx(tmp_path / "nginx", [w.port for w in workers]) as front:
+            front.url  # https://127.0.0.1:PORT
+            front.upstream_of(route)  # which worker a route cookie leads to
+    """
+
+    def __init__(self, prefix: Path, backends: list[int], connections: int = 4096) -> None:
+        self.prefix = Path(prefix).resolve()
+        self.backends = list(backends)
+        self.connections = connections
+        self.port = free_port()
+        self.url = f"https://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Nginx:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def access_log(self) -> Path:
+        return self.prefix / "access.log"
+
+    @property
+    def error_log(self) -> Path:
+        return self.prefix / "error.log"
+
+    def start(self) -> Nginx:
+        """Write the configuration, start nginx in the foreground and wait for its port."""
+        cert, key = self_signed_certificate(self.prefix)
+        render = [sys.executable, str(ROOT / "deploy" / "render_nginx.py")]
+        for port in self.backends:
+            render += ["--web", f"127.0.0.1:{port}"]
+        render += ["--listen", f"127.0.0.1:{self.port}", "--http-port", "0"]
+        render += ["--certificate", str(cert), "--certificate-key", str(key)]
+        render += ["--prefix", str(self.prefix), "--nginx-workers", "1"]
+        render += ["--connections", str(self.connections)]
+        subprocess.run(render, check=True, stdout=subprocess.DEVNULL)
+        # In the foreground, so this object owns the master; as root, its workers stay root so
+        # they can reach the temporary folders under a private test directory.
+        directives = "daemon off;" + (" user root;" if os.geteuid() == 0 else "")
+        command = ["nginx", "-p", str(self.prefix), "-c", str(self.prefix / "nginx.conf")]
+        command += ["-e", str(self.error_log), "-g", directives]
+        with (self.prefix / "nginx.out").open("wb") as out:
+            self.proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ServerError(f"nginx exited with {self.proc.returncode}:\n{self.output()}")
+            with contextlib.suppress(OSError):
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise ServerError(f"nginx did not listen on {self.port}:\n{self.output()}")
+
+    def output(self) -> str:
+        """nginx's own output and error log."""
+        parts = [self.prefix / "nginx.out", self.error_log]
+        return "\n".join(p.read_text(errors="replace") for p in parts if p.exists())
+
+    def upstream_of(self, route: str) -> int:
+        """The web worker's port a request carrying the route cookie ``route`` reaches (one
+        request through nginx, read back from its access log)."""
+        request = urllib.request.Request(
+            f"{self.url}/login?route-probe={route}", headers={"Cookie": f"lectern_route={route}"}
+        )
+        with urllib.request.urlopen(request, timeout=10, context=insecure_tls()) as response:
+            response.read()
+        pattern = re.compile(rf"route-probe={re.escape(route)} .* upstream=127\.0\.0\.1:(\d+)")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # nginx writes the line once the response is sent
+            text = self.access_log.read_text() if self.access_log.exists() else ""
+            if found := pattern.search(text):
+                return int(found.group(1))
+            time.sleep(0.05)
+        raise ServerError(f"no access log line for route {route}")
+
+    def route_to(self, port: int, tries: int = 64) -> str:
+        """A route cookie value that nginx sends to the web worker on ``port``."""
+        for _ in range(tries):
+            route = secrets.token_hex(8)
+            if self.upstream_of(route) == port:
+                return route
+        raise ServerError(f"no route to port {port} in {tries} tries")
+
+    def stop(self) -> None:
+        """Graceful stop (SIGQUIT), SIGKILL if it lingers."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGQUIT)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+
+def insecure_tls() -> ssl.SSLContext:
+    """A client TLS context that accepts the self-signed certificate of ``Nginx``."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def parent_death_signal() -> Callable[[], None] | None:

@@ -19,11 +19,8 @@ The media worker's own SIGKILL is covered by tests/media/test_app_media.py
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
-import signal
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,12 +30,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import socketio
 from flask import Flask
 from flask_migrate import upgrade
-from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import select
 
 from accounts.models import User
 from lectern import create_app
@@ -47,7 +42,7 @@ from rooms import presence
 from rooms.models import ChatMessage, Connection, Hand, Question, Room, RoomEvent
 from tests import conftest
 from tests.conftest import CourseFactory, UserFactory
-from tests.live import Forwarder, LiveServer, free_port, in_ci
+from tests.live import Forwarder, LiveServer, RedisServer
 
 pytestmark = [pytest.mark.server, pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
@@ -61,53 +56,9 @@ REDIS_DOWN_S = 8.0
 # stale STALE_S after that, and the survivor sweeps every HEARTBEAT_S (a little slack on top).
 SWEPT_WITHIN_S = presence.STALE_S + presence.HEARTBEAT_S + 2.0
 CALL_TIMEOUT_S = 10.0  # longer than BACK_WITHIN_S: a late ack is measured, not a hang
-DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-
-
-def unavailable(reason: str) -> None:
-    """Skip on a developer's machine; CI has every service and must run this."""
-    if in_ci():
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 # -- services -----------------------------------------------------------------------------------
-class RedisServer:
-    """``redis-server`` on a free loopback port, with no persistence: killed and restarted on
-    the same port, it comes back empty, as a crashed Redis without a snapshot would."""
-
-    def __init__(self, log: Path) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
-        command += ["--save", "", "--appendonly", "no", "--daemonize", "no"]
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                client.ping()
-                return
-            except redis.RedisError:
-                time.sleep(0.05)
-        raise RuntimeError(f"redis-server did not answer on port {self.port}")
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-
-
 @dataclass
 class Database:
     """The scratch database, an app on it (for signing cookies and reading rows) and its users."""
@@ -173,22 +124,10 @@ class Lesson:
 def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
     """A fresh PostgreSQL database, migrated, with an instructor and four students (the last
     one to be absent); dropped afterwards."""
-    server = make_url(os.environ.get("DATABASE_URL") or DEFAULT_POSTGRES)
-    if not server.drivername.startswith("postgresql"):
-        server = make_url(DEFAULT_POSTGRES)
-    name = f"lectern_faults_{os.getpid()}_{secrets.token_hex(4)}"
-    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # any failure to reach it: no PostgreSQL
-        admin.dispose()
-        unavailable(f"PostgreSQL is not reachable at {server.host}:{server.port}: {exc}")
-    url = server.set(database=name).render_as_string(hide_password=False)
-    app = create_app(
-        conftest.test_config(url, tmp_path_factory.mktemp("faults"), SECRET_KEY=SECRET)
-    )
-    try:
+    with conftest.scratch_postgres("lectern_faults") as url:
+        app = create_app(
+            conftest.test_config(url, tmp_path_factory.mktemp("faults"), SECRET_KEY=SECRET)
+        )
         with app.app_context():
             upgrade()
             users = UserFactory()
@@ -197,10 +136,6 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
             yield Database(url, app, instructor, students, users.make("student"))
             db.session.remove()
             db.engine.dispose()
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture
@@ -223,7 +158,7 @@ def lesson(database: Database) -> Lesson:
 @pytest.fixture(scope="module")
 def queue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     if shutil.which("redis-server") is None:
-        unavailable("redis-server is not installed")
+        conftest.unavailable("redis-server is not installed")
     server = RedisServer(tmp_path_factory.mktemp("redis") / "redis.log")
     server.start()
     yield server
