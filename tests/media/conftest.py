@@ -82,10 +82,12 @@ def worker_env(mode: str = "rtp") -> dict[str, str]:
     return env
 
 
-def start_worker(log: Path, mode: str = "rtp", **settings: str) -> WorkerProcess:
-    """Start a worker on a free loopback port and wait until it accepts connections
-    (``settings``: more environment, e.g. ``MEDIA_CAPACITY="2"``)."""
-    port = free_port()
+def start_worker(
+    log: Path, mode: str = "rtp", port: int | None = None, **settings: str
+) -> WorkerProcess:
+    """Start a worker on a loopback port (a free one by default) and wait until it accepts
+    connections (``settings``: more environment, e.g. ``MEDIA_CAPACITY="2"``)."""
+    port = port or free_port()
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "media.worker", "--port", str(port)],

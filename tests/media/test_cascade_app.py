@@ -21,7 +21,7 @@ import pytest
 from media.channel import MediaChannel
 from rooms.placement import worker_id
 
-from .conftest import SECRET, Publisher, Viewer, start_worker, stop_process, until
+from .conftest import SECRET, Publisher, Viewer, start_worker, stop_process, until, until_async
 from .test_app_media import (  # noqa: F401  # fixtures: the server's cookies and joins
     INSTRUCTOR,
     SECRET_KEY,
@@ -39,19 +39,30 @@ from .test_app_media import (  # noqa: F401  # fixtures: the server's cookies an
 pytestmark = pytest.mark.server
 
 CAPACITY = 2
+HEALTH_S = 2.5  # a listed worker started again is placed on after its next ping (every 1 s)
+
+
+class CascadeServer(Server):
+    """The app and its two media workers; ``revive()`` starts again the listed ones killed."""
+
+    def revive(self) -> bool:
+        """Whether a worker had to be started again (an embedded one restarts by itself)."""
+        return False
+
+
 MOVED_WITHIN_S = 3.0  # media.moved -> the viewer decodes again, without a reload
 
 
 @pytest.fixture(scope="module", params=["embedded", "listed"])
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
+) -> Iterator[CascadeServer]:
     """The app with two media workers: its own (restarted when they die), or two running ones
     named in ``MEDIA_WORKER_ADDRS`` (watched by the web worker's pings; not restarted)."""
     data = tmp_path_factory.mktemp("cascade-app") / "data"
     env = {"SECRET_KEY": SECRET_KEY, "MEDIA_CAPACITY": str(CAPACITY), "DEMO_DATA": "true"}
     if request.param == "embedded":
-        with Server(data, {**env, "MEDIA_WORKERS": "2"}) as started:
+        with CascadeServer(data, {**env, "MEDIA_WORKERS": "2"}) as started:
             found = started.wait_for_output(r"^Media workers: (.+)$").group(1)
             started.media = found.replace(" ", "")
             yield started
@@ -60,8 +71,19 @@ def server(
     workers = [start_worker(logs / f"{n}.log", MEDIA_CAPACITY=str(CAPACITY)) for n in "ab"]
     try:
         addrs = ",".join(w.addr for w in workers)
-        with Server(data, {**env, "MEDIA_WORKER_ADDRS": addrs, "MEDIA_SECRET": SECRET}) as started:
+        listed = {**env, "MEDIA_WORKER_ADDRS": addrs, "MEDIA_SECRET": SECRET}
+        with CascadeServer(data, listed) as started:
             started.media = addrs
+
+            def revive() -> bool:
+                dead = [n for n, w in enumerate(workers) if w.proc.poll() is not None]
+                for n in dead:
+                    workers[n] = start_worker(
+                        workers[n].log, port=workers[n].port, MEDIA_CAPACITY=str(CAPACITY)
+                    )
+                return bool(dead)
+
+            started.revive = revive  # type: ignore[method-assign]
             yield started
     finally:
         for worker in workers:
@@ -81,8 +103,12 @@ async def view_reply(who: Participant, stream: str, viewer: Viewer) -> dict[str,
     return reply
 
 
-async def idle(addrs: list[str]) -> None:
-    """Wait until the workers serve nothing (the previous test's peers are gone)."""
+async def idle(server: CascadeServer) -> list[str]:
+    """Wait until both workers run and serve nothing (the previous test's peers are gone);
+    their addresses."""
+    addrs = server.media.split(",")
+    if server.revive():
+        await asyncio.sleep(HEALTH_S)
 
     async def quiet() -> bool:
         found = await asyncio.gather(*(asyncio.to_thread(stats, a) for a in addrs))
@@ -93,17 +119,18 @@ async def idle(addrs: list[str]) -> None:
         assert time.monotonic() < deadline, "the workers still serve the last test's peers"
         await asyncio.sleep(0.2)
     await asyncio.sleep(1.1)  # the web app's cached loads are refreshed
+    return addrs
 
 
 def test_viewers_spread_by_spare_capacity_and_are_refused_when_all_are_full(
-    server: Server,
+    server: CascadeServer,
     join: Callable[[int], Participant],  # noqa: F811  # test_app_media's fixture
 ) -> None:
     addrs = server.media.split(",")
     teacher, student, other = join(INSTRUCTOR), join(STUDENT1), join(STUDENT2)
 
     async def scenario() -> dict[str, Any]:
-        await idle(addrs)
+        await idle(server)
         publisher = Publisher()
         viewers = [Viewer() for _ in range(4)]
         try:
@@ -156,14 +183,14 @@ def test_viewers_spread_by_spare_capacity_and_are_refused_when_all_are_full(
 
 
 def test_a_killed_worker_moves_its_viewers_who_view_again_within_3_s(
-    server: Server,
+    server: CascadeServer,
     join: Callable[[int], Participant],  # noqa: F811  # test_app_media's fixture
 ) -> None:
     addrs = server.media.split(",")
     teacher, student, other = join(INSTRUCTOR), join(STUDENT1), join(STUDENT2)
 
     async def scenario() -> dict[str, Any]:
-        await idle(addrs)
+        await idle(server)
         publisher = Publisher()
         first, second, again = Viewer(), Viewer(), Viewer()
         try:
@@ -218,3 +245,47 @@ def test_a_killed_worker_moves_its_viewers_who_view_again_within_3_s(
     assert got["origin_kept"], "the viewer on the origin lost its video"
     # The stream lives on at its origin: no reset, nobody's stream list changed.
     assert "media.reset" not in got["teacher_events"] + got["other_events"]
+
+
+def test_a_killed_origin_resets_the_room_and_its_legs_are_closed(
+    server: CascadeServer,
+    join: Callable[[int], Participant],  # noqa: F811  # test_app_media's fixture
+) -> None:
+    addrs = server.media.split(",")
+    teacher, student, other = join(INSTRUCTOR), join(STUDENT1), join(STUDENT2)
+
+    async def scenario() -> dict[str, Any]:
+        await idle(server)
+        publisher, first, second = Publisher(), Viewer(), Viewer()
+        try:
+            published = await publish(teacher, publisher)
+            assert published["ok"], published
+            stream = published["stream"]
+            on_origin = await view_reply(other, stream, first)
+            on_other = await view_reply(student, stream, second)
+            assert await decoded(second, video=5, audio=5)
+            [origin] = [a for a in addrs if worker_id(a) == on_origin["worker"]]
+            [relaying] = [a for a in addrs if worker_id(a) == on_other["worker"]]
+            assert origin != relaying
+            since = student.mark()
+            os.kill(stats(origin)["pid"], signal.SIGKILL)
+            killed = time.monotonic()
+            await asyncio.to_thread(student.wait_for, "media.reset", since=since)
+            reset_after = time.monotonic() - killed
+
+            async def leg_closed() -> bool:
+                load = await asyncio.to_thread(stats, relaying)
+                return load["relays"] == [] and load["viewers"] == 0
+
+            closed = await until_async(leg_closed, timeout=5)
+            ended = await until(lambda: second.ended == {"audio", "video"}, timeout=5)
+        finally:
+            for peer in (first, second, publisher):
+                await peer.close()
+        return {"reset_after": reset_after, "closed": closed, "ended": ended}
+
+    got = asyncio.run(scenario())
+
+    print(f"origin killed: media.reset after {got['reset_after']:.2f} s")
+    assert got["closed"], "the other worker kept the dead origin's leg"
+    assert got["ended"], "the viewer on the other worker was not ended"
