@@ -47,7 +47,7 @@ import json
 import math
 import multiprocessing as mp
 import os
-import select
+import shutil
 import signal
 import statistics
 import subprocess
@@ -67,30 +67,32 @@ if str(ROOT) not in sys.path:
 
 import viewers  # noqa: E402
 from fanout import (  # noqa: E402
+    JOIN_CONCURRENCY,
+    LAG_TICK_S,
     ROOM,
+    SATURATED,
     SECRET,
+    START_TIMEOUT_S,
+    WARMUP_S,
     Child,
     Publisher,
     Reading,
+    ask_all,
     call,
     progress,
     split,
+    start_server,
+    stop_server,
 )
 
 from media import tokens  # noqa: E402
 from media.channel import MediaChannel  # noqa: E402
 
 WORKERS = ("a", "b")
-JOIN_CONCURRENCY = 5
-START_TIMEOUT_S = 60.0  # a child process importing aiortc on a busy machine
-WARMUP_S = 3.0
 SETTLE_S = 2.0
-LAG_TICK_S = 0.02
-EDGE_FRAMES = 2
+EDGE_FRAMES = 2  # frames per viewer process that may reach B's viewers in a window, not A's
 OK_SHARE = 0.9  # a viewer is ok with at least this share of the publisher's frames
-SATURATED = 0.9  # share of all cores busy above which the machine limits the figures
 STARVED_MS = 10.0  # viewer processes' event-loop lag p95 above which latencies are the machine's
-CAPACITY = "1000"  # MEDIA_CAPACITY: placement is not measured here
 
 
 # --- the viewer processes ---------------------------------------------------------------------
@@ -268,48 +270,6 @@ class Probes:
 # --- the coordinator --------------------------------------------------------------------------
 
 
-def start_worker(name: str, log_dir: str) -> tuple[subprocess.Popen[str], str]:
-    """``python -m media.worker`` on a free loopback port; the process and its address."""
-    env = dict(os.environ, MEDIA_SECRET=SECRET, MEDIA_HOST_ADDRESSES="127.0.0.1")
-    env.update(MEDIA_CAPACITY=CAPACITY, MEDIA_LOG_LEVEL="INFO")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    log = open(os.path.join(log_dir, f"worker-{name}.log"), "w")  # noqa: SIM115 (the child's)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "media.worker", "--port", "0"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=log,
-        text=True,
-    )
-    log.close()
-    assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], START_TIMEOUT_S)
-    line = proc.stdout.readline() if ready else ""
-    if "listening on" not in line:
-        proc.kill()
-        raise RuntimeError(f"worker {name} did not start ({line!r}); see {log.name}")
-    return proc, line.split()[-1]
-
-
-def stop_worker(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
-def ask_all(children: list[Child], name: str, timeout: float, **kwargs: Any) -> list[dict]:
-    """The same command to several children at once; their answers, in order."""
-    for child in children:
-        child.send(name, **kwargs)
-    deadline = time.monotonic() + timeout
-    return [child.reply(max(0.1, deadline - time.monotonic())) for child in children]
-
-
 def leg_latency(reports: list[dict[str, Any]]) -> list[float]:
     """Per video frame seen on both workers: median arrival on B minus on A, in ms."""
     arrivals: dict[str, dict[int, list[float]]] = {w: {} for w in WORKERS}
@@ -346,7 +306,8 @@ class Cascade:
 
     def start(self) -> None:
         for w in WORKERS:
-            self.procs[w], self.addrs[w] = start_worker(w, self.log_dir)
+            os.mkdir(os.path.join(self.log_dir, w))  # one log folder each: worker a, b
+            self.procs[w], self.addrs[w] = start_server("rtp", os.path.join(self.log_dir, w))
         ctx = mp.get_context("spawn")
         hosts = max(1, math.ceil(self.args.viewers / self.args.per_process))
         progress(f"workers at {self.addrs}; starting the publisher, {hosts} viewer processes")
@@ -370,14 +331,12 @@ class Cascade:
             with contextlib.suppress(Exception):
                 child.stop()
         for proc in self.procs.values():
-            stop_worker(proc)
+            stop_server(proc)
         if exc[0] is not None and exc[0] is not KeyboardInterrupt:
-            for name in os.listdir(self.log_dir):
-                tail = Path(self.log_dir, name).read_text()[-2000:]
-                print(f"--- {name} (tail)\n{tail}", file=sys.stderr)
-        for name in os.listdir(self.log_dir):
-            os.unlink(os.path.join(self.log_dir, name))
-        os.rmdir(self.log_dir)
+            for log in sorted(Path(self.log_dir).glob("*/*.log")):
+                tail = log.read_text(errors="replace")[-2000:]
+                print(f"--- worker {log.parent.name} (tail)\n{tail}", file=sys.stderr)
+        shutil.rmtree(self.log_dir, ignore_errors=True)
 
     def worker_call(self, w: str, op: str, **fields: Any) -> dict[str, Any]:
         return MediaChannel([self.addrs[w]]).call(self.addrs[w], op, **fields)
