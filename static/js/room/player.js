@@ -84,7 +84,7 @@ function refused(v, error) {
   v.worker = null;
   v.tries += 1;
   setNotice(v.tile, error || t("Cannot connect"));
-  setQuality(v.tile, "poor", t("Not connected"));
+  setQuality(v.tile, "poor", t("Cannot connect"));
   setTimeout(() => {
     if (!v.closed && !v.pc) connect(v);
   }, v.tries > MAX_TRIES ? REFUSED_MS : RETRY_MS * v.tries);
