@@ -25,9 +25,10 @@ from .conftest import People, enter, no_problems, sees_video_of, start_camera, w
 pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.slow]
 
 FULL = "every media server is full; try again in a minute"
-# The kill -> video decoded again: the supervisor notices within its 1 s watch interval, then
-# the issue's 3 s for the page to view again elsewhere.
-BACK_WITHIN_S = 4.0
+# The kill -> video decoded again: the supervisor notices within its 1 s watch interval and
+# restarts the worker (about a second on a loaded machine), then the issue's 3 s for the page
+# to view again (tests/media/test_cascade_app.py times that part alone).
+BACK_WITHIN_S = 5.0
 # Video frames decoded on the page's connections opened after the first ``n``.
 NEW_FRAMES = """
 async (n) => {
