@@ -30,7 +30,7 @@ from rooms.events import Event
 from rooms.grants import may_publish
 from rooms.models import Connection, MediaRelay, MediaStream, Room
 from rooms.people import names
-from rooms.placement import placement, worker_id
+from rooms.placement import origin_for, placement, worker_id
 from rooms.policy import Perm
 from rooms.validate import N_, Choice, Text
 
@@ -118,16 +118,6 @@ def publish(actor: Actor, data: dict[str, Any], out: Outbox) -> dict[str, Any]:
     announce(actor.room_id, out)
     recording.auto_start(actor, out)
     return {"stream": stream_id, "sdp": reply["sdp"], "type": reply["type"]}
-
-
-def origin_for(media: MediaChannel, room_id: int, key: str) -> str:
-    """The worker a new stream of the room is published on: where its live streams are (one
-    worker records them all), else the room's own (which skips dead workers)."""
-    current = db.session.scalars(
-        select(MediaStream.worker).where(MediaStream.room_id == room_id)
-    ).all()
-    live = [worker for worker in current if worker in media.live]
-    return live[0] if live else media.worker_for(key)
 
 
 def check(sdp_text: str, sending: bool) -> None:

@@ -15,9 +15,12 @@ import time
 from dataclasses import dataclass, field
 
 from flask import current_app
+from sqlalchemy import select
 
+from lectern.extensions import db
 from media.channel import MediaChannel, MediaUnavailable
 from rooms.context import Refused
+from rooms.models import MediaStream
 from rooms.validate import N_
 
 LOAD_TTL_S = 1.0
@@ -121,3 +124,13 @@ def placement() -> Placement:
         found = current_app.extensions["media_placement"] = Placement()
     assert isinstance(found, Placement)
     return found
+
+
+def origin_for(media: MediaChannel, room_id: int, key: str) -> str:
+    """The worker a new stream of the room is published on: where its live streams are (one
+    worker records them all), else the room's own (which skips dead workers)."""
+    current = db.session.scalars(
+        select(MediaStream.worker).where(MediaStream.room_id == room_id)
+    ).all()
+    live = [worker for worker in current if worker in media.live]
+    return live[0] if live else media.worker_for(key)

@@ -22,6 +22,7 @@ from rooms import log
 from rooms.context import Actor, Outbox, Refused
 from rooms.events import Event
 from rooms.models import MediaStream, Recording, RecordingSegment, Room
+from rooms.placement import origin_for
 from rooms.policy import Perm
 from rooms.validate import Bool, Text
 
@@ -86,7 +87,7 @@ def begin(room: Room, actor: Actor, title: str, out: Outbox) -> dict[str, Any] |
         title=title,
         status="recording",
         directory="",
-        worker=media.worker_for(room.key),
+        worker=origin_for(media, room.id, room.key),
         started_ts=time.time(),
         started_by=actor.user_id,
     )
