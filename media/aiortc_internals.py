@@ -212,7 +212,8 @@ def rtp_sender(dtls: RTCDtlsTransport) -> SendRtp | None:
 
     The returned function assembles a header and a payload in the transport's SRTP session
     buffer, protects them there (libsrtp, called directly: no per-packet objects but the
-    datagram) and writes the datagram with one ``sendto`` on the nominated ICE pair's socket.
+    datagram) and writes the datagram with one ``sendto`` on the nominated ICE pair's socket
+    (through the TURN allocation for a relayed pair).
     A datagram the socket refuses (its buffer full, the socket closed) is dropped, as the
     network would; a packet libsrtp refuses too.
     """
@@ -223,10 +224,12 @@ def rtp_sender(dtls: RTCDtlsTransport) -> SendRtp | None:
     if pair is None:
         return None
     udp = getattr(pair.protocol, "transport", None)
-    sock = getattr(udp, "_sock", None)  # asyncio's socket under the datagram transport
-    if sock is None:
+    if udp is None:
         return None
-    sendto, addr = sock.sendto, pair.remote_addr
+    # A host or server-reflexive pair: asyncio's socket under the datagram transport, written
+    # to directly. A relayed pair (TURN): aioice's TurnTransport, which wraps each datagram.
+    sock = getattr(udp, "_sock", None)
+    sendto, addr = (udp if sock is None else sock).sendto, pair.remote_addr
     # The function uses ``context`` (libsrtp's context, freed when that object is collected)
     # and ``cdata`` (the buffer's memory) on every call, so it keeps both alive itself.
     context, cdata, buffer = srtp._srtp, srtp._cdata, srtp._buffer
