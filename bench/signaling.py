@@ -1,6 +1,17 @@
 """Signaling load on one web worker: N attendees in one broadcast room, measured end to end.
 
     python bench/signaling.py --clients N [--procs K] [--green] [--weighted]
+    DATABASE_URL=postgresql+psycopg://... python bench/signaling.py --clients N --green \
+        --web-workers 2 --nginx
+
+With ``--web-workers W`` (W > 1) it starts W web workers on the same database (PostgreSQL,
+from DATABASE_URL) and a ``redis-server`` of its own on a free loopback port as their message
+queue; ``--nginx`` puts Debian's nginx in front of them, configured as deploy/ configures it (the
+site of ``deploy/nginx/lectern.conf``, TLS with a throwaway certificate, sticky routing by a
+route cookie), and every client connects through it with a random route cookie of its own, so
+the audience spreads over the workers as browsers would (``per_worker``: attendees per web
+worker, from the presence rows). A hand raised on one worker then reaches the host on another
+through Redis, and a question's fan-out crosses every worker.
 
 Builds its own data folder and SQLite database (or uses DATABASE_URL), one host and N attendees
 registered for one broadcast, starts one ``python app.py`` worker (eventlet) on a free loopback
@@ -82,7 +93,7 @@ import socketio
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the app's packages, imported lazily by the coordinator
 
-from tests.live import LiveServer, ServerError
+from tests.live import LiveServer, Nginx, RedisServer, ServerError
 
 NAMESPACE = "/room"
 START_TIMEOUT_S = 30.0
@@ -225,12 +236,15 @@ def delete_people(app: Any, tag: str, broadcast_id: int) -> None:
         db.engine.dispose()
 
 
-# --- The server: one `python app.py` process ---
+# --- The servers: `python app.py` web workers (and Redis, nginx: see Stack) ---
 
 
-def start_server(url: str, data_dir: Path, secret: str) -> LiveServer:
-    """Start one web worker on a free port and wait until it serves the sign-in page."""
-    env = {
+def start_server(
+    url: str, data_dir: Path, secret: str, extra: dict[str, str], name: str = "server"
+) -> LiveServer:
+    """Start one web worker on a free port and wait until it serves the sign-in page;
+    ``extra``: more settings (the message queue, the proxy in front)."""
+    env: dict[str, str | None] = {
         "DATABASE_URL": url,
         "SECRET_KEY": secret,
         "DEMO_DATA": "false",
@@ -240,8 +254,9 @@ def start_server(url: str, data_dir: Path, secret: str) -> LiveServer:
         "SOCKETIO_CONNECTIONS_PER_ADDRESS": "1000000",
         "SOCKETIO_HANDSHAKE_RATE": "1000000",
         GREEN_ENV: None,
+        **extra,
     }
-    log = data_dir / "server.log"
+    log = data_dir / f"{name}.log"
     server = LiveServer(data_dir, env, log, timeout=START_TIMEOUT_S, die_with_parent=True)
     try:
         return server.start()
@@ -260,14 +275,16 @@ def server_problems(log: Path, limit: int = 20) -> list[str]:
 
 
 def new_client() -> socketio.Client:
-    return socketio.Client(reconnection=False, request_timeout=CALL_TIMEOUT_S)
+    # Through --nginx the certificate is a throwaway one made for the run.
+    return socketio.Client(reconnection=False, request_timeout=CALL_TIMEOUT_S, ssl_verify=False)
 
 
 def join(client: socketio.Client, url: str, cookie: str, room: str) -> None:
-    """Connect to ``room`` and wait for its state, as the browser does."""
+    """Connect to ``room`` and wait for its state, as the browser does. Each client carries a
+    route cookie of its own, as each browser gets one from nginx (without nginx it is unused)."""
     client.connect(
         url,
-        headers={"Cookie": f"session={cookie}"},
+        headers={"Cookie": f"session={cookie}; lectern_route={secrets.token_hex(8)}"},
         transports=["websocket"],
         namespaces=[NAMESPACE],
         auth={"room": room},
@@ -611,16 +628,17 @@ def cpu_seconds(pid: int) -> float:
 
 @dataclass
 class CpuMeter:
-    """CPU used by the server and by the client processes between ``start`` and ``report``."""
+    """CPU used by the web workers and by the client processes between ``start`` and
+    ``report``."""
 
-    server: int
+    servers: list[int]
     clients: list[int]
     marks: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     def read(self) -> tuple[float, float, float]:
         return (
             time.monotonic(),
-            cpu_seconds(self.server),
+            sum(cpu_seconds(pid) for pid in self.servers),
             sum(cpu_seconds(pid) for pid in self.clients),
         )
 
@@ -632,7 +650,7 @@ class CpuMeter:
         wall, server0, clients0 = self.marks
         elapsed = max(now - wall, 1e-9)
         print(
-            f"  cpu during {phase}: server {server - server0:.1f} s "
+            f"  cpu during {phase}: web workers {server - server0:.1f} s "
             f"({(server - server0) / elapsed:.0%} of a core), "
             f"client processes {clients - clients0:.1f} s",
             flush=True,
@@ -875,11 +893,15 @@ def raise_open_files() -> int:
     return soft
 
 
-def measure(server: LiveServer, roster: Roster, args: argparse.Namespace) -> dict[str, Any]:
-    crowds = start_crowds(server.url, roster, args.procs, args.green)
-    cpu = CpuMeter(server.proc.pid, [c.process.pid for c in crowds])
+def measure(
+    url: str, servers: list[LiveServer], roster: Roster, args: argparse.Namespace
+) -> dict[str, Any]:
+    crowds = start_crowds(url, roster, args.procs, args.green)
+    cpu = CpuMeter([s.proc.pid for s in servers if s.proc], [c.process.pid for c in crowds])
     try:
         connect_s = measure_connect(crowds, args.clients, args, cpu)
+        per_worker = attendees_per_worker(roster)
+        print(f"attendees per web worker: {per_worker}", flush=True)
         time.sleep(args.settle)  # let the joins' presence updates drain before timing
         hands = measure_hands(crowds, roster, args.samples, cpu)
         fanouts = []
@@ -892,6 +914,7 @@ def measure(server: LiveServer, roster: Roster, args: argparse.Namespace) -> dic
         stop_crowds(crowds)
     return {
         "clients": args.clients,
+        "per_worker": per_worker,
         "connect_s": round(connect_s, 3),
         "hand_p50_ms": round(percentile(hands, 50), 2),
         "hand_p99_ms": round(percentile(hands, 99), 2),
@@ -900,31 +923,101 @@ def measure(server: LiveServer, roster: Roster, args: argparse.Namespace) -> dic
     }
 
 
+def attendees_per_worker(roster: Roster) -> list[int]:
+    """How many of the room's connections each web worker holds (its presence rows), largest
+    first; the host's one included."""
+    from sqlalchemy import func, select
+
+    from lectern.extensions import db
+    from rooms.models import Connection, Room
+
+    kind, _, ref = roster.room.partition(":")
+    with roster.app.app_context():
+        rows = db.session.execute(
+            select(Connection.worker, func.count())
+            .join(Room, Room.id == Connection.room_id)
+            .where(Room.kind == kind, Room.ref_id == int(ref))
+            .group_by(Connection.worker)
+        ).all()
+        db.session.remove()
+        db.engine.dispose()
+    return sorted((count for _, count in rows), reverse=True)
+
+
+@dataclass
+class Stack:
+    """What ``run`` started: the web workers, and Redis and nginx when asked for."""
+
+    servers: list[LiveServer] = field(default_factory=list)
+    queue: RedisServer | None = None
+    nginx: Nginx | None = None
+
+    def start(self, url: str, data_dir: Path, secret: str, args: argparse.Namespace) -> str:
+        """Start everything; the address the clients connect to."""
+        extra: dict[str, str] = {}
+        if args.web_workers > 1:
+            self.queue = RedisServer(data_dir / "redis.log")
+            self.queue.start()
+            extra["REDIS_URL"] = self.queue.url
+            print(f"redis-server on port {self.queue.port}", flush=True)
+        if args.nginx:
+            extra["PROXY_HOPS"] = "1"
+        for n in range(args.web_workers):
+            name = "server" if args.web_workers == 1 else f"server{n + 1}"
+            self.servers.append(start_server(url, data_dir, secret, extra, name))
+            server = self.servers[-1]
+            print(f"web worker on {server.url} (pid {server.proc.pid})", flush=True)
+        if not args.nginx:
+            return self.servers[0].url
+        # Each client and its upstream connection are two of nginx's connections.
+        self.nginx = Nginx(data_dir / "nginx", [s.port for s in self.servers], args.clients * 3)
+        try:
+            self.nginx.start()
+        except ServerError as error:
+            raise BenchError(str(error)) from None
+        print(f"nginx on {self.nginx.url}", flush=True)
+        return self.nginx.url
+
+    def stop(self) -> None:
+        """Stop what was started and print the error lines of each web worker's log."""
+        if self.nginx is not None:
+            self.nginx.stop()
+            text = self.nginx.output()
+            errors = [line for line in text.splitlines() if line and "[warn]" not in line][:20]
+            print(f"nginx error lines: {len(errors)}", flush=True)
+            for line in errors:
+                print(f"  {line}", flush=True)
+        for server in self.servers:
+            server.stop()
+            problems = server_problems(server.log)
+            print(f"{server.log.stem} error lines: {len(problems)}", flush=True)
+            for line in problems:
+                print(f"  {line}", flush=True)
+        if self.queue is not None:
+            self.queue.stop()
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     limit = raise_open_files()
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"open-file limit: {limit}; load average: {load} on {os.cpu_count()} cores", flush=True)
     data_dir = Path(tempfile.mkdtemp(prefix="lectern-bench-"))
     url = os.environ.get("DATABASE_URL") or f"sqlite:///{data_dir / 'lectern.db'}"
+    if args.web_workers > 1 and not url.startswith("postgresql"):
+        raise BenchError("several web workers need DATABASE_URL on PostgreSQL")
     secret = secrets.token_hex(32)
-    server = None
+    stack = Stack()
     roster = None
     try:
         started = time.monotonic()
         roster = build_roster(url, data_dir, secret, args.clients, args.weighted)
         print(f"set up {args.clients} attendees in {time.monotonic() - started:.1f} s", flush=True)
-        server = start_server(url, data_dir, secret)
-        print(f"server on {server.url} (pid {server.proc.pid})", flush=True)
-        return measure(server, roster, args)
+        front = stack.start(url, data_dir, secret, args)
+        return measure(front, stack.servers, roster, args)
     finally:
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
         print(f"load average at the end: {load}", flush=True)
-        if server is not None:
-            server.stop()
-            problems = server_problems(server.log)
-            print(f"server error lines: {len(problems)}", flush=True)
-            for line in problems:
-                print(f"  {line}", flush=True)
+        stack.stop()
         if roster is not None and os.environ.get("DATABASE_URL"):
             roster.cleanup()
         if args.keep:
@@ -956,8 +1049,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="a shareholder meeting (random shares per attendee) and a weighted poll",
     )
+    parser.add_argument(
+        "--web-workers", type=int, default=1, help="web workers (several: Redis, PostgreSQL)"
+    )
+    parser.add_argument(
+        "--nginx", action="store_true", help="clients connect through nginx, as deploy/ sets it"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the data folder and its log")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.web_workers > 1 and not args.nginx:
+        parser.error("--web-workers above 1 needs --nginx in front of them")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -975,7 +1077,13 @@ def main(argv: list[str] | None = None) -> int:
         *("connect_s", "hand_p50_ms", "hand_p99_ms", "qa_fanout_ms"),
         *("vote_storm_s", "votes_per_s", "vote_results_ms", "vote_failures", "vote_checks_ok"),
     )
-    line = {"clients": args.clients, "weighted": args.weighted}
+    line = {
+        "clients": args.clients,
+        "weighted": args.weighted,
+        "web_workers": args.web_workers,
+        "nginx": args.nginx,
+        "per_worker": figures.get("per_worker"),
+    }
     print(json.dumps(line | {k: figures.get(k) for k in keys}), flush=True)
     return code
 
