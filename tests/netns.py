@@ -96,6 +96,7 @@ class Namespace:
 
     name: str
     network: Network
+    role: str = ""  # the name it was made under, e.g. "a" (``name`` is unique to the run)
     address: str = ""  # its link's address, once linked (the host's own address)
 
     def run(self, args: Sequence[str], **options: Any) -> subprocess.CompletedProcess[str]:
@@ -147,6 +148,11 @@ class Link:
     left: End
     right: End
 
+    def set_up(self, up: bool) -> None:
+        """Bring the link up, or down (``False``): a cable pulled, both ends lose carrier."""
+        end = self.left
+        ip("link", "set", end.device, "up" if up else "down", namespace=end.ns_name)
+
     def shape(self, rate: str, burst: str = "32kb", latency: str = "50ms") -> None:
         """Limit both directions to ``rate`` (``tc qdisc tbf``, e.g. ``"100mbit"``)."""
         for end in (self.left, self.right):
@@ -168,6 +174,7 @@ class Network:
     links: list[Link] = field(default_factory=list)
     procs: list[subprocess.Popen[Any]] = field(default_factory=list)
     root_address: str = ""  # this (root) namespace's address in the network, once routed
+    uplinks: dict[str, Link] = field(default_factory=dict)  # host role -> its link to the router
 
     def __post_init__(self) -> None:
         self._subnets: Iterator[ipaddress.IPv4Network] | None = None
@@ -185,7 +192,7 @@ class Network:
         """A new namespace named after this network and ``role``, its loopback up."""
         name = f"{PREFIX}-{self.tag}-{role}"
         ip("netns", "add", name)
-        made = Namespace(name, self)
+        made = Namespace(name, self, role)
         self.namespaces.append(made)
         made.ip("link", "set", "lo", "up")
         return made
@@ -224,7 +231,7 @@ class Network:
         hosts = {}
         for role in roles:
             host = self.namespace(role)
-            link = self.link(router, host)
+            link = self.uplinks[role] = self.link(router, host)
             host.address = link.right.address
             host.ip("route", "add", "default", "via", link.left.address)
             hosts[role] = host

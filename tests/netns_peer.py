@@ -15,9 +15,14 @@ until ``quit`` or the end of stdin:
 
 - ``stats``: ``{"event": "stats", "state": <connection state>, ...}``; a publisher adds
   ``keyframe_requests`` (keyframe requests, PLI, its video sender received), a viewer
-  ``frames`` (decoded frames per kind), ``sizes`` (decoded video sizes) and ``first_video_s``
-  (answer applied -> first decoded video frame).
+  ``frames`` (decoded frames per kind), ``sizes`` (decoded video sizes), ``first_video_s``
+  (answer applied -> first decoded video frame) and ``back_s`` (``media.moved`` -> the first
+  frame decoded after viewing again).
 - ``pli`` (a viewer): send the worker one keyframe request; ``{"event": "pli", "ssrc": ...}``.
+
+A viewer through the web app does what the room page does on ``media.moved`` for the worker
+serving it: it views again (``{"event": "moved", "worker": ...}``, then ``viewing`` anew), and
+its stats describe the new connection from then on.
 
 The publisher and the viewer are those of the media tests (``tests/media/conftest.py``): 30 fps
 synthetic VP8 video at 320x240 and Opus audio; the viewer decodes every frame.
@@ -100,6 +105,7 @@ class Channel:
 
     def __init__(self, addr: str, token: str) -> None:
         self.addr, self.token = addr, token
+        self.moves: asyncio.Queue[str] = asyncio.Queue()  # never any: no web app to tell
 
     async def publish(self, sdp: str) -> dict[str, Any]:
         return await channel_call(self.addr, "publish", token=self.token, sdp=sdp)
@@ -114,11 +120,19 @@ class Channel:
 class WebApp:
     """Offers sent to the web app over Socket.IO, as the room page sends them."""
 
-    def __init__(self, url: str, cookie: str, room: str, stream: str | None) -> None:
+    def __init__(
+        self, url: str, cookie: str, room: str, stream: str | None, loop: asyncio.AbstractEventLoop
+    ) -> None:
         import socketio
 
         self.stream = stream
+        self.moves: asyncio.Queue[str] = asyncio.Queue()  # media.moved's workers
         self.sio = socketio.Client(reconnection=False)
+        self.sio.on(
+            "media.moved",
+            lambda data: loop.call_soon_threadsafe(self.moves.put_nowait, data.get("worker")),
+            namespace=NAMESPACE,
+        )
         self.sio.connect(
             url,
             headers={"Cookie": cookie},
@@ -170,37 +184,81 @@ async def publish(signaling: Signaling) -> int:
     return 0
 
 
-async def view(signaling: Signaling) -> int:
-    from tests.media.conftest import Viewer
+class Watching:
+    """A viewer's current connection; after ``media.moved`` for its worker, a new one (the old
+    closed), as the room page does."""
 
-    viewer = Viewer()
-    try:
-        reply = await signaling.view(await viewer.offer())
+    def __init__(self, signaling: Signaling) -> None:
+        self.signaling = signaling
+        self.viewer: Any = None
+        self.worker: str | None = None
+        self.ssrc: int | None = None
+        self.answered = 0.0
+        self.moved_at: float | None = None
+
+    async def open(self) -> bool:
+        """View the stream (again); False, with an error line, if it is refused."""
+        from tests.media.conftest import Viewer
+
+        viewer = Viewer()
+        reply = await self.signaling.view(await viewer.offer())
         if not reply.get("ok"):
+            await viewer.close()
             emit("error", error=reply.get("error"))
-            return 1
+            return False
         await viewer.answer(reply["sdp"])
-        answered = time.monotonic()
-        ssrc = video_ssrc(reply["sdp"])
-        emit("viewing", peer=reply["peer"], worker=reply.get("worker"))
+        old, self.viewer = self.viewer, viewer
+        self.answered, self.ssrc = time.monotonic(), video_ssrc(reply["sdp"])
+        self.worker = reply.get("worker")
+        emit("viewing", peer=reply["peer"], worker=self.worker)
+        if old is not None:
+            await old.close()
+        return True
+
+    async def follow(self, moves: asyncio.Queue[str]) -> None:
+        """View again whenever the worker serving this viewer is reported moved."""
+        while True:
+            worker = await moves.get()
+            if worker == self.worker:
+                self.moved_at = time.monotonic()
+                emit("moved", worker=worker)
+                await self.open()
+
+    def stats(self) -> dict[str, Any]:
+        viewer, first = self.viewer, self.viewer.first_video_at
+        moved = self.moved_at
+        return {
+            "state": viewer.pc.connectionState,
+            "frames": viewer.frames,
+            "sizes": sorted(viewer.sizes),
+            "first_video_s": None if first is None else round(first - self.answered, 3),
+            # media.moved -> the first frame decoded from the worker it views now
+            "back_s": None if moved is None or first is None else round(first - moved, 3),
+        }
+
+    async def close(self) -> None:
+        if self.viewer is not None:
+            await self.viewer.close()
+
+
+async def view(signaling: Signaling) -> int:
+    watching = Watching(signaling)
+    follower = asyncio.ensure_future(watching.follow(signaling.moves))
+    try:
+        if not await watching.open():
+            return 1
         async for command in commands():
             if command == "stats":
-                first = viewer.first_video_at
-                emit(
-                    "stats",
-                    state=viewer.pc.connectionState,
-                    frames=viewer.frames,
-                    sizes=sorted(viewer.sizes),
-                    first_video_s=None if first is None else round(first - answered, 3),
-                )
-            elif command == "pli" and ssrc is not None:
-                video = next(t for t in viewer.pc.getTransceivers() if t.kind == "video")
-                await video.receiver._send_rtcp_pli(ssrc)
-                emit("pli", ssrc=ssrc)
+                emit("stats", **watching.stats())
+            elif command == "pli" and watching.ssrc is not None:
+                video = next(t for t in watching.viewer.pc.getTransceivers() if t.kind == "video")
+                await video.receiver._send_rtcp_pli(watching.ssrc)
+                emit("pli", ssrc=watching.ssrc)
             else:
                 emit("error", error=f"unknown command {command!r}")
     finally:
-        await viewer.close()
+        follower.cancel()
+        await watching.close()
     return 0
 
 
@@ -210,7 +268,10 @@ async def run(args: argparse.Namespace) -> int:
     if args.channel:
         signaling = Channel(args.channel, args.token)
     else:
-        signaling = await asyncio.to_thread(WebApp, args.url, args.cookie, args.room, args.stream)
+        loop = asyncio.get_running_loop()
+        signaling = await asyncio.to_thread(
+            WebApp, args.url, args.cookie, args.room, args.stream, loop
+        )
     try:
         return await (publish(signaling) if args.role == "publish" else view(signaling))
     finally:

@@ -1,16 +1,17 @@
 """Media workers on other hosts: every worker and peer here runs in a network namespace of its own.
 
-Hosts "a" and "b" are network namespaces behind a router namespace (``tests/netns.py``); this
-test process, in the root namespace, reaches each worker's channel at its host's address.
-Worker A and the publisher run on host a, worker B and the viewers on host b
-(``tests/netns_peer.py``), so every media packet to a viewer crosses the routed link: from A
-straight, or over a relay leg between the workers.
+Hosts "a", "b" and "c" are network namespaces behind a router namespace (``tests/netns.py``);
+this test process, in the root namespace, reaches each worker's channel at its host's address.
+Worker A runs on host a, worker B on host b, and the peers (``tests/netns_peer.py``) on hosts a
+and b, or c, so every media packet to a viewer crosses the routed links: from a worker straight,
+or over a relay leg between the workers.
 
 The first tests play the web app: they sign the grants and hand them to the peers, which call
-the workers' channels. The last runs the web app itself (``python app.py`` here, its workers
+the workers' channels. The last two run the web app itself (``python app.py`` here, its workers
 named in ``MEDIA_WORKER_ADDRS`` by their hosts' addresses, reached by the peers through a
-gateway on this namespace's address): the peers sign in and send their offers over Socket.IO,
-and the app's placement puts the second viewer on the other host's worker, which relays.
+gateway on this namespace's address): the peers sign in and send their offers over Socket.IO;
+the app's placement puts the second viewer on the other host's worker, which relays; and when
+that host loses its link, the app moves its viewer to the origin.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ PORT = 7000  # each worker has a host (namespace) of its own
 FRAMES = 15  # decoded video frames a viewer must report (half a second of 30 fps)
 WAIT_S = 15.0
 QUIET_TRIES = 5
+LOST_WITHIN_S = 10.0  # the web app pings each worker every 1 s; lost after 2 unanswered
+MOVED_WITHIN_S = 3.0  # the issue's bound: media.moved -> the viewer decodes again
 
 
 @dataclass
@@ -96,13 +99,14 @@ def start_worker(namespace: Namespace, log: Path) -> Host:
 
 @pytest.fixture(scope="module")
 def network() -> Iterator[tuple[Network, dict[str, Namespace]]]:
-    """Hosts a and b behind a router; everything is removed afterwards."""
+    """Hosts a, b (the workers') and c (the web app's peers) behind a router; everything is
+    removed afterwards."""
     reason = unavailable()
     if reason:
         pytest.fail(f"this test runs its hosts in network namespaces: {reason}")
     with Network() as net:
         try:
-            namespaces = net.routed("a", "b")
+            namespaces = net.routed("a", "b", "c")
         except NetnsError as exc:
             pytest.fail(f"could not make the test's network: {exc}")
         yield net, namespaces
@@ -114,7 +118,7 @@ def hosts(
 ) -> dict[str, Host]:
     """A worker on each host (ended with the network)."""
     logs = tmp_path_factory.mktemp("cross-host")
-    return {name: start_worker(ns, logs / f"{name}.log") for name, ns in network[1].items()}
+    return {name: start_worker(network[1][name], logs / f"{name}.log") for name in ("a", "b")}
 
 
 def until(check: Callable[[], bool], timeout: float = WAIT_S) -> bool:
@@ -306,5 +310,54 @@ def test_the_web_app_places_a_viewer_on_the_other_host_which_relays_the_stream(
         }
         assert other.call("stats")["relays"] == []
     finally:
+        for peer in (*viewers, publisher):
+            peer.close()
+
+
+def test_a_host_cut_off_the_network_moves_its_viewers_to_the_other(
+    network: tuple[Network, dict[str, Namespace]],
+    hosts: dict[str, Host],
+    web: Web,
+    cookies: Callable[[int], str],  # noqa: F811  # test_app_media's fixture
+) -> None:
+    """The host of the worker relaying to a viewer loses its link (not its process: its pings
+    time out instead of being refused). The web app counts it lost, tells the room
+    ``media.moved``; the viewer views again (as the page does), is placed on the origin and
+    decodes within 3 s of the message; the viewer already on the origin keeps its video."""
+    net, spaces = network
+    c = spaces["c"]  # the peers' host: it keeps its link
+    publisher = PeerProcess(c, "publish", url=web.url, cookie=cookies(INSTRUCTOR))
+    viewers: list[PeerProcess] = []
+    cut = None
+    try:
+        stream = str(publisher.expect("published")["stream"])
+        [origin] = [h for h in hosts.values() if stream in h.call("stats")["frames"]]
+        [other] = [h for h in hosts.values() if h is not origin]
+        for user in (STUDENT1, STUDENT2):
+            viewer = PeerProcess(c, "view", url=web.url, cookie=cookies(user), stream=stream)
+            viewers.append(viewer)
+            viewer.expect("viewing")
+        kept, moving = viewers
+        for viewer in viewers:
+            assert decoding(viewer)["frames"]["video"] >= FRAMES
+
+        cut = net.uplinks[other.namespace.role]
+        cut.set_up(False)
+        cut_at = time.monotonic()
+        moved = moving.expect("moved", timeout=LOST_WITHIN_S)
+        moved_after = time.monotonic() - cut_at
+        assert moved["worker"] == worker_id(other.addr)
+        assert moving.expect("viewing")["worker"] == worker_id(origin.addr)
+        before = kept.ask("stats")["frames"]["video"]
+        back = decoding(moving, frames=1)
+        print(
+            f"link cut: media.moved after {moved_after:.1f} s, video back {back['back_s']} s later"
+        )
+        assert back["back_s"] is not None and back["back_s"] <= MOVED_WITHIN_S, back
+        assert until(lambda: kept.ask("stats")["frames"]["video"] > before + FRAMES, 5.0)
+        assert origin.call("stats")["relays"] == []
+    finally:
+        if cut is not None:
+            cut.set_up(True)
         for peer in (*viewers, publisher):
             peer.close()
