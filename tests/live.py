@@ -415,6 +415,7 @@ class Nginx:
         self.port = free_port()
         self.url = f"https://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.certificate: Path | None = None
 
     def __enter__(self) -> Nginx:
         return self.start()
@@ -433,6 +434,7 @@ class Nginx:
     def start(self) -> Nginx:
         """Write the configuration, start nginx in the foreground and wait for its port."""
         cert, key = self_signed_certificate(self.prefix)
+        self.certificate = cert  # clients that verify it: trust this file
         render = [sys.executable, str(ROOT / "deploy" / "render_nginx.py")]
         for port in self.backends:
             render += ["--web", f"127.0.0.1:{port}"]

@@ -12,13 +12,14 @@ with everything in a temporary folder. TLS is real: nginx terminates HTTPS with 
 certificate made here (``cryptography``) and Chromium runs with ``--ignore-certificate-errors``;
 nothing reaches a web worker but through nginx.
 
-Each person's browser gets a route cookie chosen so nginx's sticky routing sends them to the
-web worker the test wants (the route to worker mapping is read from nginx's access log), and
-the test proves where each landed from the presence rows the workers stamp with their own id.
-Then: attendees on both web workers see each other's question, upvote, hand and poll votes;
-viewers on both media workers decode the host's video; SIGKILL of the media worker that relays
-the stream moves its viewers to the other, which they show within ``MOVED_WITHIN_S`` without a
-reload.
+First a Socket.IO client on the long-polling transport (many requests per connection) proves
+the routing sticky. Then each person's browser gets a route cookie chosen so that nginx sends
+them to the web worker the test wants (which route leads where is read from nginx's access
+log), and the test proves where each landed from the presence rows the workers stamp with
+their own id. Attendees on both web workers see each other's question, upvote, hand and poll
+votes; viewers on both media workers decode the host's video; SIGKILL of the media worker that
+relays the stream moves its viewers to the other, where they decode again within
+``MOVED_WITHIN_S`` without a reload.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import socketio
 from flask import Flask
 from playwright.sync_api import expect
 from sqlalchemy import select
@@ -173,6 +175,45 @@ def sign_in_via(people: People, stack: Stack, email: str, worker: LiveServer) ->
     cookie = {"name": "lectern_route", "value": route, "url": stack.url, "secure": True}
     person.page.context.add_cookies([cookie])
     return person
+
+
+def test_long_polling_keeps_to_one_web_worker(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Socket.IO's fallback for networks that block WebSocket: many HTTP requests per
+    connection, each of which must reach the worker holding it. A client that takes the route
+    cookie nginx gives it on its first request stays on one worker for eight round trips;
+    were the requests spread over the workers, the other would refuse the unknown session."""
+    with stack.app.app_context():
+        host = db.session.scalar(select(User).where(User.email == "host@example.com"))
+        assert host is not None
+        sign = stack.app.session_interface.get_signing_serializer(stack.app).dumps  # type: ignore[attr-defined]
+        cookie = sign({"_user_id": str(host.id), "_fresh": True})
+        db.session.remove()
+    # The polling transport's HTTP client verifies nginx's certificate against this file.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(stack.nginx.certificate))
+    client = socketio.Client(reconnection=False, request_timeout=10)
+    client.connect(
+        stack.url,
+        headers={"Cookie": f"session={cookie}"},
+        transports=["polling"],
+        namespaces=["/room"],
+        auth={"room": "broadcast:1"},
+        wait_timeout=10,
+    )
+    try:
+        assert client.transport() == "polling"
+        for _ in range(8):  # within the state.get burst (10)
+            reply = client.call("state.get", {}, namespace="/room", timeout=10)
+            assert reply["ok"], reply
+    finally:
+        client.disconnect()
+    routes = re.findall(
+        r"/socket\.io/\?\S*transport=polling\S* .* route=(\S+) upstream=(\S+)",
+        stack.nginx.access_log.read_text(),
+    )
+    upstreams = {upstream for _, upstream in routes}
+    assert len(routes) > 8 and len(upstreams) == 1, routes
 
 
 def test_all_hands_through_nginx(
