@@ -74,7 +74,7 @@ class RtpViewer:
         self.counted = (0, 0)  # (packets, octets) already told to the sender
         self.last_timestamp = 0  # RTP timestamp of the latest packet sent
         self.payloads: list[bytes | None] = [None] * HISTORY  # by sequence number % HISTORY
-        self.stamps = [0] * HISTORY  # their sequence number << 33 | marker << 32 | timestamp
+        self.stamps = [0] * HISTORY  # their sequence number << 33 | marker bit << 32 | timestamp
         self._done = asyncio.Event()
         self.control.take_over(self.run, fanout.request_keyframe, self.retained)
 
