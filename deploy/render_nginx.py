@@ -50,6 +50,11 @@ def upstream_servers(web: list[str]) -> str:
     return "\n".join(f"    server {addr} max_fails=1 fail_timeout=5s;" for addr in web)
 
 
+def https_listen(addresses: list[str]) -> str:
+    """One ``listen`` line per address (``443``, ``[::]:443``, ``127.0.0.1:8443``)."""
+    return "\n".join(f"    listen {address} ssl http2;" for address in addresses)
+
+
 def http_redirect(port: int, server_name: str) -> str:
     """A plain-HTTP server that sends everyone to HTTPS (none when ``port`` is 0)."""
     if not port:
@@ -68,7 +73,7 @@ def render_site(args: argparse.Namespace) -> str:
     values = {
         "UPSTREAM_SERVERS": upstream_servers(args.web),
         "HTTP_REDIRECT": http_redirect(args.http_port, args.server_name),
-        "HTTPS_LISTEN": args.listen,
+        "HTTPS_LISTEN": https_listen(args.listen or ["443"]),
         "SERVER_NAME": args.server_name,
         "TLS_CERTIFICATE": args.certificate,
         "TLS_CERTIFICATE_KEY": args.certificate_key,
@@ -101,7 +106,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--web", action="append", required=True, help="a web worker's HOST:PORT (repeat)"
     )
     parser.add_argument("--server-name", default="_", help="the public host name")
-    parser.add_argument("--listen", default="443", help="the HTTPS listen address (443)")
+    parser.add_argument(
+        "--listen", action="append", help="HTTPS listen address (443; repeat: [::]:443)"
+    )
     parser.add_argument(
         "--http-port", type=int, default=80, help="plain HTTP port that redirects (0: none)"
     )
