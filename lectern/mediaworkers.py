@@ -75,8 +75,11 @@ def lost(app: Flask, addr: str, restarted: bool = False) -> None:
 
 
 def back(app: Flask, addr: str) -> None:
-    """``addr`` answers again (empty): place on it again."""
+    """``addr`` answers again: it was cut off, not restarted (same pid), so it may still hold
+    what this app forgot when it counted it lost; that is ended first, then it is placed on
+    again."""
     with app.app_context():
+        media.drop_leftovers(addr)
         placement().mark_alive(app.extensions["media"], addr)
 
 

@@ -346,6 +346,30 @@ def worker_restarted(worker: str) -> Outbox:
     return out
 
 
+def drop_leftovers(worker: str) -> list[str]:
+    """A worker counted lost answers again (cut off, not dead): end the streams it still holds
+    that this app forgot when it was lost (published ones reset, legs closed at their origin),
+    so no new viewer is placed on a leg that no longer receives. Returns the streams ended."""
+    media = channel()
+    try:
+        held = set(media.call(worker, "stats").get("frames") or ())
+    except MediaUnavailable:
+        return []
+    known = set(
+        db.session.scalars(select(MediaStream.id).where(MediaStream.worker == worker))
+    ) | set(db.session.scalars(select(MediaRelay.stream_id).where(MediaRelay.worker == worker)))
+    db.session.rollback()  # nothing written: end the read before the calls
+    leftovers = sorted(held - known)
+    for stream_id in leftovers:
+        try:
+            media.call(worker, "close_stream", stream=stream_id)
+        except MediaUnavailable:
+            logger.warning("could not close stream %s on %s", stream_id, worker)
+    if leftovers:
+        logger.warning("media worker %s is back; ended forgotten streams %s", worker, leftovers)
+    return leftovers
+
+
 def forget_all() -> None:
     """Drop every stream row (an embedded deployment starting fresh has no live streams)."""
     db.session.execute(delete(MediaRelay))

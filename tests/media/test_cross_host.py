@@ -44,6 +44,7 @@ from .test_app_media import (  # noqa: F401  # the fixture signing the web app's
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 PORT = 7000  # each worker has a host (namespace) of its own
+STUDENT3 = 4  # the demo's third student
 FRAMES = 15  # decoded video frames a viewer must report (half a second of 30 fps)
 WAIT_S = 15.0
 QUIET_TRIES = 5
@@ -356,6 +357,20 @@ def test_a_host_cut_off_the_network_moves_its_viewers_to_the_other(
         assert back["back_s"] is not None and back["back_s"] <= MOVED_WITHIN_S, back
         assert until(lambda: kept.ask("stats")["frames"]["video"] > before + FRAMES, 5.0)
         assert origin.call("stats")["relays"] == []
+
+        # The link comes back: the web app's pings find the worker, which still holds the leg
+        # it was cut off with (its ICE has not given up yet); that leg is ended before anything
+        # is placed on it again, so the next viewer there gets a fresh leg and decodes.
+        cut.set_up(True)
+        assert other.call("stats")["relays"] == [stream]  # the forgotten leg, still there
+        assert until(lambda: other.call("stats")["relays"] == [], LOST_WITHIN_S), other.call(
+            "stats"
+        )
+        third = PeerProcess(c, "view", url=web.url, cookie=cookies(STUDENT3), stream=stream)
+        viewers.append(third)
+        assert third.expect("viewing")["worker"] == worker_id(other.addr)  # the most spare
+        assert decoding(third)["frames"]["video"] >= FRAMES, other.output()
+        assert other.call("stats")["relays"] == [stream]
     finally:
         if cut is not None:
             cut.set_up(True)
