@@ -27,11 +27,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.config.update(build_config(config))
     urls.register(app)  # before the blueprints add their rules
-    if app.config["PROXY_HOPS"]:  # behind reverse proxies: the visitor's address and scheme
-        hops = app.config["PROXY_HOPS"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     Path(app.config["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
     init_extensions(app)
+    if app.config["PROXY_HOPS"]:  # behind reverse proxies: the visitor's address and scheme
+        # Outermost, around Socket.IO's middleware too: its per-address connection limits must
+        # count visitors, not the proxy (everyone would share one address's allowance).
+        hops = app.config["PROXY_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     app.extensions["media"] = MediaChannel(app.config["MEDIA_WORKER_ADDRS"])
     register_blueprints(app)
     register_rooms()
