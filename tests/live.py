@@ -1,5 +1,7 @@
 r"""A live Lectern for tests and benchmarks: ``python app.py`` on a free loopback port, and
-headless Chromium (Debian's, never a Playwright download) to drive it.
+headless Chromium (Debian's, never a Playwright download) to drive it; around it, what a
+deployment has: ``RedisServer`` (a ``redis-server`` of its own), ``Nginx`` (Debian's nginx with
+the site of ``deploy/``) and ``Forwarder`` (a bare TCP stand-in for a load balancer).
 
 Tests import it as ``tests.live``; the scripts in ``bench/`` put the repository root on
 ``sys.path`` (they already do, to reach the app's packages) and import the same module. It
