@@ -23,7 +23,7 @@ from aiortc import RTCDtlsTransport, RTCRtpReceiver, RTCRtpSender
 from aiortc.codecs import is_rtx
 from aiortc.rtcpeerconnection import filter_preferred_codecs
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
-from aiortc.rtp import RtcpSrPacket, RtpPacket
+from aiortc.rtp import RtcpSrPacket, RtpPacket, unwrap_rtx
 from pylibsrtp._binding import ffi as srtp_ffi
 from pylibsrtp._binding import lib as srtp_lib
 
@@ -87,16 +87,28 @@ def divert_decoded_frames(receiver: RTCRtpReceiver, sink: Any) -> None:
     receiver._RTCRtpReceiver__decoder_queue = sink  # type: ignore[attr-defined]
 
 
-def tap_media_packets(receiver: RTCRtpReceiver, handle: Callable[[RtpPacket], None]) -> None:
-    """Give ``receiver``'s media packets (not retransmissions) to ``handle`` as they arrive,
-    before the receiver's own handling (statistics, NACKs, frame assembly)."""
+def tap_media_packets(
+    receiver: RTCRtpReceiver,
+    handle: Callable[[RtpPacket], None],
+    recover: Callable[[RtpPacket], None],
+) -> None:
+    """Give ``receiver``'s media packets to ``handle`` as they arrive, before the receiver's own
+    handling (statistics, NACKs, frame assembly), and to ``recover`` the packets that its NACKs
+    brought back (retransmissions, unwrapped as the receiver unwraps them; padding left out)."""
     original = receiver._handle_rtp_packet
     codecs = receiver._RTCRtpReceiver__codecs  # type: ignore[attr-defined]
+    rtx_ssrc = receiver._RTCRtpReceiver__rtx_ssrc  # type: ignore[attr-defined]  # rtx -> media
 
     async def tapped(packet: RtpPacket, arrival_time_ms: int) -> None:
         codec = codecs.get(packet.payload_type)
-        if codec is not None and not is_rtx(codec):
+        if codec is None:
+            pass
+        elif not is_rtx(codec):
             handle(packet)
+        elif len(packet.payload) > 2 and packet.ssrc in rtx_ssrc:
+            apt = codec.parameters.get("apt")
+            if isinstance(apt, int) and apt in codecs:
+                recover(unwrap_rtx(packet, payload_type=apt, ssrc=rtx_ssrc[packet.ssrc]))
         await original(packet, arrival_time_ms)
 
     receiver._handle_rtp_packet = tapped  # type: ignore[method-assign]

@@ -63,7 +63,9 @@ class RtpViewer:
         self.fanout = fanout
         self.kind = fanout.kind
         self.payload_type = 0  # known once the sender starts
-        self.seq = first_sequence_number()
+        self.seq = first_sequence_number()  # of the first packet sent, then of the latest
+        self.seq_offset: int | None = None  # viewer's minus publisher's, set by the first packet
+        self.first_seq = 0
         self.ts_offset = random.getrandbits(32)
         self.header = bytearray()  # prepared in run(): only patched per packet
         self.send_time_at: int | None = None  # offsets of the extensions' values in it
@@ -130,13 +132,26 @@ class RtpViewer:
         send(header, payload)
 
     def forward(
-        self, marker: int, timestamp: int, payload: bytes, send_time: bytes, level: int
+        self,
+        source_seq: int,
+        marker: int,
+        timestamp: int,
+        payload: bytes,
+        send_time: bytes,
+        level: int,
     ) -> None:
         """Patch the header for one packet, send it and remember it for NACKs.
 
+        ``source_seq`` is the publisher's sequence number: the viewer's is it plus an offset
+        fixed by the first packet sent, so a packet lost on the way in leaves a gap the viewer
+        sees, and its retransmission, when the worker's own NACK brings it, fills that gap.
         ``marker`` is 0 or 0x80; ``send_time`` the 3 bytes of abs-send-time.
         """
-        header, seq = self.header, self.seq
+        if self.seq_offset is None:
+            self.seq_offset = (self.seq - source_seq) & 0xFFFF
+            self.first_seq = self.seq
+        seq = self.seq = (source_seq + self.seq_offset) & 0xFFFF
+        header = self.header
         timestamp = (timestamp + self.ts_offset) & 0xFFFFFFFF
         HEAD.pack_into(header, 1, marker | self.payload_type, seq, timestamp)
         if self.send_time_at is not None:
@@ -147,10 +162,30 @@ class RtpViewer:
         slot = seq & (HISTORY - 1)
         self.payloads[slot] = payload
         self.stamps[slot] = seq << 33 | marker << 25 | timestamp
-        self.seq = (seq + 1) & 0xFFFF
         self.sent += 1
         self.octets += len(payload)
         self.last_timestamp = timestamp
+
+    def fill(
+        self,
+        source_seq: int,
+        marker: int,
+        timestamp: int,
+        payload: bytes,
+        send_time: bytes,
+        level: int,
+    ) -> None:
+        """Send a packet recovered by the worker's NACK into the gap its loss left, if that gap
+        is one this viewer has (after its first packet, before its latest, still in history)."""
+        if self.seq_offset is None:
+            return
+        seq = (source_seq + self.seq_offset) & 0xFFFF
+        behind, since_first = (self.seq - seq) & 0xFFFF, (seq - self.first_seq) & 0xFFFF
+        if not 0 < behind < HISTORY or since_first >= 0x8000:
+            return
+        latest, stamp = self.seq, self.last_timestamp  # what sender reports describe stays
+        self.forward(source_seq, marker, timestamp, payload, send_time, level)
+        self.seq, self.last_timestamp = latest, stamp
 
     def retained(self, sequence_number: int) -> bytes | None:
         """The plain RTP packet sent as ``sequence_number``, if still in the history."""
@@ -216,11 +251,9 @@ class RtpFanout:
         self.packets += 1
         if not self.viewers:
             return
-        ntp = self.last_ntp = clock.current_ntp_time()
-        send_time = ((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big")
-        level = packet.extensions.audio_level
-        level_byte = SILENT if level is None else (0x80 if level[0] else 0) | (level[1] & 0x7F)
-        marker, timestamp, payload = packet.marker << 7, packet.timestamp, packet.payload
+        send_time, level_byte = self._stamps(packet)
+        seq, marker = packet.sequence_number, packet.marker << 7
+        timestamp, payload = packet.timestamp, packet.payload
         keyframe: bool | None = None  # worked out only when a viewer waits for one
         for viewer in self.viewers:
             if viewer.waiting_keyframe:
@@ -230,7 +263,25 @@ class RtpFanout:
                     self.request_keyframe()  # ask again (rate-limited) until one comes
                     continue
                 viewer.waiting_keyframe = False
-            viewer.forward(marker, timestamp, payload, send_time, level_byte)
+            viewer.forward(seq, marker, timestamp, payload, send_time, level_byte)
+
+    def recover(self, packet: RtpPacket) -> None:
+        """A packet lost on the way in, brought back by the worker's NACK: into each viewer's
+        gap (viewers waiting for a keyframe have none)."""
+        if not self.viewers:
+            return
+        send_time, level_byte = self._stamps(packet)
+        fields = (packet.sequence_number, packet.marker << 7, packet.timestamp, packet.payload)
+        for viewer in self.viewers:
+            if not viewer.waiting_keyframe:
+                viewer.fill(*fields, send_time, level_byte)
+
+    def _stamps(self, packet: RtpPacket) -> tuple[bytes, int]:
+        """What every viewer's copy of ``packet`` carries: abs-send-time (now), audio level."""
+        ntp = self.last_ntp = clock.current_ntp_time()
+        send_time = ((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big")
+        level = packet.extensions.audio_level
+        return send_time, SILENT if level is None else (0x80 if level[0] else 0) | (level[1] & 0x7F)
 
     def end(self) -> None:
         if self._counting is not None:
@@ -241,5 +292,6 @@ class RtpFanout:
 
 
 def tap_rtp(receiver: RTCRtpReceiver, fanout: RtpFanout) -> None:
-    """Hand ``receiver``'s media packets (not retransmissions) to ``fanout`` as they arrive."""
-    tap_media_packets(receiver, fanout.push)
+    """Hand ``receiver``'s media packets to ``fanout`` as they arrive, and the retransmissions
+    its NACKs bring back, unwrapped."""
+    tap_media_packets(receiver, fanout.push, fanout.recover)

@@ -10,11 +10,20 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from aiortc.rtp import RtcpSrPacket, RtpPacket
+from aiortc.rtp import RtcpSrPacket, RtpPacket, is_rtcp
 
 from media.rtp import starts_keyframe
 
-from .conftest import Viewer, WorkerProcess, published, stream_frames, until, until_async, view
+from .conftest import (
+    Publisher,
+    Viewer,
+    WorkerProcess,
+    published,
+    stream_frames,
+    until,
+    until_async,
+    view,
+)
 
 
 class TappedViewer(Viewer):
@@ -150,3 +159,59 @@ def test_sender_reports_count_what_was_sent(worker: WorkerProcess) -> None:
     ticks = (b.rtp_timestamp - a.rtp_timestamp) & 0xFFFFFFFF
     assert seconds > 0.2, seconds
     assert abs(ticks / 90000 - seconds) < 0.15, (ticks / 90000, seconds)
+
+
+def drop_one_video_packet(publisher: Publisher) -> list[RtpPacket]:
+    """Make the publisher's next large video packet go missing on its way to the worker (it
+    stays in the publisher's history, so the worker's NACK brings it back as RTX); the list
+    gets that packet."""
+    sender = next(s for s in publisher.pc.getSenders() if s.track and s.track.kind == "video")
+    transport = sender.transport  # bundled: audio's too
+    send = transport._send_rtp
+    dropped: list[RtpPacket] = []
+
+    async def lossy(data: bytes) -> None:
+        if not dropped and not is_rtcp(data):  # RTCP goes this way too
+            packet = RtpPacket.parse(data)
+            if packet.ssrc == sender._ssrc and len(packet.payload) > 100:
+                dropped.append(packet)
+                return
+        await send(data)
+
+    transport._send_rtp = lossy
+    return dropped
+
+
+def test_a_packet_lost_on_the_way_in_fills_the_gap_it_left_at_each_viewer(
+    worker: WorkerProcess,
+) -> None:
+    """One of the publisher's video packets is lost before the worker: viewers see the gap in
+    their sequence numbers (the worker keeps the publisher's numbering, offset per viewer), and
+    when the worker's own NACK brings the packet back, it reaches them, late, in that gap. A
+    cascade leg is such a path too: a packet lost on it is recovered the same way."""
+
+    async def scenario() -> tuple[RtpPacket, list[RtpPacket]]:
+        viewer = TappedViewer()
+        async with published(worker.port) as stream:
+            await steady(worker, stream.id)
+            try:
+                await view(worker.port, stream.id, viewer)
+                await until(lambda: len(viewer.media("video")) >= 20, timeout=8)
+                dropped = drop_one_video_packet(stream.publisher)
+
+                def recovered() -> bool:
+                    return bool(dropped) and any(
+                        p.payload == dropped[0].payload for p in viewer.media("video")
+                    )
+
+                await until(recovered, timeout=8)
+                return dropped[0], viewer.media("video")
+            finally:
+                await viewer.close()
+
+    lost, received = asyncio.run(scenario())
+    [(arrived, late)] = [(i, p) for i, p in enumerate(received) if p.payload == lost.payload]
+    before = {p.sequence_number for p in received[:arrived]}
+    assert (late.sequence_number - 1) & 0xFFFF in before  # the gap: its neighbours came first
+    assert (late.sequence_number + 1) & 0xFFFF in before
+    assert late.sequence_number not in before
