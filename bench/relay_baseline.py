@@ -69,7 +69,7 @@ class RelayWorker(Worker):
 
     def __init__(self, secret: str) -> None:
         super().__init__(secret, [])
-        self.relay = MediaRelay()
+        self.media_relay = MediaRelay()  # not "relay": the cascade op
         self.sources: dict[str, dict[str, MediaStreamTrack]] = {}  # stream id -> kind -> track
         self.sinks: dict[str, MediaBlackhole] = {}  # keeps decoding when nobody watches
 
@@ -83,7 +83,7 @@ class RelayWorker(Worker):
         pin_codecs(pc)
         sink = MediaBlackhole()
         for track in tracks.values():
-            sink.addTrack(self.relay.subscribe(track))
+            sink.addTrack(self.media_relay.subscribe(track))
         await sink.start()
         self.streams[stream_id] = Stream(
             id=stream_id, room=grant["room"], user=grant["user"], pc=pc
@@ -102,7 +102,7 @@ class RelayWorker(Worker):
         pc = self.new_pc(lambda: self.close({"peer": peer}))
         await pc.setRemoteDescription(offer(msg))
         for kind, track in sources.items():
-            sender = pc.addTrack(self.relay.subscribe(track))
+            sender = pc.addTrack(self.media_relay.subscribe(track))
             if kind == "video":
                 sender._RTCRtpSender__encoder = PinnedVp8Encoder()
         pin_codecs(pc)

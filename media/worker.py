@@ -75,7 +75,7 @@ class Stream:
     user: int
     pc: RTCPeerConnection
     hubs: dict[str, TrackHub] = field(default_factory=dict)
-    fanouts: dict[str, RtpFanout] = field(default_factory=dict)  # "rtp" forwarding mode
+    fanouts: dict[str, RtpFanout] = field(default_factory=dict)
     viewers: set[str] = field(default_factory=set)
     started: float = field(default_factory=time.monotonic)
     leg: Leg | None = None  # relayed from another worker (a cascade leg), not published here
@@ -96,12 +96,10 @@ class Worker:
         self,
         secret: str,
         ice_servers: list[dict[str, Any]],
-        mode: str = "rtp",
         capacity: int = DEFAULT_CAPACITY,
     ) -> None:
         self.secret = secret
         self.ice_servers = ice_servers
-        self.mode = mode  # "rtp": forward packets; "frames": forward frames through aiortc senders
         self.capacity = capacity  # advisory: the web app places viewers by it (stats)
         self.streams: dict[str, Stream] = {}
         self.opening: dict[str, asyncio.Future[Stream]] = {}  # relays being connected, by stream
@@ -156,9 +154,8 @@ class Worker:
         """Serve what ``receiver`` gets to the stream's viewers (once per kind)."""
         if kind in CODECS and kind not in stream.hubs:
             hub = stream.hubs[kind] = tap_receiver(receiver, kind)
-            if self.mode == "rtp":
-                stream.fanouts[kind] = RtpFanout(kind, hub.request_keyframe)
-                tap_rtp(receiver, stream.fanouts[kind])
+            stream.fanouts[kind] = RtpFanout(kind, hub.request_keyframe)
+            tap_rtp(receiver, stream.fanouts[kind])
 
     async def relay(self, msg: dict[str, Any]) -> dict[str, Any]:
         """Receive a stream of another worker (its origin) over one leg, to serve it here.
@@ -304,7 +301,6 @@ class Worker:
             "capacity": self.capacity,
             "relays": sorted(s.id for s in self.streams.values() if s.leg is not None),
             "cpu_s": usage.ru_utime + usage.ru_stime,
-            "mode": self.mode,
             "encoders": COUNTERS["encoders"],
             "decoders": COUNTERS["decoders"],
             "frames": {
@@ -445,11 +441,8 @@ async def main(host: str, port: int, parent: int | None = None) -> None:
     except aiortc_internals.UnsupportedAiortc as exc:
         raise SystemExit(str(exc)) from exc
     count_codecs()
-    mode = os.environ.get("MEDIA_FORWARD", "rtp")
-    if mode != "rtp":  # forwarding whole frames through aiortc's senders was removed
-        raise SystemExit("MEDIA_FORWARD must be rtp (the only forwarding mode)")
     worker = Worker(
-        secret, ice.parse_ice_servers(os.environ.get("ICE_SERVERS")), mode, capacity_setting()
+        secret, ice.parse_ice_servers(os.environ.get("ICE_SERVERS")), capacity_setting()
     )
     server = await asyncio.start_server(
         lambda r, w: serve_client(worker, r, w), host, port, limit=MAX_LINE

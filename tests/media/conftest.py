@@ -74,17 +74,14 @@ class WorkerProcess:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
-def worker_env(mode: str = "rtp") -> dict[str, str]:
+def worker_env() -> dict[str, str]:
     """The worker's settings: this test's secret, loopback only, no ICE servers."""
     env = {**os.environ, "MEDIA_SECRET": SECRET, "MEDIA_HOST_ADDRESSES": "127.0.0.1"}
-    env["MEDIA_FORWARD"] = mode
     env.pop("ICE_SERVERS", None)
     return env
 
 
-def start_worker(
-    log: Path, mode: str = "rtp", port: int | None = None, **settings: str
-) -> WorkerProcess:
+def start_worker(log: Path, port: int | None = None, **settings: str) -> WorkerProcess:
     """Start a worker on a loopback port (a free one by default) and wait until it accepts
     connections (``settings``: more environment, e.g. ``MEDIA_CAPACITY="2"``)."""
     port = port or free_port()
@@ -92,7 +89,7 @@ def start_worker(
         proc = subprocess.Popen(
             [sys.executable, "-m", "media.worker", "--port", str(port)],
             cwd=ROOT,
-            env={**worker_env(mode), **settings},
+            env={**worker_env(), **settings},
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -104,15 +101,9 @@ def start_worker(
 
 
 @pytest.fixture(scope="module")
-def forward_mode() -> str:
-    """How the worker forwards (``MEDIA_FORWARD``); a module may parametrize this."""
-    return "rtp"
-
-
-@pytest.fixture(scope="module")
-def worker(tmp_path_factory: pytest.TempPathFactory, forward_mode: str) -> Iterator[WorkerProcess]:
+def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
     """A media worker process of this test module's own; terminated after the module."""
-    started = start_worker(tmp_path_factory.mktemp("media") / "worker.log", forward_mode)
+    started = start_worker(tmp_path_factory.mktemp("media") / "worker.log")
     try:
         yield started
     finally:
