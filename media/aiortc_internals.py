@@ -196,6 +196,11 @@ class SenderControl:
         self.sender._RTCRtpSender__rtp_exited.set()  # type: ignore[attr-defined]
 
     @property
+    def ssrc(self) -> int:
+        """The SSRC the sender's stream goes out with (its RTCP reports name it)."""
+        return int(self.sender._ssrc)
+
+    @property
     def mid(self) -> str | None:
         mid: str | None = self.sender._RTCRtpSender__mid  # type: ignore[attr-defined]
         return mid

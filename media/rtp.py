@@ -83,7 +83,7 @@ class RtpViewer:
     def prepare(self) -> None:
         """Lay out this viewer's header once: the negotiated extensions, with placeholders for
         the values that change per packet, found by serializing twice with different values."""
-        template = RtpPacket(payload_type=self.payload_type, ssrc=self.sender._ssrc)
+        template = RtpPacket(payload_type=self.payload_type, ssrc=self.control.ssrc)
         template.extensions.mid = self.control.mid
         extensions = self.control.extensions_map
 
