@@ -12,11 +12,13 @@ refuses to start with any other. Nothing outside this module touches those names
 from __future__ import annotations
 
 import asyncio
+import copy
 import socket
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import aiortc
+import aiortc.codecs
 import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
 from aiortc import RTCDtlsTransport, RTCRtpReceiver, RTCRtpSender
@@ -64,6 +66,31 @@ def count_codecs(counters: dict[str, int]) -> None:
 
     aiortc.rtcrtpsender.get_encoder = counted(aiortc.rtcrtpsender.get_encoder, "encoders")
     aiortc.rtcrtpreceiver.get_decoder = counted(aiortc.rtcrtpreceiver.get_decoder, "decoders")
+
+
+H264_MAIN = "4d001f"  # Chromium's OpenH264 offers Main 3.1 too; aiortc lists baseline only
+
+
+def accept_h264_main() -> None:
+    """Add H.264 Main (packetization-mode 1) to aiortc's codecs, so a publisher's Main stream
+    is accepted and a viewer can be offered it (never encoded or decoded here)."""
+    video = aiortc.codecs.CODECS["video"]
+    if any(c.parameters.get("profile-level-id") == H264_MAIN for c in video):
+        return
+    base = next(c for c in video if c.parameters.get("profile-level-id") == "42e01f")
+    payload_type = max(c.payloadType or 0 for c in video) + 1
+    main = copy.deepcopy(base)
+    main.payloadType = payload_type
+    main.parameters = {**base.parameters, "profile-level-id": H264_MAIN}
+    rtx = RTCRtpCodecParameters(
+        "video/rtx", 90000, payloadType=payload_type + 1, parameters={"apt": payload_type}
+    )
+    video.extend((main, rtx))
+
+
+def negotiated_codecs(transceiver: Any) -> list[RTCRtpCodecParameters]:
+    """A transceiver's negotiated codecs, in the order its description lists them."""
+    return list(transceiver._codecs)
 
 
 def narrow_negotiated_codecs(transceiver: Any, wanted: list[RTCRtpCodecCapability]) -> bool:

@@ -18,7 +18,7 @@ from typing import Any
 from aiortc import RTCRtpReceiver
 
 from media.aiortc_internals import divert_decoded_frames, keyframe_requester, watch_sender_reports
-from media.packets import EncodedFrame, is_vp8_keyframe
+from media.packets import EncodedFrame, is_keyframe
 
 PLI_INTERVAL_S = 0.3
 
@@ -87,7 +87,7 @@ class FrameTap(queue.Queue):
             return
         codec, jitter_frame = item
         data = bytes(jitter_frame.data)
-        keyframe = self.hub.kind == "audio" or is_vp8_keyframe(data)
+        keyframe = is_keyframe(codec.mimeType, data)
         self.hub.push(
             EncodedFrame(data, jitter_frame.timestamp, codec.clockRate, keyframe, time.monotonic())
         )

@@ -24,22 +24,63 @@ from aiortc.codecs.vpx import VpxPayloadDescriptor
 from aiortc.rtp import RtpPacket
 
 from media.aiortc_internals import SenderControl, SendRtp, rtp_sender, tap_media_packets
+from media.packets import H264_IDR, H264_SPS
 
 HISTORY = 128  # a power of two, as aiortc's RTP_HISTORY_SIZE: NACKs are answered from these
 COUNT_FLUSH_S = 0.1  # how often the senders' RTCP counters are brought up to date
 SILENT = 0x7F  # audio level -127 dBov: what a viewer is told when the publisher said nothing
 HEAD = struct.Struct("!BHI")  # marker + payload type, sequence number, timestamp (offset 1)
+STAP_A, FU_A = 24, 28  # H.264 aggregation and fragmentation units (RFC 6184, 5.2)
 
 
-def starts_keyframe(kind: str, payload: bytes) -> bool:
-    """Whether a VP8 RTP payload begins a key frame (audio packets always qualify)."""
-    if kind != "video":
-        return True
+def starts_keyframe(codec: str, payload: bytes) -> bool:
+    """Whether an RTP payload of ``codec`` (a MIME type) begins a key frame (audio packets
+    always qualify)."""
+    if codec == "video/VP8":
+        return starts_vp8_keyframe(payload)
+    if codec == "video/H264":
+        return starts_h264_keyframe(payload)
+    return not codec.startswith("video/")
+
+
+def starts_vp8_keyframe(payload: bytes) -> bool:
+    """Whether a VP8 RTP payload begins a key frame (RFC 7741, 4.3)."""
     try:
         descr, data = VpxPayloadDescriptor.parse(payload)
     except ValueError:
         return False
     return bool(descr.partition_start and descr.partition_id == 0 and data and not data[0] & 1)
+
+
+def starts_h264_keyframe(payload: bytes) -> bool:
+    """Whether an H.264 RTP payload (packetization-mode 1, RFC 6184) begins a key frame: an
+    SPS, or the first slice of an IDR picture, alone, inside a STAP-A, or as the start of an
+    FU-A."""
+    if not payload:
+        return False
+    nal_type = payload[0] & 0x1F
+    if nal_type == STAP_A:
+        at = 1
+        while at + 3 <= len(payload):
+            size = int.from_bytes(payload[at : at + 2], "big")
+            if not size or at + 2 + size > len(payload):  # malformed: cut short
+                return False
+            if starts_h264_picture(payload[at + 2 : at + 2 + size]):
+                return True
+            at += 2 + size
+        return False
+    if nal_type == FU_A:
+        if len(payload) < 3 or not payload[1] & 0x80:  # not the start fragment
+            return False
+        return starts_h264_picture(bytes((payload[1] & 0x1F, payload[2])))
+    return starts_h264_picture(payload)
+
+
+def starts_h264_picture(nal: bytes) -> bool:
+    """Whether one NAL unit is an SPS, or an IDR slice whose first macroblock is 0 (its
+    ``first_mb_in_slice``, Exp-Golomb coded, is 0 when its first bit is 1)."""
+    nal_type = nal[0] & 0x1F if nal else 0
+    return nal_type == H264_SPS or (nal_type == H264_IDR and len(nal) > 1 and bool(nal[1] & 0x80))
 
 
 def first_sequence_number() -> int:
@@ -218,6 +259,8 @@ class RtpFanout:
 
     def __init__(self, kind: str, request_keyframe: Callable[[], None]) -> None:
         self.kind = kind
+        # The negotiated codec (a MIME type), set by the worker once the offer is answered.
+        self.codec = "video/VP8" if kind == "video" else "audio/opus"
         self.viewers: list[RtpViewer] = []
         self._request_keyframe = request_keyframe  # the hub's: it spaces requests out
         self.packets = 0
@@ -258,7 +301,7 @@ class RtpFanout:
         for viewer in self.viewers:
             if viewer.waiting_keyframe:
                 if keyframe is None:
-                    keyframe = starts_keyframe(self.kind, payload)
+                    keyframe = starts_keyframe(self.codec, payload)
                 if not keyframe:
                     self.request_keyframe()  # ask again (rate-limited) until one comes
                     continue

@@ -25,7 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCSessionDescription
+from aiortc import (
+    RTCPeerConnection,
+    RTCRtpCodecCapability,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
+from aiortc.codecs import is_rtx
+from aiortc.exceptions import OperationError
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from media import aiortc_internals, ice, sdp, tokens
@@ -37,7 +45,8 @@ from media.rtp import RtpFanout, RtpViewer, tap_rtp
 log = logging.getLogger("media.worker")
 
 MAX_LINE = 256 * 1024
-CODECS = {"video": ("video/VP8", "video/rtx"), "audio": ("audio/opus",)}
+VIDEO_CODECS = ("video/H264", "video/VP8")  # H.264: packetization-mode 1 (aiortc's only)
+CODECS = {"video": (*VIDEO_CODECS, "video/rtx"), "audio": ("audio/opus",)}
 COUNTERS = {"encoders": 0, "decoders": 0}
 DEFAULT_CAPACITY = 150  # viewers a worker accepts (MEDIA_CAPACITY), cascade legs it feeds included
 LEG_TIMEOUT_S = 10.0  # a cascade leg's view request to its origin worker
@@ -48,11 +57,14 @@ def count_codecs() -> None:
     aiortc_internals.count_codecs(COUNTERS)
 
 
-def pin_codecs(pc: RTCPeerConnection) -> None:
-    """VP8 and Opus only, so every viewer decodes exactly what the publisher sends.
+def pin_codecs(pc: RTCPeerConnection, video: RTCRtpCodecCapability | None = None) -> None:
+    """H.264, VP8 and Opus only, or for a viewer exactly the stream's ``video`` codec, so every
+    viewer decodes what the publisher sends.
 
     An answerer's codecs were negotiated in ``setRemoteDescription``, before preferences set
-    here could apply: the negotiated list is narrowed too, or the answer would keep H264 & co.
+    here could apply: the negotiated list is narrowed too, or the answer would keep others.
+
+    :raises ValueError: the offer has no codec wanted (a viewer's: not the stream's)
     """
     for transceiver in pc.getTransceivers():
         caps = RTCRtpSender.getCapabilities(transceiver.kind) or RTCRtpReceiver.getCapabilities(
@@ -61,9 +73,57 @@ def pin_codecs(pc: RTCPeerConnection) -> None:
         if caps is None:
             continue
         wanted = [c for c in caps.codecs if c.mimeType in CODECS.get(transceiver.kind, ())]
+        if transceiver.kind == "video" and video is not None:
+            wanted = [c for c in wanted if is_rtx(c) or same_codec(c, video)]
         transceiver.setCodecPreferences(wanted)
-        if not aiortc_internals.narrow_negotiated_codecs(transceiver, wanted):
-            raise ValueError(f"the offer has no {transceiver.kind} codec this server forwards")
+        if aiortc_internals.narrow_negotiated_codecs(transceiver, wanted):
+            continue
+        if transceiver.kind == "video" and video is not None:
+            raise ValueError(f"the viewer's browser cannot receive {codec_name(video)}")
+        raise ValueError(f"the offer has no {transceiver.kind} codec this server forwards")
+
+
+def settle_video_codec(pc: RTCPeerConnection) -> RTCRtpCodecCapability | None:
+    """The publisher's video codec: the first one its offer lists of those forwarded (a browser
+    lists what it prefers first); the answer is narrowed to it (and its RTX), so the publisher
+    cannot switch to another one viewers were not offered."""
+    for transceiver in pc.getTransceivers():
+        if transceiver.kind == "video":
+            codec = video_codec(transceiver)
+            if codec is not None:
+                caps = codec_capabilities("video")
+                chosen = [c for c in caps if is_rtx(c) or same_codec(c, codec)]
+                transceiver.setCodecPreferences(chosen)
+                aiortc_internals.narrow_negotiated_codecs(transceiver, chosen)
+            return codec
+    return None
+
+
+def video_codec(transceiver: Any) -> RTCRtpCodecCapability | None:
+    """The first video codec (not RTX) a transceiver has negotiated, as a capability."""
+    for codec in aiortc_internals.negotiated_codecs(transceiver):
+        if not is_rtx(codec):
+            return RTCRtpCodecCapability(
+                mimeType=codec.mimeType,
+                clockRate=codec.clockRate,
+                parameters=dict(codec.parameters),
+            )
+    return None
+
+
+def codec_capabilities(kind: str) -> list[RTCRtpCodecCapability]:
+    caps = RTCRtpReceiver.getCapabilities(kind)
+    return [] if caps is None else [c for c in caps.codecs if c.mimeType in CODECS[kind]]
+
+
+def same_codec(a: RTCRtpCodecCapability, b: RTCRtpCodecCapability) -> bool:
+    """The same codec with the same format parameters (an H.264 profile, for one)."""
+    return a.mimeType.lower() == b.mimeType.lower() and a.parameters == b.parameters
+
+
+def codec_name(codec: RTCRtpCodecCapability | None) -> str:
+    """``H264``, ``VP8`` (what stats and refusals name)."""
+    return "" if codec is None else codec.mimeType.split("/")[-1]
 
 
 @dataclass
@@ -79,6 +139,13 @@ class Stream:
     viewers: set[str] = field(default_factory=set)
     started: float = field(default_factory=time.monotonic)
     leg: Leg | None = None  # relayed from another worker (a cascade leg), not published here
+    video_codec: RTCRtpCodecCapability | None = None  # negotiated with its publisher (or origin)
+
+    def use_video_codec(self, codec: RTCRtpCodecCapability | None) -> None:
+        """The negotiated video codec: viewers get exactly it, keyframes are found by it."""
+        self.video_codec = codec
+        if codec is not None and "video" in self.fanouts:
+            self.fanouts["video"].codec = codec.mimeType
 
 
 @dataclass(frozen=True)
@@ -139,16 +206,18 @@ class Worker:
             "ok": True,
             "stream": stream.id,
             "kinds": sorted(stream.hubs),
+            "video_codec": codec_name(stream.video_codec),
             **describe(stream.pc),
         }
 
     async def receive(self, stream: Stream, description: RTCSessionDescription) -> None:
         """Apply the publisher's offer and tap each audio and video track it sends."""
-        await stream.pc.setRemoteDescription(description)
+        await apply_offer(stream.pc, description)
         for transceiver in stream.pc.getTransceivers():
             self.tap(stream, transceiver.receiver, transceiver.kind)
         if stream.hubs:
             pin_codecs(stream.pc)
+            stream.use_video_codec(settle_video_codec(stream.pc))
 
     def tap(self, stream: Stream, receiver: RTCRtpReceiver, kind: str) -> None:
         """Serve what ``receiver`` gets to the stream's viewers (once per kind)."""
@@ -202,6 +271,9 @@ class Worker:
                 raise LegRefused(f"the origin worker refused: {reply.get('error')}")
             stream.leg = Leg(origin, str(reply.get("peer")))
             await pc.setRemoteDescription(RTCSessionDescription(sdp=reply["sdp"], type="answer"))
+            stream.use_video_codec(
+                next((video_codec(t) for t in pc.getTransceivers() if t.kind == "video"), None)
+            )
         except BaseException:
             await self.end_stream(stream)
             raise
@@ -216,8 +288,12 @@ class Worker:
             return {"ok": False, "error": "no such stream"}
         peer = uuid.uuid4().hex
         pc = self.new_pc(lambda: self.close({"peer": peer}))
-        await pc.setRemoteDescription(description)
-        pin_codecs(pc)  # before subscribing: an offer it refuses must leave nothing behind
+        try:  # before subscribing: an offer it refuses must leave nothing behind
+            await apply_offer(pc, description)
+            pin_codecs(pc, stream.video_codec)
+        except ValueError:
+            await pc.close()
+            raise
         for kind in stream.hubs:
             RtpViewer(pc.addTrack(IdleTrack(kind)), stream.fanouts[kind])
         self.viewers[peer] = (pc, stream.id)
@@ -306,6 +382,7 @@ class Worker:
             "frames": {
                 s.id: {k: h.frames for k, h in s.hubs.items()} for s in self.streams.values()
             },
+            "codecs": {s.id: codec_name(s.video_codec) for s in self.streams.values()},
         }
 
     async def ping(self, msg: dict[str, Any]) -> dict[str, Any]:
@@ -368,6 +445,19 @@ def offer(msg: dict[str, Any], sending: bool) -> RTCSessionDescription:
         raise ValueError("sdp must be an SDP offer")
     sdp.check_offer(text, sending)
     return RTCSessionDescription(sdp=text, type="offer")
+
+
+async def apply_offer(pc: RTCPeerConnection, description: RTCSessionDescription) -> None:
+    """``pc.setRemoteDescription``, with aiortc's refusal of an offer whose codecs it has none
+    of (VP9 or AV1 only, say) told as the worker's other codec refusals are.
+
+    :raises ValueError: no codec in common for one of the offer's kinds
+    """
+    try:
+        await pc.setRemoteDescription(description)
+    except OperationError as exc:
+        kind = "video" if "video" in str(exc) else "audio"
+        raise ValueError(f"the offer has no {kind} codec this server forwards") from exc
 
 
 def describe(pc: RTCPeerConnection) -> dict[str, str]:
@@ -441,6 +531,7 @@ async def main(host: str, port: int, parent: int | None = None) -> None:
     except aiortc_internals.UnsupportedAiortc as exc:
         raise SystemExit(str(exc)) from exc
     count_codecs()
+    aiortc_internals.accept_h264_main()
     worker = Worker(
         secret, ice.parse_ice_servers(os.environ.get("ICE_SERVERS")), capacity_setting()
     )

@@ -28,6 +28,7 @@ from aiortc import (
     MediaStreamTrack,
     RTCConfiguration,
     RTCPeerConnection,
+    RTCRtpSender,
     RTCSessionDescription,
 )
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, VideoStreamTrack
@@ -204,13 +205,26 @@ class SizedVideoTrack(VideoStreamTrack):
         return frame
 
 
-class Publisher:
-    """A camera and a microphone: synthetic video and audio that aiortc encodes to VP8/Opus."""
+def only_video_codec(pc: RTCPeerConnection, codec: str | None) -> None:
+    """Make ``pc``'s offer list ``codec`` (``"video/H264"``, ``"video/VP8"``) as its only video
+    codec (None: aiortc's defaults, VP8 first)."""
+    if codec is None:
+        return
+    caps = RTCRtpSender.getCapabilities("video")
+    for transceiver in pc.getTransceivers():
+        if transceiver.kind == "video":
+            transceiver.setCodecPreferences([c for c in caps.codecs if c.mimeType == codec])
 
-    def __init__(self) -> None:
+
+class Publisher:
+    """A camera and a microphone: synthetic video and audio that aiortc encodes to VP8 (or
+    ``codec``, e.g. ``"video/H264"``) and Opus."""
+
+    def __init__(self, codec: str | None = None) -> None:
         self.pc = loopback_pc()
         self.pc.addTrack(SizedVideoTrack())
         self.pc.addTrack(AudioStreamTrack())
+        only_video_codec(self.pc, codec)
 
     async def offer(self) -> str:
         await self.pc.setLocalDescription(await self.pc.createOffer())
@@ -224,12 +238,14 @@ class Publisher:
 
 
 class Viewer:
-    """A receive-only peer that decodes what arrives and counts it per kind."""
+    """A receive-only peer that decodes what arrives and counts it per kind (``codec``: the only
+    video codec it offers to receive)."""
 
-    def __init__(self) -> None:
+    def __init__(self, codec: str | None = None) -> None:
         self.pc = loopback_pc()
         self.pc.addTransceiver("video", direction="recvonly")
         self.pc.addTransceiver("audio", direction="recvonly")
+        only_video_codec(self.pc, codec)
         self.frames = {"video": 0, "audio": 0}
         self.sizes: set[tuple[int, int]] = set()
         self.first_video_at: float | None = None
@@ -278,9 +294,12 @@ class Published:
 
 
 @contextlib.asynccontextmanager
-async def published(port: int, room: str = ROOM, user: int = 1) -> AsyncIterator[Published]:
-    """Publish synthetic camera + microphone to the worker; the stream is closed afterwards."""
-    publisher = Publisher()
+async def published(
+    port: int, room: str = ROOM, user: int = 1, codec: str | None = None
+) -> AsyncIterator[Published]:
+    """Publish synthetic camera + microphone to the worker (``codec``: the only video codec
+    offered); the stream is closed afterwards."""
+    publisher = Publisher(codec)
     try:
         reply = await call(
             port, "publish", token=grant("publish", room, user), sdp=await publisher.offer()

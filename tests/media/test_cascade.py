@@ -283,3 +283,34 @@ def test_the_relay_grant_names_the_room(worker: WorkerProcess, worker_b: WorkerP
 
     assert refused == {"ok": False, "error": "no such stream"}
     assert again == {"ok": False, "error": "no such stream"}
+
+
+def test_h264_stream_crosses_a_leg_as_h264(worker: WorkerProcess, worker_b: WorkerProcess) -> None:
+    """The leg offers every forwarded codec, the origin answers with the stream's (H.264):
+    B knows it, serves it to its viewers as it is and refuses a viewer that cannot take it."""
+
+    async def scenario() -> dict[str, Any]:
+        async with published(worker.port, codec="video/H264") as stream:
+            await steady_on(worker.port, stream.id)
+            await relay(worker_b, stream.id, worker)
+            await steady_on(worker_b.port, stream.id)
+            viewer, vp8_only = Viewer(), Viewer("video/VP8")
+            try:
+                await view(worker_b.port, stream.id, viewer)
+                token = grant("view", user=2, stream=stream.id)
+                refused = await call(worker_b.port, "view", token=token, sdp=await vp8_only.offer())
+                await until(lambda: viewer.frames["video"] >= MIN_VIDEO, timeout=5)
+                stats_a = await call(worker.port, "stats")
+                stats_b = await call(worker_b.port, "stats")
+            finally:
+                await asyncio.gather(viewer.close(), vp8_only.close())
+        return {"viewer": viewer, "refused": refused, "a": stats_a, "b": stats_b, "id": stream.id}
+
+    got = asyncio.run(scenario())
+
+    assert got["viewer"].frames["video"] >= MIN_VIDEO, got["viewer"].frames
+    assert got["viewer"].sizes == {(WIDTH, HEIGHT)}
+    assert got["a"]["codecs"][got["id"]] == got["b"]["codecs"][got["id"]] == "H264"
+    assert got["refused"]["error"] == "bad request: the viewer's browser cannot receive H264"
+    for stats in (got["a"], got["b"]):
+        assert stats["encoders"] == stats["decoders"] == 0
