@@ -36,6 +36,8 @@ from rooms.validate import N_, Choice, Text
 
 SDP_MAX = 64 * 1024
 SOURCES = ("camera", "screen")
+# The stream sid of a publisher without a Socket.IO connection (an encoder over WHIP).
+EXTERNAL = "whip:"
 MAY_NOT_PUBLISH = N_("you may not publish in this room (ask to be called on)")
 # The media package's refusals of malformed offers (media/sdp.py), marked here for the
 # catalogue: media/ is not extracted. tests/media/test_sdp.py keeps the two lists equal.
@@ -170,8 +172,10 @@ def record(actor: Actor, source: str, worker: str, stream_id: str) -> bool:
 
 
 def still_allowed(actor: Actor) -> bool:
-    """The actor's connection is open, the session not ended, and they may publish."""
-    connected = db.session.scalar(
+    """The actor's connection is open, the session not ended, and they may publish. An
+    encoder publishing over HTTP (``EXTERNAL``: WHIP) has no connection; it is ended by its
+    own route, by its key's revocation, the session's end or its worker's loss."""
+    connected = actor.sid.startswith(EXTERNAL) or db.session.scalar(
         select(Connection.sid).where(Connection.sid == actor.sid).with_for_update(read=True)
     )
     ended = db.session.scalar(

@@ -155,3 +155,19 @@ class Registration(db.Model):  # type: ignore[name-defined]
 
     broadcast: Mapped[Broadcast] = relationship(back_populates="registrations")
     user: Mapped[User | None] = relationship()
+
+
+class WhipKey(db.Model):  # type: ignore[name-defined]
+    """A stream key: an encoder (OBS) holding it publishes into the broadcast's room over WHIP
+    as the host who made it. Only an HMAC of the key is kept (shown once, when made)."""
+
+    __tablename__ = "whip_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    broadcast_id: Mapped[int] = mapped_column(
+        ForeignKey("broadcasts.id", ondelete="CASCADE"), index=True
+    )
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    abort,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import current_user, login_required
@@ -20,12 +29,13 @@ from webinar.calendar import ics
 from webinar.forms import AskAheadForm, BroadcastForm, CsvInviteForm, InviteForm
 from webinar.invites import import_csv
 from webinar.links import issue
-from webinar.models import Broadcast, Kind, Mode, Registration, Status
+from webinar.models import Broadcast, Kind, Mode, Registration, Status, WhipKey
 from webinar.notify import send_join_links, send_reminders
 from webinar.policy import Action, broadcast_allows, broadcast_role
 from webinar.registration import decide, invite, register
 from webinar.reminders import remindable
 from webinar.room import kick, link_replaced
+from webinar.whip import end_key_streams, keys_of, new_key
 
 CSV_MAX_BYTES = 2 * 1024 * 1024
 
@@ -116,6 +126,8 @@ def render_detail(broadcast: Broadcast, status: int = 200, **extra: object) -> P
         "csv_form": CsvInviteForm(formdata=None),
         "ask_form": AskAheadForm(formdata=None),
         "asked": asked_ahead(current_user, broadcast),
+        "stream_keys": keys_of(broadcast.id),
+        "whip_url": url_for("whip.ingest", broadcast_id=broadcast.id, _external=True),
     }
     context.update(extra)
     role = broadcast_role(current_user, broadcast)
@@ -134,6 +146,34 @@ def render_detail(broadcast: Broadcast, status: int = 200, **extra: object) -> P
         **context,
     )
     return page, status
+
+
+@bp.post("/<int:broadcast_id>/stream-keys")
+@login_required
+def create_stream_key(broadcast_id: int) -> Page:
+    """Make a stream key for an encoder (hosts only); the page shows it this once."""
+    broadcast = broadcast_for(broadcast_id, Action.MANAGE)
+    token = new_key(broadcast.id, current_user.id)
+    db.session.commit()
+    response = make_response(render_detail(broadcast, new_stream_key=token))
+    response.headers["Cache-Control"] = "no-store"  # the key is shown once: no cache keeps it
+    return response
+
+
+@bp.post("/<int:broadcast_id>/stream-keys/<int:key_id>/revoke")
+@login_required
+def revoke_stream_key(broadcast_id: int, key_id: int) -> Page:
+    """Revoke a stream key (hosts only): its encoder's stream ends for everyone."""
+    broadcast = broadcast_for(broadcast_id, Action.MANAGE)
+    key = db.session.get(WhipKey, key_id)
+    if key is None or key.broadcast_id != broadcast.id:
+        abort(404)
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        db.session.commit()
+    end_key_streams(broadcast.id, key.id)
+    flash(_("Stream key revoked."), "info")
+    return redirect(url_for("webinar.detail", broadcast_id=broadcast.id))
 
 
 @bp.get("/<int:broadcast_id>")
