@@ -41,6 +41,8 @@ ALLOWED = {
     "MP",  # MP4
     "WebM",
     "VP",  # VP8
+    "WHIP",  # the ingest protocol (RFC 9725), as encoders name it
+    "OBS",  # the encoder whose settings name it
     "H",  # H.264
     "Opus",  # video and sound codecs
     "UTF",  # file formats
