@@ -30,7 +30,7 @@ def cast(users, broadcasts):
 
 def make_key(client, broadcast) -> str:
     page = client.post(f"/broadcasts/{broadcast.id}/stream-keys")
-    assert page.status_code == 200
+    assert page.status_code == 200 and page.headers["Cache-Control"] == "no-store"
     found = re.search(r'id="new-stream-key">([^<]+)<', page.data.decode())
     assert found is not None
     return found.group(1)

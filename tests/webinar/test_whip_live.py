@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from email.message import Message
 from typing import Any
 
+import av
 import pytest
 
 from lectern import create_app
@@ -259,3 +260,57 @@ def revoke_all(server: LiveServer, cookie: str) -> int:
         )
         assert status == 200  # the redirect to the page, followed
     return len(actions)
+
+
+def test_the_encoder_is_recorded_and_the_session_end_ends_it(
+    server: LiveServer, cookie: Callable[[int], str]
+) -> None:
+    """Last in this module: it ends the all-hands for everyone."""
+    endpoint, key = make_key(server, cookie(HOST))
+    host, attendee = Attendee(HOST), Attendee(EMPLOYEE)
+    host.join(server.url, cookie(HOST))
+    attendee.join(server.url, cookie(EMPLOYEE))
+
+    async def scenario() -> dict[str, Any]:
+        encoder, late = Publisher(), Publisher()
+        got: dict[str, Any] = {}
+        try:
+            started = await asyncio.to_thread(host.call, "recording.start", {"title": "WHIP"})
+            assert started["ok"], started
+            since = attendee.mark()
+            got["created"] = await whip_publish(endpoint, key, encoder)
+            assert got["created"][0] == 201, got["created"]
+            announced = await asyncio.to_thread(
+                attendee.wait_for, "media.streams", lambda d: bool(d["streams"]), since
+            )
+            [stream] = announced["streams"]
+            got["stream"] = stream["id"]
+            await asyncio.sleep(3)  # a few seconds of the encoder's media in the recording
+            got["stopped"] = await asyncio.to_thread(host.call, "recording.stop")
+            since = attendee.mark()
+            got["ended"] = await asyncio.to_thread(host.call, "room.end")
+            got["gone"] = await asyncio.to_thread(
+                attendee.wait_for, "media.streams", lambda d: not d["streams"], since
+            )
+            got["late"] = await whip_publish(endpoint, key, late)
+        finally:
+            await encoder.close()
+            await late.close()
+        return got
+
+    try:
+        got = asyncio.run(scenario())
+    finally:
+        host.sio.disconnect()
+        attendee.sio.disconnect()
+
+    assert got["stopped"]["ok"] and got["stopped"]["recording"]["status"] == "ready"
+    files = list(server.data_dir.glob(f"recordings/*/{got['stream']}.webm"))
+    assert len(files) == 1, files
+    with av.open(str(files[0])) as recorded:
+        kinds = {s.type for s in recorded.streams}
+        frames = sum(1 for _ in recorded.decode(video=0))
+    assert kinds == {"video", "audio"} and frames >= 30, (kinds, frames)
+    assert got["ended"]["ok"], got["ended"]
+    assert got["gone"]["streams"] == []
+    assert got["late"][0] == 403, got["late"]  # the session has ended: no encoder gets in
