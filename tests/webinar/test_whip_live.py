@@ -32,6 +32,7 @@ SECRET_KEY = secrets.token_hex(16)
 BROADCAST, ROOM = 1, "broadcast:1"
 HOST, EMPLOYEE = 5, 6
 SDP_TYPE = "application/sdp"
+H264 = "video/H264"
 
 
 class Attendee(Participant):
@@ -201,6 +202,54 @@ def test_an_encoder_publishes_over_whip_and_delete_ends_it(
     assert got["closed"], "the viewer's connection stayed open"
     assert stream_ids(got["state"]) == set()
     assert got["again"][0] == 404
+
+
+def test_an_h264_encoder_like_obs_is_decoded(
+    server: LiveServer, cookie: Callable[[int], str]
+) -> None:
+    """OBS offers H.264 video and Opus: viewers get the encoder's H.264 as it is."""
+    endpoint, key = make_key(server, cookie(HOST))
+    attendee = Attendee(EMPLOYEE)
+    attendee.join(server.url, cookie(EMPLOYEE))
+
+    async def scenario() -> dict[str, Any]:
+        encoder, viewer = Publisher(H264), Viewer()
+        got: dict[str, Any] = {}
+        try:
+            since = attendee.mark()
+            status, headers, answer = await whip_publish(endpoint, key, encoder)
+            assert status == 201, answer
+            got["answer"] = answer
+            announced = await asyncio.to_thread(
+                attendee.wait_for, "media.streams", lambda d: bool(d["streams"]), since
+            )
+            [stream] = announced["streams"]
+            request = {"stream": stream["id"], "sdp": await viewer.offer()}
+            reply = await asyncio.to_thread(attendee.call, "media.view", request)
+            assert reply.get("ok"), reply
+            got["view"] = reply["sdp"]
+            await viewer.answer(reply["sdp"])
+            got["decoded"] = await until(
+                lambda: viewer.frames["video"] >= 30 and viewer.frames["audio"] >= 25, 10
+            )
+            location = server.url + headers["Location"]
+            got["delete"] = await asyncio.to_thread(
+                http, "DELETE", location, Authorization=f"Bearer {key}"
+            )
+        finally:
+            await viewer.close()
+            await encoder.close()
+        return got
+
+    try:
+        got = asyncio.run(scenario())
+    finally:
+        attendee.sio.disconnect()
+
+    assert "H264/90000" in got["answer"] and "VP8" not in got["answer"]
+    assert "H264/90000" in got["view"] and "VP8" not in got["view"]
+    assert got["decoded"], "the attendee's viewer decoded no frames"
+    assert got["delete"][0] == 200
 
 
 def test_a_revoked_key_ends_its_stream_and_is_refused(
