@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import secrets
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -19,16 +18,15 @@ from typing import Any
 import av
 import pytest
 
-from lectern import create_app
 from tests.live import LiveServer
 from tests.media.conftest import Publisher, Viewer, loopback_only, until
-from tests.media.test_app_media import NAMESPACE, Participant, stream_ids
+from tests.media.test_app_media import NAMESPACE, SECRET_KEY, Participant, cookies, stream_ids
 
-__all__ = ["loopback_only"]  # this module's peers offer loopback only (an autouse fixture)
+# Fixtures used here: this module's peers offer loopback only; session cookies for the server.
+__all__ = ["cookies", "loopback_only"]
 
 pytestmark = pytest.mark.server
 
-SECRET_KEY = secrets.token_hex(16)
 BROADCAST, ROOM = 1, "broadcast:1"
 HOST, EMPLOYEE = 5, 6
 SDP_TYPE = "application/sdp"
@@ -49,6 +47,18 @@ class Attendee(Participant):
             wait_timeout=10,
         )
 
+    def streams_shown(self, since: int) -> list[dict[str, Any]]:
+        """The first non-empty ``media.streams`` from ``since`` on."""
+        streams: list[dict[str, Any]] = self.wait_for(
+            "media.streams", lambda d: bool(d["streams"]), since
+        )["streams"]
+        return streams
+
+    def streams_gone(self, since: int) -> dict[str, Any]:
+        """The first empty ``media.streams`` from ``since`` on."""
+        data: dict[str, Any] = self.wait_for("media.streams", lambda d: not d["streams"], since)
+        return data
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
@@ -59,22 +69,20 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         yield started
 
 
-@pytest.fixture(scope="module")
-def cookie(tmp_path_factory: pytest.TempPathFactory) -> Callable[[int], str]:
-    """Session cookies for the server's users, signed with its secret key."""
-    app = create_app(
-        {
-            "TESTING": True,
-            "SECRET_KEY": SECRET_KEY,
-            "DATA_DIR": str(tmp_path_factory.mktemp("whip-cookies")),
-            "SQLALCHEMY_DATABASE_URI": "sqlite://",
-            "REDIS_URL": None,
-            "DEMO_DATA": False,
-        }
-    )
-    serializer = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
-    name = app.config["SESSION_COOKIE_NAME"]
-    return lambda user_id: f"{name}={serializer.dumps({'_user_id': str(user_id)})}"
+@pytest.fixture
+def join(server: LiveServer, cookies: Callable[[int], str]) -> Iterator[Callable[[int], Attendee]]:
+    """Connects users to the all-hands' room; every one is disconnected after the test."""
+    joined: list[Attendee] = []
+
+    def connect(user_id: int) -> Attendee:
+        attendee = Attendee(user_id)
+        attendee.join(server.url, cookies(user_id))
+        joined.append(attendee)
+        return attendee
+
+    yield connect
+    for attendee in joined:
+        attendee.sio.disconnect()
 
 
 def http(
@@ -91,28 +99,40 @@ def http(
         return error.code, error.headers, error.read().decode()
 
 
-def make_key(server: LiveServer, cookie: str) -> tuple[str, str]:
-    """The host's "Create a stream key" on the broadcast page: (endpoint URL, key)."""
+def host_form(server: LiveServer, cookie: str, action: str = "") -> str:
+    """Post the broadcast page's form ``action`` (its path; "": the first stream key form) as
+    the host, with the page's CSRF token; the page that comes back (redirects followed)."""
     page = f"{server.url}/broadcasts/{BROADCAST}"
     status, headers, html = http("GET", page, Cookie=cookie)
-    assert status == 200
-    session = headers["Set-Cookie"].split(";")[0]  # now holding the CSRF secret
     token = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert token is not None
-    form = f"csrf_token={token.group(1)}".encode()
+    assert status == 200 and token is not None
     status, _, html = http(
         "POST",
-        f"{page}/stream-keys",
-        form,
-        Cookie=session,
+        server.url + (action or f"/broadcasts/{BROADCAST}/stream-keys"),
+        f"csrf_token={token.group(1)}".encode(),
+        Cookie=headers["Set-Cookie"].split(";")[0],  # now holding the CSRF secret
         Content_Type="application/x-www-form-urlencoded",
-        Referer=page,
     )
     assert status == 200, html
+    return html
+
+
+def make_key(server: LiveServer, cookie: str) -> tuple[str, str]:
+    """The host's "Create a stream key" on the broadcast page: (endpoint URL, key)."""
+    html = host_form(server, cookie)
     key = re.search(r'id="new-stream-key">([^<]+)<', html)
     endpoint = re.search(r"<code>(http[^<]+/whip)</code>", html)
     assert key is not None and endpoint is not None
     return endpoint.group(1), key.group(1)
+
+
+def revoke_all(server: LiveServer, cookie: str) -> int:
+    """The host revokes every stream key listed on the broadcast page."""
+    _, _, html = http("GET", f"{server.url}/broadcasts/{BROADCAST}", Cookie=cookie)
+    actions = re.findall(r'action="(/broadcasts/\d+/stream-keys/\d+/revoke)"', html)
+    for action in actions:
+        host_form(server, cookie, action)
+    return len(actions)
 
 
 async def whip_publish(endpoint: str, key: str, publisher: Publisher) -> tuple[int, Message, str]:
@@ -126,46 +146,54 @@ async def whip_publish(endpoint: str, key: str, publisher: Publisher) -> tuple[i
     return reply
 
 
+async def published(
+    attendee: Attendee, endpoint: str, key: str, encoder: Publisher
+) -> tuple[Message, str, dict[str, Any]]:
+    """The encoder publishes (201): its answer's headers and body, and its stream as the
+    attendee is told of it."""
+    since = attendee.mark()
+    status, headers, answer = await whip_publish(endpoint, key, encoder)
+    assert status == 201, answer
+    [stream] = await asyncio.to_thread(attendee.streams_shown, since)
+    return headers, answer, stream
+
+
+async def decodes(attendee: Attendee, stream: str, viewer: Viewer) -> tuple[str, bool]:
+    """``media.view`` of ``stream``: the answer, and whether 30 video and 25 audio frames were
+    decoded within 10 s."""
+    request = {"stream": stream, "sdp": await viewer.offer()}
+    reply = await asyncio.to_thread(attendee.call, "media.view", request)
+    assert reply.get("ok"), reply
+    await viewer.answer(reply["sdp"])
+    decoded = await until(lambda: viewer.frames["video"] >= 30 and viewer.frames["audio"] >= 25, 10)
+    return reply["sdp"], decoded
+
+
 def test_an_encoder_publishes_over_whip_and_delete_ends_it(
-    server: LiveServer, cookie: Callable[[int], str]
+    server: LiveServer, cookies: Callable[[int], str], join: Callable[[int], Attendee]
 ) -> None:
-    endpoint, key = make_key(server, cookie(HOST))
-    attendee = Attendee(EMPLOYEE)
-    attendee.join(server.url, cookie(EMPLOYEE))
+    endpoint, key = make_key(server, cookies(HOST))
+    attendee = join(EMPLOYEE)
 
     async def scenario() -> dict[str, Any]:
         encoder, second, viewer = Publisher(), Publisher(), Viewer()
         got: dict[str, Any] = {}
         try:
             got["wrong"] = await whip_publish(endpoint, "not-the-key", second)
-            since = attendee.mark()
-            status, headers, answer = await whip_publish(endpoint, key, encoder)
-            got["created"] = status, headers, answer
-            assert status == 201, answer
-            announced = await asyncio.to_thread(
-                attendee.wait_for, "media.streams", lambda d: bool(d["streams"]), since
+            headers, got["answer"], got["stream"] = await published(
+                attendee, endpoint, key, encoder
             )
-            got["announced"] = announced
-            [stream] = announced["streams"]
-            request = {"stream": stream["id"], "sdp": await viewer.offer()}
-            reply = await asyncio.to_thread(attendee.call, "media.view", request)
-            assert reply.get("ok"), reply
-            await viewer.answer(reply["sdp"])
-            got["decoded"] = await until(
-                lambda: viewer.frames["video"] >= 30 and viewer.frames["audio"] >= 25, 10
-            )
+            got["headers"] = headers
+            _, got["decoded"] = await decodes(attendee, got["stream"]["id"], viewer)
             got["second"] = await whip_publish(endpoint, key, second)
-            location = headers["Location"]
-            session_url = location if location.startswith("http") else server.url + location
+            session = server.url + headers["Location"]
             auth = {"Authorization": f"Bearer {key}"}
-            got["patch_wrong_key"] = await asyncio.to_thread(
-                http, "DELETE", session_url, Authorization="Bearer nope"
+            got["wrong_delete"] = await asyncio.to_thread(
+                http, "DELETE", session, Authorization="Bearer nope"
             )
             since = attendee.mark()
-            got["delete"] = await asyncio.to_thread(http, "DELETE", session_url, **auth)
-            got["gone"] = await asyncio.to_thread(
-                attendee.wait_for, "media.streams", lambda d: not d["streams"], since
-            )
+            got["delete"] = await asyncio.to_thread(http, "DELETE", session, **auth)
+            got["gone"] = await asyncio.to_thread(attendee.streams_gone, since)
             got["closed"] = await until(
                 lambda: (
                     viewer.pc.connectionState in ("closed", "failed")
@@ -174,29 +202,26 @@ def test_an_encoder_publishes_over_whip_and_delete_ends_it(
                 10,
             )
             got["state"] = await asyncio.to_thread(attendee.state)
-            got["again"] = await asyncio.to_thread(http, "DELETE", session_url, **auth)
+            got["again"] = await asyncio.to_thread(http, "DELETE", session, **auth)
         finally:
             await viewer.close()
             await encoder.close()
             await second.close()
         return got
 
-    try:
-        got = asyncio.run(scenario())
-    finally:
-        attendee.sio.disconnect()
+    got = asyncio.run(scenario())
 
     assert got["wrong"][0] == 401 and got["wrong"][1]["WWW-Authenticate"] == "Bearer"
-    _, headers, answer = got["created"]
+    headers = got["headers"]
     assert headers["Content-Type"] == SDP_TYPE
-    assert answer.startswith("v=0") and "a=setup:" in answer
-    assert re.fullmatch(rf"(http://[^/]+)?/broadcasts/{BROADCAST}/whip/[\w-]+", headers["Location"])
+    assert got["answer"].startswith("v=0") and "a=setup:" in got["answer"]
+    assert re.fullmatch(rf"/broadcasts/{BROADCAST}/whip/[\w-]+", headers["Location"])
     assert headers["Access-Control-Allow-Origin"] == "*"
-    [stream] = got["announced"]["streams"]
+    stream = got["stream"]
     assert (stream["user_id"], stream["source"], stream["name"]) == (HOST, "camera", "Hana Host")
     assert got["decoded"], "the attendee's viewer decoded no frames"
     assert got["second"][0] == 409
-    assert got["patch_wrong_key"][0] == 401
+    assert got["wrong_delete"][0] == 401
     assert got["delete"][0] == 200
     assert got["gone"]["streams"] == []
     assert got["closed"], "the viewer's connection stayed open"
@@ -205,46 +230,27 @@ def test_an_encoder_publishes_over_whip_and_delete_ends_it(
 
 
 def test_an_h264_encoder_like_obs_is_decoded(
-    server: LiveServer, cookie: Callable[[int], str]
+    server: LiveServer, cookies: Callable[[int], str], join: Callable[[int], Attendee]
 ) -> None:
     """OBS offers H.264 video and Opus: viewers get the encoder's H.264 as it is."""
-    endpoint, key = make_key(server, cookie(HOST))
-    attendee = Attendee(EMPLOYEE)
-    attendee.join(server.url, cookie(EMPLOYEE))
+    endpoint, key = make_key(server, cookies(HOST))
+    attendee = join(EMPLOYEE)
 
     async def scenario() -> dict[str, Any]:
         encoder, viewer = Publisher(H264), Viewer()
         got: dict[str, Any] = {}
         try:
-            since = attendee.mark()
-            status, headers, answer = await whip_publish(endpoint, key, encoder)
-            assert status == 201, answer
-            got["answer"] = answer
-            announced = await asyncio.to_thread(
-                attendee.wait_for, "media.streams", lambda d: bool(d["streams"]), since
-            )
-            [stream] = announced["streams"]
-            request = {"stream": stream["id"], "sdp": await viewer.offer()}
-            reply = await asyncio.to_thread(attendee.call, "media.view", request)
-            assert reply.get("ok"), reply
-            got["view"] = reply["sdp"]
-            await viewer.answer(reply["sdp"])
-            got["decoded"] = await until(
-                lambda: viewer.frames["video"] >= 30 and viewer.frames["audio"] >= 25, 10
-            )
-            location = server.url + headers["Location"]
+            headers, got["answer"], stream = await published(attendee, endpoint, key, encoder)
+            got["view"], got["decoded"] = await decodes(attendee, stream["id"], viewer)
             got["delete"] = await asyncio.to_thread(
-                http, "DELETE", location, Authorization=f"Bearer {key}"
+                http, "DELETE", server.url + headers["Location"], Authorization=f"Bearer {key}"
             )
         finally:
             await viewer.close()
             await encoder.close()
         return got
 
-    try:
-        got = asyncio.run(scenario())
-    finally:
-        attendee.sio.disconnect()
+    got = asyncio.run(scenario())
 
     assert "H264/90000" in got["answer"] and "VP8" not in got["answer"]
     assert "H264/90000" in got["view"] and "VP8" not in got["view"]
@@ -253,72 +259,38 @@ def test_an_h264_encoder_like_obs_is_decoded(
 
 
 def test_a_revoked_key_ends_its_stream_and_is_refused(
-    server: LiveServer, cookie: Callable[[int], str]
+    server: LiveServer, cookies: Callable[[int], str], join: Callable[[int], Attendee]
 ) -> None:
-    endpoint, key = make_key(server, cookie(HOST))
-    attendee = Attendee(EMPLOYEE)
-    attendee.join(server.url, cookie(EMPLOYEE))
+    endpoint, key = make_key(server, cookies(HOST))
+    attendee = join(EMPLOYEE)
 
     async def scenario() -> dict[str, Any]:
         encoder, again = Publisher(), Publisher()
         got: dict[str, Any] = {}
         try:
+            await published(attendee, endpoint, key, encoder)
             since = attendee.mark()
-            got["created"] = await whip_publish(endpoint, key, encoder)
-            assert got["created"][0] == 201, got["created"]
-            await asyncio.to_thread(
-                attendee.wait_for, "media.streams", lambda d: bool(d["streams"]), since
-            )
-            since = attendee.mark()
-            got["revoked"] = await asyncio.to_thread(revoke_all, server, cookie(HOST))
-            got["gone"] = await asyncio.to_thread(
-                attendee.wait_for, "media.streams", lambda d: not d["streams"], since
-            )
+            got["revoked"] = await asyncio.to_thread(revoke_all, server, cookies(HOST))
+            got["gone"] = await asyncio.to_thread(attendee.streams_gone, since)
             got["again"] = await whip_publish(endpoint, key, again)
         finally:
             await encoder.close()
             await again.close()
         return got
 
-    try:
-        got = asyncio.run(scenario())
-    finally:
-        attendee.sio.disconnect()
+    got = asyncio.run(scenario())
 
     assert got["revoked"] >= 1
     assert got["gone"]["streams"] == []
     assert got["again"][0] == 401
 
 
-def revoke_all(server: LiveServer, cookie: str) -> int:
-    """The host revokes every stream key listed on the broadcast page."""
-    page = f"{server.url}/broadcasts/{BROADCAST}"
-    status, headers, html = http("GET", page, Cookie=cookie)
-    session = headers["Set-Cookie"].split(";")[0]
-    token = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert status == 200 and token is not None
-    actions = re.findall(r'action="(/broadcasts/\d+/stream-keys/\d+/revoke)"', html)
-    for action in actions:
-        status, _, _ = http(
-            "POST",
-            server.url + action,
-            f"csrf_token={token.group(1)}".encode(),
-            Cookie=session,
-            Content_Type="application/x-www-form-urlencoded",
-            Referer=page,
-        )
-        assert status == 200  # the redirect to the page, followed
-    return len(actions)
-
-
 def test_the_encoder_is_recorded_and_the_session_end_ends_it(
-    server: LiveServer, cookie: Callable[[int], str]
+    server: LiveServer, cookies: Callable[[int], str], join: Callable[[int], Attendee]
 ) -> None:
     """Last in this module: it ends the all-hands for everyone."""
-    endpoint, key = make_key(server, cookie(HOST))
-    host, attendee = Attendee(HOST), Attendee(EMPLOYEE)
-    host.join(server.url, cookie(HOST))
-    attendee.join(server.url, cookie(EMPLOYEE))
+    endpoint, key = make_key(server, cookies(HOST))
+    host, attendee = join(HOST), join(EMPLOYEE)
 
     async def scenario() -> dict[str, Any]:
         encoder, late = Publisher(), Publisher()
@@ -326,35 +298,22 @@ def test_the_encoder_is_recorded_and_the_session_end_ends_it(
         try:
             started = await asyncio.to_thread(host.call, "recording.start", {"title": "WHIP"})
             assert started["ok"], started
-            since = attendee.mark()
-            got["created"] = await whip_publish(endpoint, key, encoder)
-            assert got["created"][0] == 201, got["created"]
-            announced = await asyncio.to_thread(
-                attendee.wait_for, "media.streams", lambda d: bool(d["streams"]), since
-            )
-            [stream] = announced["streams"]
-            got["stream"] = stream["id"]
+            _, _, got["stream"] = await published(attendee, endpoint, key, encoder)
             await asyncio.sleep(3)  # a few seconds of the encoder's media in the recording
             got["stopped"] = await asyncio.to_thread(host.call, "recording.stop")
             since = attendee.mark()
             got["ended"] = await asyncio.to_thread(host.call, "room.end")
-            got["gone"] = await asyncio.to_thread(
-                attendee.wait_for, "media.streams", lambda d: not d["streams"], since
-            )
+            got["gone"] = await asyncio.to_thread(attendee.streams_gone, since)
             got["late"] = await whip_publish(endpoint, key, late)
         finally:
             await encoder.close()
             await late.close()
         return got
 
-    try:
-        got = asyncio.run(scenario())
-    finally:
-        host.sio.disconnect()
-        attendee.sio.disconnect()
+    got = asyncio.run(scenario())
 
     assert got["stopped"]["ok"] and got["stopped"]["recording"]["status"] == "ready"
-    files = list(server.data_dir.glob(f"recordings/*/{got['stream']}.webm"))
+    files = list(server.data_dir.glob(f"recordings/*/{got['stream']['id']}.webm"))
     assert len(files) == 1, files
     with av.open(str(files[0])) as recorded:
         kinds = {s.type for s in recorded.streams}
