@@ -1,7 +1,8 @@
-"""Recording: one more subscriber of the forwarded frames, remuxed into WebM with no transcoding.
+"""Recording: one more subscriber of the forwarded frames, remuxed with no transcoding.
 
-Each published stream of a recorded room becomes one segment file ``<stream>.webm`` (VP8 +
-Opus). While recording, files are written as live WebM (clusters of at most a second, flushed as
+Each published stream of a recorded room becomes one segment file: ``<stream>.webm`` (VP8 +
+Opus) or, as WebM may not hold H.264, ``<stream>.mkv`` (Matroska: H.264 + Opus). While
+recording, files are written as live WebM or Matroska (clusters of at most a second, flushed as
 they are written), so a worker killed mid-recording leaves files that play up to a second or two
 before the kill. A normal stop remuxes each segment into a seekable file with cues.
 ``manifest.json`` beside them always lists the segments and their times.
@@ -31,6 +32,24 @@ LIVE_OPTIONS = {"live": "1", "cluster_time_limit": "1000", "flush_packets": "1"}
 MAX_PENDING_AUDIO = 150  # audio kept while a segment waits for its first video keyframe
 
 
+@dataclass(frozen=True)
+class Container:
+    """How a stream with one video codec is recorded."""
+
+    format: str  # FFmpeg's muxer
+    suffix: str
+    codec: str  # FFmpeg's name of the video codec
+    size: Callable[[bytes], tuple[int, int]]  # width and height from a keyframe
+
+
+def container_for(video_codec: str) -> Container:
+    """The container for a stream whose video is ``video_codec`` (a MIME type; audio-only
+    streams get WebM)."""
+    if video_codec.lower() == "video/h264":
+        return Container("matroska", ".mkv", "h264", h264_size)
+    return Container("webm", ".webm", "vp8", vp8_size)
+
+
 def vp8_size(data: bytes) -> tuple[int, int]:
     """Width and height from a VP8 key frame header (RFC 6386, 9.1)."""
     if len(data) < 10 or data[3:6] != b"\x9d\x01\x2a":
@@ -38,6 +57,86 @@ def vp8_size(data: bytes) -> tuple[int, int]:
     return int.from_bytes(data[6:8], "little") & 0x3FFF, int.from_bytes(
         data[8:10], "little"
     ) & 0x3FFF
+
+
+HIGH_PROFILES = {100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135}
+
+
+class Bits:
+    """An H.264 RBSP read bit by bit, Exp-Golomb codes included (H.264 7.2, 9.1)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data.replace(b"\x00\x00\x03", b"\x00\x00")  # emulation prevention
+        self.at = 0
+
+    def bit(self) -> int:
+        byte = self.data[self.at >> 3]  # IndexError past the end
+        self.at += 1
+        return (byte >> (7 - ((self.at - 1) & 7))) & 1
+
+    def bits(self, count: int) -> int:
+        value = 0
+        for _ in range(count):
+            value = value << 1 | self.bit()
+        return value
+
+    def ue(self) -> int:
+        zeros = 0
+        while not self.bit():
+            zeros += 1
+            if zeros > 31:
+                raise ValueError("not an Exp-Golomb code")
+        return (1 << zeros) - 1 + self.bits(zeros)
+
+    def se(self) -> int:
+        code = self.ue()
+        return (code + 1) // 2 if code & 1 else -(code // 2)
+
+
+def h264_size(data: bytes) -> tuple[int, int]:
+    """Width and height from the SPS of an Annex-B H.264 keyframe (H.264 7.3.2.1.1); (0, 0)
+    when there is none, or one with scaling lists (never sent by WebRTC encoders)."""
+    for nal in data.split(b"\x00\x00\x01"):
+        if nal and nal[0] & 0x1F == 7:
+            try:
+                return sps_size(Bits(nal[1:]))
+            except (IndexError, ValueError):
+                return 0, 0
+    return 0, 0
+
+
+def sps_size(sps: Bits) -> tuple[int, int]:
+    profile = sps.bits(8)
+    sps.bits(16)  # constraint flags, level
+    sps.ue()  # seq_parameter_set_id
+    chroma = 1
+    if profile in HIGH_PROFILES:
+        chroma = sps.ue()
+        if chroma == 3:
+            sps.bit()
+        sps.ue(), sps.ue(), sps.bit()  # bit depths, qpprime_y_zero_transform_bypass
+        if sps.bit():
+            raise ValueError("scaling lists")
+    sps.ue()  # log2_max_frame_num_minus4
+    poc_type = sps.ue()
+    if poc_type == 0:
+        sps.ue()
+    elif poc_type == 1:
+        sps.bit(), sps.se(), sps.se()
+        for _ in range(sps.ue()):
+            sps.se()
+    sps.ue(), sps.bit()  # max_num_ref_frames, gaps_in_frame_num_allowed
+    width_mbs, height_units = sps.ue() + 1, sps.ue() + 1
+    frame_mbs_only = sps.bit()
+    if not frame_mbs_only:
+        sps.bit()
+    sps.bit()  # direct_8x8_inference
+    crop = [sps.ue() for _ in range(4)] if sps.bit() else [0, 0, 0, 0]
+    unit_x = 2 if chroma in (1, 2) else 1
+    unit_y = (2 if chroma == 1 else 1) * (2 - frame_mbs_only)
+    width = width_mbs * 16 - unit_x * (crop[0] + crop[1])
+    height = (2 - frame_mbs_only) * height_units * 16 - unit_y * (crop[2] + crop[3])
+    return width, height
 
 
 class SegmentWriter:
@@ -49,8 +148,10 @@ class SegmentWriter:
         kinds: set[str],
         t0: float,
         reports: Mapping[str, Callable[[], tuple[float, int] | None]] | None = None,
+        container: Container | None = None,
     ) -> None:
         self.path = path
+        self.format = container or container_for("video/VP8")
         self.reports = reports or {}  # kind -> the track's latest (NTP s, pts) sender report
         self.kinds = kinds
         self.t0 = t0  # time.monotonic() when the recording started
@@ -76,11 +177,13 @@ class SegmentWriter:
         self._mux(kind, frame)
 
     def _open(self, keyframe: EncodedFrame | None) -> None:
-        self.container = av.open(str(self.path), "w", format="webm", options=LIVE_OPTIONS)
+        self.container = av.open(
+            str(self.path), "w", format=self.format.format, options=LIVE_OPTIONS
+        )
         if "video" in self.kinds:
-            width, height = vp8_size(keyframe.data) if keyframe else (0, 0)
+            width, height = self.format.size(keyframe.data) if keyframe else (0, 0)
             self.streams["video"] = self.container.add_mux_stream(
-                "vp8", width=width, height=height, time_base=MS
+                self.format.codec, width=width, height=height, time_base=MS
             )
         if "audio" in self.kinds:
             self.streams["audio"] = self.container.add_mux_stream("opus", rate=48000, time_base=MS)
@@ -142,9 +245,11 @@ class SegmentWriter:
 
 
 def finalize(path: Path) -> None:
-    """Remux a live WebM into a seekable one with cues and a duration (no transcoding)."""
-    tmp = path.with_suffix(".final.webm")
-    with av.open(str(path)) as src, av.open(str(tmp), "w", format="webm") as dst:
+    """Remux a live WebM or Matroska file into a seekable one with cues and a duration (no
+    transcoding)."""
+    tmp = path.with_suffix(".final" + path.suffix)
+    muxer = "webm" if path.suffix == ".webm" else "matroska"
+    with av.open(str(path)) as src, av.open(str(tmp), "w", format=muxer) as dst:
         mapping = {s.index: dst.add_stream_from_template(s) for s in src.streams}
         for packet in src.demux():
             if packet.dts is None:
@@ -185,13 +290,15 @@ class RoomRecording:
     def elapsed(self) -> float:
         return round(time.monotonic() - self.t0, 3)
 
-    def attach(self, stream_id: str, user: int, hubs: dict[str, Any]) -> None:
+    def attach(
+        self, stream_id: str, user: int, hubs: dict[str, Any], video_codec: str = "video/VP8"
+    ) -> None:
         """Start recording a stream; its hubs feed the segment's writer."""
         reports = {kind: partial(sender_report, hub) for kind, hub in hubs.items()}
-        writer = SegmentWriter(self.directory / f"{stream_id}.webm", set(hubs), self.t0, reports)
-        segment = Segment(
-            stream_id, user, sorted(hubs), f"{stream_id}.webm", writer, self.elapsed()
-        )
+        container = container_for(video_codec)
+        name = f"{stream_id}{container.suffix}"
+        writer = SegmentWriter(self.directory / name, set(hubs), self.t0, reports, container)
+        segment = Segment(stream_id, user, sorted(hubs), name, writer, self.elapsed())
         self.segments[stream_id] = segment
         for kind, hub in hubs.items():
 

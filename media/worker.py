@@ -141,6 +141,11 @@ class Stream:
     leg: Leg | None = None  # relayed from another worker (a cascade leg), not published here
     video_codec: RTCRtpCodecCapability | None = None  # negotiated with its publisher (or origin)
 
+    @property
+    def video_mime(self) -> str:
+        """The video codec's MIME type (VP8's for an audio-only stream)."""
+        return "video/VP8" if self.video_codec is None else self.video_codec.mimeType
+
     def use_video_codec(self, codec: RTCRtpCodecCapability | None) -> None:
         """The negotiated video codec: viewers get exactly it, keyframes are found by it."""
         self.video_codec = codec
@@ -199,7 +204,9 @@ class Worker:
             return {"ok": False, "error": "the offer has no audio or video to publish"}
         self.streams[stream.id] = stream
         if stream.room in self.recordings:
-            self.recordings[stream.room].attach(stream.id, stream.user, stream.hubs)
+            self.recordings[stream.room].attach(
+                stream.id, stream.user, stream.hubs, stream.video_mime
+            )
         answer = await stream.pc.createAnswer()
         await stream.pc.setLocalDescription(answer)
         return {
@@ -355,7 +362,7 @@ class Worker:
         recording = self.recordings[room] = RoomRecording(room, directory)
         for stream in self.streams.values():
             if stream.room == room and stream.leg is None:  # recorded where it is published
-                recording.attach(stream.id, stream.user, stream.hubs)
+                recording.attach(stream.id, stream.user, stream.hubs, stream.video_mime)
         recording.write_manifest()
         return {"ok": True, "started_at": recording.started_at}
 

@@ -27,7 +27,9 @@ from rooms.models import Recording, RecordingSegment
 
 logger = logging.getLogger(__name__)
 
-FILE_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,95}\.webm")  # "<stream id>.webm", nothing else
+# "<stream id>.webm" (VP8) or "<stream id>.mkv" (H.264, which WebM may not hold), nothing else
+FILE_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,95}\.(webm|mkv)")
+MIMETYPES = {".webm": "video/webm", ".mkv": "video/x-matroska"}
 MIN_PIECE_S = 0.05  # shorter stretches of a track are not worth switching to
 
 

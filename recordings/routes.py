@@ -131,7 +131,8 @@ def timeline_json(recording_id: int | None = None, token: str | None = None) -> 
 @bp.get("/<int:recording_id>/files/<name>")
 @bp.get("/shared/<token>/files/<name>")
 def file(name: str, recording_id: int | None = None, token: str | None = None) -> Response:
-    """A segment's WebM, with range requests (seeking); ``?download=1`` saves it."""
+    """A segment's WebM (or Matroska), with range requests (seeking); ``?download=1`` saves
+    it."""
     viewer = access.find(recording_id, token)
     path = media.segment_file(viewer.recording, name)
     if path is None:
@@ -139,10 +140,10 @@ def file(name: str, recording_id: int | None = None, token: str | None = None) -
     title = secure_filename(viewer.recording.title) or "recording"
     response = send_file(
         path,
-        mimetype="video/webm",
+        mimetype=media.MIMETYPES[path.suffix],
         conditional=True,
         as_attachment=request.args.get("download") == "1",
-        download_name=f"{title}-{path.stem[:8]}.webm",
+        download_name=f"{title}-{path.stem[:8]}{path.suffix}",
     )
     # A file still being recorded grows: revalidate it every time.
     return privately(response, FILE_MAX_AGE if viewer.recording.status != "recording" else 0)

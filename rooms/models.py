@@ -300,7 +300,8 @@ class Recording(db.Model):  # type: ignore[name-defined]
 
 
 class RecordingSegment(db.Model):  # type: ignore[name-defined]
-    """One published stream's part of a recording: a WebM file and when it ran."""
+    """One published stream's part of a recording: a WebM (VP8) or Matroska (H.264) file and
+    when it ran."""
 
     __tablename__ = "recording_segments"
 

@@ -148,6 +148,15 @@ def apply_manifest(recording: Recording, manifest: dict[str, Any]) -> None:
             continue
         segment.start_s = found["start_s"]
         segment.end_s = found["end_s"] if found["end_s"] is not None else segment.end_s
+        segment.file = written_file(segment, found.get("file"))
+
+
+def written_file(segment: RecordingSegment, name: Any) -> str:
+    """The file the worker wrote for ``segment``: ``<stream>.mkv`` for H.264 (WebM may not
+    hold it), else the ``<stream>.webm`` noted when the stream joined."""
+    if name == f"{segment.stream_id}.mkv":
+        return str(name)
+    return segment.file
 
 
 def stop(actor: Actor, data: dict[str, Any], out: Outbox) -> dict[str, Any]:

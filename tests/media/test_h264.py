@@ -16,6 +16,7 @@ from aiortc.codecs.h264 import H264Encoder, h264_depayload
 from av import VideoFrame
 
 from media.packets import is_h264_keyframe, is_keyframe
+from media.recorder import h264_size
 from media.rtp import FU_A, STAP_A, starts_keyframe
 
 from .conftest import (
@@ -90,6 +91,14 @@ def test_h264_depacketized_keyframe_is_found_in_its_annex_b_frame() -> None:
     assert not any(is_keyframe(H264, f) for f in frames[1:])
     assert not is_h264_keyframe(b"") and not is_h264_keyframe(b"\x00\x00\x01")
     assert is_keyframe("audio/opus", b"\xfc")
+
+
+def test_h264_size_is_read_from_the_keyframes_sps() -> None:
+    frames = [b"".join(h264_depayload(p) for p in payloads) for payloads in encoded(2)]
+
+    assert h264_size(frames[0]) == (WIDTH, HEIGHT)  # what the recording's header says
+    assert h264_size(frames[1]) == (0, 0)  # no SPS in an inter frame
+    assert h264_size(b"\x00\x00\x01\x67\x42") == (0, 0)  # an SPS cut short
 
 
 def test_h264_publisher_reaches_two_viewers_with_nothing_transcoded(

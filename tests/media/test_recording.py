@@ -1,4 +1,5 @@
-"""Recording in the media worker: remuxed VP8 + Opus files that play, in sync, crash-safe.
+"""Recording in the media worker: remuxed VP8 + Opus (WebM) and H.264 + Opus (Matroska) files
+that play, in sync, crash-safe.
 
 The publisher's video flashes white and its audio beeps at the same instants (both decided by
 one wall clock as the frames are made), so the recording's audio/video offset can be measured.
@@ -29,6 +30,7 @@ from .conftest import (
     call,
     grant,
     loopback_pc,
+    only_video_codec,
     start_worker,
     stop_process,
 )
@@ -84,10 +86,11 @@ class BeepAudio(AudioStreamTrack):
         return beep
 
 
-async def publish(port: int, clock: Clock) -> tuple[Any, str]:
+async def publish(port: int, clock: Clock, codec: str | None = None) -> tuple[Any, str]:
     pc = loopback_pc()
     pc.addTrack(FlashVideo(clock))
     pc.addTrack(BeepAudio(clock))
+    only_video_codec(pc, codec)
     await pc.setLocalDescription(await pc.createOffer())
     reply = await call(port, "publish", token=grant("publish"), sdp=pc.localDescription.sdp)
     assert reply["ok"], reply
@@ -98,11 +101,16 @@ async def publish(port: int, clock: Clock) -> tuple[Any, str]:
 
 
 async def record(
-    port: int, folder: Path, seconds: float, kill: WorkerProcess | None = None
+    port: int,
+    folder: Path,
+    seconds: float,
+    kill: WorkerProcess | None = None,
+    codec: str | None = None,
 ) -> dict[str, Any]:
-    """Publish, record ``seconds``, then stop (or SIGKILL ``kill``); returns what happened."""
+    """Publish (``codec``: the only video codec offered), record ``seconds``, then stop (or
+    SIGKILL ``kill``); returns what happened."""
     clock = Clock()
-    pc, stream = await publish(port, clock)
+    pc, stream = await publish(port, clock, codec)
     try:
         started = await call(port, "record_start", token=grant("record", dir=str(folder)))
         assert started["ok"], started
@@ -125,7 +133,7 @@ def ffprobe(path: Path) -> dict[str, Any]:
             "-v",
             "error",
             "-show_entries",
-            "stream=codec_name,codec_type:format=duration",
+            "stream=codec_name,codec_type,width,height:format=duration,format_name",
             "-of",
             "json",
             str(path),
@@ -197,6 +205,30 @@ def test_recording_is_remuxed_vp8_opus_of_the_right_length(
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["ended"] is True
     assert [s["file"] for s in manifest["segments"]] == [segment.name]
+    stats = asyncio.run(call(own_worker.port, "stats"))
+    assert stats["encoders"] == 0 and stats["decoders"] == 0  # remuxed, never transcoded
+
+
+def test_h264_stream_is_recorded_into_matroska_as_it_is(
+    own_worker: WorkerProcess, tmp_path: Path
+) -> None:
+    """WebM may not hold H.264: an H.264 stream's segment is Matroska, remuxed, in sync."""
+    folder = tmp_path / "rec"
+    result = asyncio.run(record(own_worker.port, folder, 4.5, codec="video/H264"))
+    segment = folder / f"{result['stream']}.mkv"
+    info = ffprobe(segment)
+    assert info["format"]["format_name"] == "matroska,webm"
+    assert sorted(s["codec_name"] for s in info["streams"]) == ["h264", "opus"]
+    video = next(s for s in info["streams"] if s["codec_type"] == "video")
+    assert (video["width"], video["height"]) == (WIDTH, HEIGHT)
+    assert abs(float(info["format"]["duration"]) - result["elapsed"]) < 0.5
+    assert decode_errors(segment) == ""
+    assert [s["file"] for s in result["manifest"]["segments"]] == [segment.name]
+    assert not list(folder.glob("*.webm"))
+    flashes, beeps = flashes_and_beeps(segment)
+    assert len(flashes) >= 2 and len(beeps) >= 2, (flashes, beeps)
+    offsets = sorted(min(beeps, key=lambda b: abs(b - f)) - f for f in flashes)
+    assert abs(offsets[len(offsets) // 2]) <= 0.060, offsets
     stats = asyncio.run(call(own_worker.port, "stats"))
     assert stats["encoders"] == 0 and stats["decoders"] == 0  # remuxed, never transcoded
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import re
 
+import av
 import pytest
 from sqlalchemy import select
 
 from lectern.extensions import db
 from rooms.models import Recording, RecordingSegment
+from rooms.recording import apply_manifest
 
 from .conftest import add_deck, add_event
 
@@ -225,3 +227,42 @@ def test_owner_sees_the_share_link_on_the_player(studio, lesson_recording):
     assert f"http://localhost/recordings/shared/{token}" in html
     student = studio.client(studio.student).get(f"/recordings/{rid}").data.decode()
     assert token not in student and "Manage" not in student
+
+
+def write_h264_matroska(path):
+    """A short Matroska file of H.264 (what the worker records an H.264 stream into)."""
+    with av.open(str(path), "w", format="matroska") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for n in range(10):
+            frame = av.VideoFrame(64, 48, "yuv420p")
+            frame.pts = n
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+
+
+def test_h264_segment_is_taken_from_the_manifest_and_served_as_matroska(studio, lesson_recording):
+    rid, name, _ = lesson_recording
+    with studio.app.app_context():
+        recording = db.session.get(Recording, rid)
+        segment = db.session.scalars(
+            select(RecordingSegment).where(RecordingSegment.file == name)
+        ).one()
+        mkv = studio.data_dir / recording.directory / f"{segment.stream_id}.mkv"
+        write_h264_matroska(mkv)
+        entry = {"stream": segment.stream_id, "start_s": segment.start_s, "end_s": segment.end_s}
+        foreign = {**entry, "file": "../elsewhere.mkv"}
+        apply_manifest(recording, {"segments": [foreign]})
+        assert segment.file == name  # a name that is not the stream's own is ignored
+        apply_manifest(recording, {"segments": [{**entry, "file": mkv.name}]})
+        db.session.commit()
+    client = studio.client(studio.student)
+    got = client.get(f"/recordings/{rid}/files/{mkv.name}?download=1")
+    assert got.status_code == 200
+    assert got.headers["Content-Type"] == "video/x-matroska"
+    assert got.data == mkv.read_bytes()
+    assert (
+        got.headers["Content-Disposition"].endswith('.mkv"')
+        or ".mkv" in got.headers["Content-Disposition"]
+    )
+    assert client.get(f"/recordings/{rid}/files/{name}").status_code == 404  # no longer listed
