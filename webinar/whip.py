@@ -118,8 +118,11 @@ def ingest(broadcast_id: int) -> Response:
         return answer(415, "the offer must be application/sdp\n", Accept_Post=SDP_TYPE)
     if (request.content_length or 0) > media.SDP_MAX:
         return answer(413, "the offer is too large\n")
+    body = request.stream.read(media.SDP_MAX + 1)  # a chunked body has no Content-Length
+    if len(body) > media.SDP_MAX:
+        return answer(413, "the offer is too large\n")
     try:
-        offer = request.get_data(cache=False).decode("utf-8")
+        offer = body.decode("utf-8")
         media.check(offer, sending=True)
     except (UnicodeDecodeError, Refused) as exc:
         reason = "not UTF-8" if isinstance(exc, UnicodeDecodeError) else str(exc)
