@@ -97,18 +97,12 @@ def room_id_of(broadcast_id: int) -> int | None:
     )
 
 
-@bp.route("/<int:broadcast_id>/whip", methods=["OPTIONS"])
-@bp.route("/<int:broadcast_id>/whip/<resource>", methods=["OPTIONS"])
-def options(broadcast_id: int, resource: str = "") -> Response:
-    """CORS preflight, and what the endpoint accepts."""
-    if resource:
-        return answer(204, Allow="DELETE, PATCH, OPTIONS")
-    return answer(204, Accept_Post=SDP_TYPE, Allow="POST, OPTIONS")
-
-
-@bp.post("/<int:broadcast_id>/whip")
+@bp.route("/<int:broadcast_id>/whip", methods=["POST", "OPTIONS"])
 def ingest(broadcast_id: int) -> Response:
-    """Publish an encoder's offer as the key creator's camera: 201 with the answer."""
+    """Publish an encoder's offer as the key creator's camera: 201 with the answer. OPTIONS:
+    the CORS preflight, and what the endpoint accepts."""
+    if request.method == "OPTIONS":
+        return answer(204, Accept_Post=SDP_TYPE, Allow="POST, OPTIONS")
     if not limiter.allow(address_key(request.remote_addr), "whip"):
         return answer(429, "too many requests\n", Retry_After="2")
     key = bearer_key(broadcast_id)
@@ -172,10 +166,12 @@ def stop(room_id: int, sid: str) -> int:
     return ended
 
 
-@bp.route("/<int:broadcast_id>/whip/<resource>", methods=["DELETE", "PATCH"])
+@bp.route("/<int:broadcast_id>/whip/<resource>", methods=["DELETE", "PATCH", "OPTIONS"])
 def session(broadcast_id: int, resource: str) -> Response:
     """DELETE ends the session's stream for every viewer; PATCH (trickle ICE, ICE restart) is
-    not supported."""
+    not supported; OPTIONS is the CORS preflight."""
+    if request.method == "OPTIONS":
+        return answer(204, Allow="DELETE, PATCH, OPTIONS")
     key = bearer_key(broadcast_id)
     if key is None:
         return unauthorized()
