@@ -100,9 +100,9 @@ def settle_video_codec(pc: RTCPeerConnection) -> RTCRtpCodecCapability | None:
 
 
 def video_codec(transceiver: Any) -> RTCRtpCodecCapability | None:
-    """The first video codec (not RTX) a transceiver has negotiated, as a capability."""
+    """The first video codec forwarded that a transceiver has negotiated, as a capability."""
     for codec in aiortc_internals.negotiated_codecs(transceiver):
-        if not is_rtx(codec):
+        if codec.mimeType in VIDEO_CODECS:
             return RTCRtpCodecCapability(
                 mimeType=codec.mimeType,
                 clockRate=codec.clockRate,
@@ -223,8 +223,8 @@ class Worker:
         for transceiver in stream.pc.getTransceivers():
             self.tap(stream, transceiver.receiver, transceiver.kind)
         if stream.hubs:
+            stream.use_video_codec(settle_video_codec(stream.pc))  # in the offer's order
             pin_codecs(stream.pc)
-            stream.use_video_codec(settle_video_codec(stream.pc))
 
     def tap(self, stream: Stream, receiver: RTCRtpReceiver, kind: str) -> None:
         """Serve what ``receiver`` gets to the stream's viewers (once per kind)."""

@@ -12,6 +12,7 @@ import fractions
 import time
 from typing import Any
 
+from aiortc import RTCRtpSender
 from aiortc.codecs.h264 import H264Encoder, h264_depayload
 from av import VideoFrame
 
@@ -22,6 +23,7 @@ from media.rtp import FU_A, STAP_A, starts_keyframe
 from .conftest import (
     HEIGHT,
     WIDTH,
+    Publisher,
     Viewer,
     WorkerProcess,
     call,
@@ -163,6 +165,38 @@ def test_late_h264_viewer_starts_at_a_keyframe(worker: WorkerProcess) -> None:
     assert len(video) >= 10 and viewer.frames["video"] >= 10, viewer.frames
     assert starts_keyframe(H264, video[0].payload), video[0].payload[:4]
     assert wait < 1.0, wait
+
+
+def test_publishers_first_offered_codec_is_the_streams(worker: WorkerProcess) -> None:
+    """A browser lists the codec it prefers first: H.264 before VP8, or VP8 before H.264."""
+
+    async def publish(order: list[str]) -> tuple[str, dict[str, Any]]:
+        publisher = Publisher()
+        try:
+            caps = RTCRtpSender.getCapabilities("video").codecs
+            for transceiver in publisher.pc.getTransceivers():
+                if transceiver.kind == "video":
+                    transceiver.setCodecPreferences(
+                        [c for mime in order for c in caps if c.mimeType == mime]
+                    )
+            token = grant("publish")
+            reply = await call(worker.port, "publish", token=token, sdp=await publisher.offer())
+            assert reply["ok"], reply
+            await call(worker.port, "close_stream", stream=reply["stream"])
+        finally:
+            await publisher.close()
+        return reply["sdp"], reply
+
+    async def scenario() -> list[tuple[str, dict[str, Any]]]:
+        return [
+            await publish([H264, "video/VP8", "video/rtx"]),
+            await publish(["video/VP8", H264, "video/rtx"]),
+        ]
+
+    (h264_answer, h264_reply), (vp8_answer, vp8_reply) = asyncio.run(scenario())
+
+    assert video_codecs(h264_answer) == {"H264"} and h264_reply["video_codec"] == "H264"
+    assert video_codecs(vp8_answer) == {"VP8"} and vp8_reply["video_codec"] == "VP8"
 
 
 def test_viewer_without_the_streams_codec_is_refused(worker: WorkerProcess) -> None:

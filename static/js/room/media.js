@@ -8,7 +8,7 @@
 import * as devices from "./devices.js";
 import { t } from "../i18n.js";
 import { announce, toast } from "./dom.js";
-import { gathered, iceConfig, measure } from "./peer.js";
+import { gathered, iceConfig, measure, preferH264 } from "./peer.js";
 import * as player from "./player.js";
 import { makeTile, play, removeTile, setQuality } from "./tiles.js";
 
@@ -227,7 +227,8 @@ async function negotiate(entry) {
   entry.stats = null;
   setQuality(entry.tile, "wait", t("Connecting…"));
   for (const track of entry.media.getTracks()) {
-    pc.addTransceiver(track, { direction: "sendonly", streams: [entry.media] });
+    const transceiver = pc.addTransceiver(track, { direction: "sendonly", streams: [entry.media] });
+    if (track.kind === "video") preferH264(transceiver);
   }
   pc.addEventListener("connectionstatechange", () => {
     if (pc === entry.pc && pc.connectionState === "failed" && own.get(entry.source) === entry) {

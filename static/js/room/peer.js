@@ -1,5 +1,6 @@
 // WebRTC plumbing shared by publishing and viewing: the room's ICE servers, waiting for ICE
-// gathering before an offer is sent, and the connection-quality hint read from getStats().
+// gathering before an offer is sent, the publisher's video codec order, and the
+// connection-quality hint read from getStats().
 
 import { t } from "../i18n.js";
 
@@ -23,6 +24,28 @@ export function gathered(pc) {
     const timer = setTimeout(done, GATHER_MS);
     pc.addEventListener("icegatheringstatechange", check);
   });
+}
+
+/** An H.264 codec the media server forwards: packetization-mode 1 (non-interleaved). */
+function isH264(codec) {
+  return codec.mimeType.toLowerCase() === "video/h264" && /packetization-mode=1/.test(codec.sdpFmtpLine || "");
+}
+
+/**
+ * Offer H.264 first on a publishing video transceiver where this browser can send it (the
+ * media server forwards the first codec offered that it knows, to every viewer as it is);
+ * otherwise leave the browser's order, VP8 first.
+ */
+export function preferH264(transceiver) {
+  const caps = window.RTCRtpSender && RTCRtpSender.getCapabilities && RTCRtpSender.getCapabilities("video");
+  if (!caps || typeof transceiver.setCodecPreferences !== "function") return;
+  const h264 = caps.codecs.filter(isH264);
+  if (!h264.length) return;
+  try {
+    transceiver.setCodecPreferences([...h264, ...caps.codecs.filter((c) => !isH264(c))]);
+  } catch {
+    // A browser that refuses the order keeps its own: VP8 first, which is forwarded as well.
+  }
 }
 
 // Thresholds for the hint: packet loss (ratio), round-trip time (s), frames per second.
