@@ -109,7 +109,7 @@ def publish(actor: Actor, data: dict[str, Any], out: Outbox) -> dict[str, Any]:
     reply = relay(media, worker, "publish", token=grant, sdp=data["sdp"])
     stream_id = reply["stream"]
     try:
-        recorded = record(actor, data["source"], worker, stream_id)
+        recorded = record(actor, data["source"], worker, stream_id, reply.get("video_codec"))
     except Exception:
         db.session.rollback()
         close_on_worker(worker, stream_id)
@@ -143,7 +143,7 @@ def relay(media: MediaChannel, worker: str, op: str, **fields: Any) -> dict[str,
     return reply
 
 
-def record(actor: Actor, source: str, worker: str, stream_id: str) -> bool:
+def record(actor: Actor, source: str, worker: str, stream_id: str, video_codec: Any = None) -> bool:
     """Record the worker's new stream, unless the right to publish ended while the worker was
     answering (a hand lowered, a demotion, a removal, the publisher gone, the session ended).
 
@@ -159,6 +159,7 @@ def record(actor: Actor, source: str, worker: str, stream_id: str) -> bool:
         sid=actor.sid,
         source=source,
         worker=worker,
+        video_codec=str(video_codec)[:16] if video_codec else None,
     )
     db.session.add(stream)
     db.session.flush()

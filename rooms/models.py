@@ -259,6 +259,8 @@ class MediaStream(db.Model):  # type: ignore[name-defined]
     sid: Mapped[str] = mapped_column(String(64))  # the publisher's Socket.IO connection
     source: Mapped[str] = mapped_column(String(10))  # camera|screen
     worker: Mapped[str] = mapped_column(String(64))  # host:port of the media worker
+    # The worker's name for the video codec ("VP8", "H264"; None: no video or not told).
+    video_codec: Mapped[str | None] = mapped_column(String(16))
     started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 

@@ -56,6 +56,13 @@ def grant(room: Room, **extra: Any) -> str:
     return tokens.sign(current_app.config["MEDIA_SECRET"], op="record", room=room.key, **extra)
 
 
+def segment_name(stream: MediaStream) -> str:
+    """The file the worker records ``stream`` into: ``<stream>.mkv`` for H.264 (WebM may not
+    hold it), ``<stream>.webm`` otherwise."""
+    h264 = (stream.video_codec or "").upper() == "H264"
+    return f"{stream.id}.mkv" if h264 else f"{stream.id}.webm"
+
+
 def add_segment(recording: Recording, stream: MediaStream) -> None:
     """Note a stream that joined the recording (the worker records it by itself)."""
     db.session.add(
@@ -64,7 +71,7 @@ def add_segment(recording: Recording, stream: MediaStream) -> None:
             stream_id=stream.id,
             user_id=stream.user_id,
             source=stream.source,
-            file=f"{stream.id}.webm",
+            file=segment_name(stream),
             start_s=round(max(0.0, time.time() - recording.started_ts), 3),
         )
     )

@@ -8,7 +8,9 @@ The host makes a stream key on the broadcast page, as a person would (CSRF token
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import sqlite3
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -285,21 +287,33 @@ def test_a_revoked_key_ends_its_stream_and_is_refused(
     assert got["again"][0] == 401
 
 
+def segment_files(server: LiveServer, stream: str) -> list[str]:
+    """The recording segments' file names the app holds for ``stream`` (its database)."""
+    with contextlib.closing(sqlite3.connect(server.data_dir / "lectern.db")) as conn:
+        rows = conn.execute(
+            "SELECT file FROM recording_segments WHERE stream_id = ?", (stream,)
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
 def test_the_encoder_is_recorded_and_the_session_end_ends_it(
     server: LiveServer, cookies: Callable[[int], str], join: Callable[[int], Attendee]
 ) -> None:
-    """Last in this module: it ends the all-hands for everyone."""
+    """Last in this module: it ends the all-hands for everyone. The encoder sends H.264, as OBS
+    does: the recording is Matroska (WebM may not hold H.264), named so from the moment the
+    stream joins the recording, so the recording in progress lists the file being written."""
     endpoint, key = make_key(server, cookies(HOST))
     host, attendee = join(HOST), join(EMPLOYEE)
 
     async def scenario() -> dict[str, Any]:
-        encoder, late = Publisher(), Publisher()
+        encoder, late = Publisher(H264), Publisher()
         got: dict[str, Any] = {}
         try:
             started = await asyncio.to_thread(host.call, "recording.start", {"title": "WHIP"})
             assert started["ok"], started
             _, _, got["stream"] = await published(attendee, endpoint, key, encoder)
             await asyncio.sleep(3)  # a few seconds of the encoder's media in the recording
+            got["listed"] = segment_files(server, got["stream"]["id"])
             got["stopped"] = await asyncio.to_thread(host.call, "recording.stop")
             since = attendee.mark()
             got["ended"] = await asyncio.to_thread(host.call, "room.end")
@@ -313,8 +327,10 @@ def test_the_encoder_is_recorded_and_the_session_end_ends_it(
     got = asyncio.run(scenario())
 
     assert got["stopped"]["ok"] and got["stopped"]["recording"]["status"] == "ready"
-    files = list(server.data_dir.glob(f"recordings/*/{got['stream']['id']}.webm"))
-    assert len(files) == 1, files
+    stream = got["stream"]["id"]
+    assert got["listed"] == [f"{stream}.mkv"]  # while recording
+    files = list(server.data_dir.glob(f"recordings/*/{stream}.*"))
+    assert [f.name for f in files] == [f"{stream}.mkv"], files
     with av.open(str(files[0])) as recorded:
         kinds = {s.type for s in recorded.streams}
         frames = sum(1 for _ in recorded.decode(video=0))
