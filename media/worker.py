@@ -22,6 +22,7 @@ import signal
 import time
 import uuid
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from media import aiortc_internals, ice, sdp, tokens
 from media.channel import MediaUnavailable, call_async, parse_addr
+from media.hls import HlsPackager
 from media.hub import TrackHub, tap_receiver
 from media.recorder import RoomRecording
 from media.rtp import RtpFanout, RtpViewer, tap_rtp
@@ -177,6 +179,7 @@ class Worker:
         self.opening: dict[str, asyncio.Future[Stream]] = {}  # relays being connected, by stream
         self.viewers: dict[str, tuple[RTCPeerConnection, str]] = {}  # peer -> (pc, stream id)
         self.recordings: dict[str, RoomRecording] = {}  # room -> its running recording
+        self.hls: dict[str, tuple[HlsPackager, list[tuple[TrackHub, Any]]]] = {}  # by stream
 
     def new_pc(self, on_dead: Any) -> RTCPeerConnection:
         pc = RTCPeerConnection(ice.configuration(self.ice_servers))
@@ -335,6 +338,7 @@ class Worker:
         """Stop what serves ``stream`` here; a relayed one's leg is closed at its origin too."""
         if stream.room in self.recordings:
             self.recordings[stream.room].detach(stream.id)
+        await self.stop_hls(stream.id)
         for hub in stream.hubs.values():
             hub.end()
         for fanout in stream.fanouts.values():
@@ -374,6 +378,51 @@ class Worker:
             return {"ok": False, "error": "this room is not being recorded"}
         return {"ok": True, "manifest": await recording.stop()}
 
+    async def hls_start(self, msg: dict[str, Any]) -> dict[str, Any]:
+        """Package one stream of the grant's room as HLS into the grant's folder."""
+        grant = tokens.verify(self.secret, msg.get("token"), "hls")
+        stream = self.streams.get(str(grant.get("stream", "")))
+        if stream is None or stream.room != grant["room"]:
+            return {"ok": False, "error": "no such stream in this room"}
+        if stream.id in self.hls:
+            return {"ok": True, "created": False}
+        video = stream.hubs.get("video")
+        packager = HlsPackager(
+            Path(grant["dir"]),
+            set(stream.hubs),
+            stream.video_mime,
+            video.request_keyframe if video is not None else None,
+        )
+        taps: list[tuple[TrackHub, Any]] = []
+        for kind, hub in stream.hubs.items():
+            sink = partial(packager.on_frame, kind)
+            hub.sinks.append(sink)
+            taps.append((hub, sink))
+            hub.request_keyframe()
+        self.hls[stream.id] = (packager, taps)
+        return {"ok": True, "created": True, "transcoding": packager.transcode}
+
+    async def hls_stop(self, msg: dict[str, Any]) -> dict[str, Any]:
+        """Stop a stream's HLS tier (its files stay until the web app removes them)."""
+        grant = tokens.verify(self.secret, msg.get("token"), "hls")
+        stream_id = str(grant.get("stream", ""))
+        stream = self.streams.get(stream_id)
+        if stream is not None and stream.room != grant["room"]:
+            return {"ok": False, "error": "no such stream in this room"}
+        return {"ok": True, "stopped": await self.stop_hls(stream_id)}
+
+    async def stop_hls(self, stream_id: str) -> bool:
+        """Detach and finish a stream's packager, if it has one."""
+        entry = self.hls.pop(stream_id, None)
+        if entry is None:
+            return False
+        packager, taps = entry
+        for hub, sink in taps:
+            if sink in hub.sinks:
+                hub.sinks.remove(sink)
+        await asyncio.get_running_loop().run_in_executor(None, packager.stop)
+        return True
+
     async def stats(self, msg: dict[str, Any]) -> dict[str, Any]:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         return {
@@ -390,12 +439,15 @@ class Worker:
                 s.id: {k: h.frames for k, h in s.hubs.items()} for s in self.streams.values()
             },
             "codecs": {s.id: codec_name(s.video_codec) for s in self.streams.values()},
+            "hls": {i: {"dropped": p.dropped} for i, (p, _) in self.hls.items()},
         }
 
     async def ping(self, msg: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "pid": os.getpid()}
 
     async def shutdown(self) -> None:
+        for stream_id in tuple(self.hls):
+            await self.stop_hls(stream_id)
         for room in tuple(self.recordings):
             await self.recordings.pop(room).stop()
         for stream_id in tuple(self.streams):
@@ -479,6 +531,8 @@ OPS = (
     "close_room",
     "record_start",
     "record_stop",
+    "hls_start",
+    "hls_stop",
     "stats",
     "ping",
     "relay",
