@@ -85,6 +85,7 @@ def register_blueprints(app: Flask) -> None:
     from recordings import bp as recordings_bp
     from rooms.routes import bp as rooms_bp
     from webinar import bp as webinar_bp
+    from webinar.hls import bp as hls_bp
     from webinar.whip import bp as whip_bp
 
     app.register_blueprint(accounts_bp)
@@ -92,5 +93,6 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(classroom_bp, url_prefix="/courses")
     app.register_blueprint(webinar_bp, url_prefix="/broadcasts")
     app.register_blueprint(whip_bp, url_prefix="/broadcasts")  # WHIP ingest: no cookies, no CSRF
+    app.register_blueprint(hls_bp, url_prefix="/broadcasts")  # HLS tier: signed URLs, no cookies
     app.register_blueprint(rooms_bp, url_prefix="/rooms")
     app.register_blueprint(recordings_bp, url_prefix="/recordings")

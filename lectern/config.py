@@ -72,6 +72,10 @@ def build_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "MEDIA_WORKERS": int(os.environ.get("MEDIA_WORKERS") or os.cpu_count() or 1),
         "ICE_SERVERS": parse_ice_servers(os.environ.get("ICE_SERVERS")),
         "MEDIA_HOST_ADDRESSES": os.environ.get("MEDIA_HOST_ADDRESSES", ""),
+        # A broadcast's first camera stream is also packaged as HLS (rooms/hls.py); its signed
+        # URLs stay valid this many seconds.
+        "HLS_ENABLED": env_flag("HLS_ENABLED", True),
+        "HLS_URL_LIFETIME_S": int(os.environ.get("HLS_URL_LIFETIME_S", "14400")),
         "WTF_CSRF_TIME_LIMIT": None,
         # Outgoing e-mail (join links, reminders): printed to the console unless SMTP_HOST is set.
         "SMTP_HOST": os.environ.get("SMTP_HOST", ""),

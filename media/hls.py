@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
-import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -83,6 +82,7 @@ class HlsPackager:
         self.segments_written = 0
         self.thread = threading.Thread(target=self._run, name="hls", daemon=True)
         directory.mkdir(parents=True, exist_ok=True)
+        clear(directory)
         self.thread.start()
 
     # -- on the event loop --------------------------------------------------------------------
@@ -246,6 +246,8 @@ class HlsPackager:
         self.output = None
 
 
-def remove_folder(directory: Path) -> None:
-    """Delete a stopped tier's files."""
-    shutil.rmtree(directory, ignore_errors=True)
+def clear(directory: Path) -> None:
+    """Delete an earlier tier's files from ``directory`` (a new stream numbers from 0)."""
+    for pattern in (PLAYLIST, "*.m3u8.tmp", "init.mp4", "seg*.m4s", "seg*.m4s.tmp"):
+        for path in directory.glob(pattern):
+            path.unlink(missing_ok=True)

@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from lectern.extensions import db
 from media import sdp, tokens
 from media.channel import MediaChannel, MediaUnavailable
-from rooms import log, recording
+from rooms import hls, log, recording
 from rooms.context import Actor, Outbox, Refused
 from rooms.events import Event
 from rooms.grants import may_publish
@@ -119,6 +119,7 @@ def publish(actor: Actor, data: dict[str, Any], out: Outbox) -> dict[str, Any]:
         raise Refused(MAY_NOT_PUBLISH)
     announce(actor.room_id, out)
     recording.auto_start(actor, out)
+    hls.stream_started(actor, worker, key, stream_id, data["source"])
     return {"stream": stream_id, "sdp": reply["sdp"], "type": reply["type"]}
 
 

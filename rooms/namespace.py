@@ -23,6 +23,7 @@ from lectern.messagequeue import RedisQueue
 from rooms import (
     chat,
     hands,
+    hls,
     media,
     polls,
     presence,
@@ -47,7 +48,7 @@ log = logging.getLogger(__name__)
 
 EVENTS: dict[str, Event] = {
     e.name: e
-    for module in (hands, questions, chat, polls, slides, media, recording, stage, session)
+    for module in (hands, questions, chat, polls, slides, media, recording, stage, session, hls)
     for e in module.EVENTS
 }
 COALESCERS: tuple[Coalescer, ...] = (questions.votes_coalescer, polls.results_coalescer)

@@ -1,0 +1,122 @@
+"""A broadcast's HLS tier through the whole app: an encoder publishes H.264 over WHIP into the
+demo all-hands, an attendee asks for the tier's signed URL (``hls.url``) and fetches the
+playlist, the init segment and a segment, with their types and cache headers; unsigned,
+tampered, expired and other broadcasts' URLs are refused."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from media import tokens
+from tests.live import LiveServer
+from tests.media.conftest import Publisher, loopback_only, until
+from tests.media.test_app_media import SECRET_KEY, cookies
+from tests.webinar.test_whip_live import (
+    BROADCAST,
+    EMPLOYEE,
+    H264,
+    HOST,
+    Attendee,
+    http,
+    join,
+    make_key,
+    published,
+    server,
+)
+
+# Fixtures used here (the server, its users' cookies, joined attendees, loopback-only peers).
+__all__ = ["cookies", "join", "loopback_only", "server"]
+
+pytestmark = [pytest.mark.server, pytest.mark.slow]
+
+
+def listed(playlist: str) -> list[str]:
+    return [line for line in playlist.splitlines() if line.endswith(".m4s")]
+
+
+def test_an_attendee_watches_the_hls_tier_by_its_signed_url(
+    server: LiveServer,
+    cookies: Callable[[int], str],
+    join: Callable[[int], Attendee],
+    tmp_path: Path,
+) -> None:
+    endpoint, key = make_key(server, cookies(HOST))
+    attendee = join(EMPLOYEE)
+    got: dict[str, object] = {}
+
+    async def scenario() -> str:
+        encoder = Publisher(H264)
+        try:
+            await published(attendee, endpoint, key, encoder)
+            reply = await asyncio.to_thread(attendee.call, "hls.url", {})
+            assert reply.get("ok") and reply["expires"] > time.time() + 60, reply
+            url = server.url + reply["url"]
+
+            def ready() -> bool:
+                status, _, body = http("GET", url)
+                got["playlist"] = body
+                return status == 200 and len(listed(body)) >= 2
+
+            assert await until(ready, 25, 0.5), got.get("playlist")
+            return url
+        finally:
+            await encoder.close()
+
+    url = asyncio.run(scenario())
+    base = url.rsplit("/", 1)[0]
+    status, headers, _ = http("GET", url)
+    assert status == 200
+    assert headers["Content-Type"].startswith("application/vnd.apple.mpegurl")
+    assert headers["Cache-Control"] == "public, max-age=1"
+    assert "#EXT-X-INDEPENDENT-SEGMENTS" in str(got["playlist"])
+
+    media = tmp_path / "joined.mp4"
+    with media.open("wb") as out:
+        for name in ("init.mp4", listed(str(got["playlist"]))[-1]):
+            with urllib.request.urlopen(f"{base}/{name}") as response:
+                assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+                kind = "video/mp4" if name.endswith(".mp4") else "video/iso.segment"
+                assert response.headers["Content-Type"] == kind
+                out.write(response.read())
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-of", "json", "-show_entries", "stream=codec_name", str(media)],
+        capture_output=True,
+        check=True,
+        timeout=20,
+    )
+    codecs = sorted(s["codec_name"] for s in json.loads(probe.stdout)["streams"])
+    assert codecs == ["aac", "h264"], codecs
+
+    token = base.rsplit("/", 1)[1]
+    expired = tokens.sign(
+        SECRET_KEY, op="hls-watch", broadcast=BROADCAST, user=EMPLOYEE, exp=int(time.time()) - 1
+    )
+    tampered = token[:-1] + ("0" if token[-1] != "0" else "1")
+    prefix = f"{server.url}/broadcasts"
+    other, mine = f"/broadcasts/{BROADCAST + 1}/hls/{token}", f"/broadcasts/{BROADCAST}/hls/{token}"
+    refused = {
+        "unsigned": http("GET", f"{prefix}/{BROADCAST}/hls/x/index.m3u8")[0],
+        "tampered": http("GET", f"{prefix}/{BROADCAST}/hls/{tampered}/index.m3u8")[0],
+        "expired": http("GET", f"{prefix}/{BROADCAST}/hls/{expired}/index.m3u8")[0],
+        "foreign": http("GET", f"{prefix}/{BROADCAST + 1}/hls/{token}/index.m3u8")[0],
+        "other file": http("GET", f"{base}/lectern.db")[0],
+        "auth bad": http("GET", f"{prefix}/hls-auth", X_Original_URI=f"{other}/init.mp4")[0],
+    }
+    assert refused == {
+        "unsigned": 403,
+        "tampered": 403,
+        "expired": 403,
+        "foreign": 403,
+        "other file": 404,
+        "auth bad": 403,
+    }
+    auth_ok = http("GET", f"{prefix}/hls-auth", X_Original_URI=f"{mine}/init.mp4")
+    assert auth_ok[0] == 204
