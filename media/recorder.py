@@ -1,10 +1,11 @@
 """Recording: one more subscriber of the forwarded frames, remuxed with no transcoding.
 
 Each published stream of a recorded room becomes one segment file: ``<stream>.webm`` (VP8 +
-Opus) or, as WebM may not hold H.264, ``<stream>.mkv`` (Matroska: H.264 + Opus). While
-recording, files are written as live WebM or Matroska (clusters of at most a second, flushed as
-they are written), so a worker killed mid-recording leaves files that play up to a second or two
-before the kill. A normal stop remuxes each segment into a seekable file with cues.
+Opus) or ``<stream>.mp4`` (H.264 + Opus, which phones play as it is). While recording, files are
+written as live WebM (clusters of at most a second) or fragmented MP4 (fragments of at most a
+second), flushed as they are written, so a worker killed mid-recording leaves files that play up
+to a second or two before the kill. A normal stop remuxes each segment into a seekable file: WebM
+with cues, or an MP4 with its index up front (faststart).
 ``manifest.json`` beside them always lists the segments and their times.
 """
 
@@ -29,6 +30,13 @@ from media.packets import EncodedFrame
 log = logging.getLogger(__name__)
 MS = Fraction(1, 1000)
 LIVE_OPTIONS = {"live": "1", "cluster_time_limit": "1000", "flush_packets": "1"}
+FRAGMENTED_OPTIONS = {  # fragments of at most a second, each written out when it is cut
+    # delay_moov: the index is written with the first fragment, once every track's first
+    # timestamp is known, so the tracks keep their recording times (and their sync)
+    "movflags": "frag_keyframe+empty_moov+delay_moov+default_base_moof",
+    "frag_duration": "1000000",
+    "flush_packets": "1",
+}
 MAX_PENDING_AUDIO = 150  # audio kept while a segment waits for its first video keyframe
 
 
@@ -40,13 +48,20 @@ class Container:
     suffix: str
     codec: str  # FFmpeg's name of the video codec
     size: Callable[[bytes], tuple[int, int]]  # width and height from a keyframe
+    options: Mapping[str, str] = field(default_factory=lambda: LIVE_OPTIONS)  # while recording
+    final: Mapping[str, str] = field(default_factory=dict)  # for the remux on a normal stop
+    # MP4 needs Opus's header (OpusHead), which RTP never carries: an Opus encoder's stream
+    # supplies it (the encoder makes the header only; the packets are written as they came)
+    opus_header: bool = False
 
 
 def container_for(video_codec: str) -> Container:
     """The container for a stream whose video is ``video_codec`` (a MIME type; audio-only
     streams get WebM)."""
     if video_codec.lower() == "video/h264":
-        return Container("matroska", ".mkv", "h264", h264_size)
+        return Container(
+            "mp4", ".mp4", "h264", h264_size, FRAGMENTED_OPTIONS, {"movflags": "+faststart"}, True
+        )
     return Container("webm", ".webm", "vp8", vp8_size)
 
 
@@ -178,14 +193,18 @@ class SegmentWriter:
 
     def _open(self, keyframe: EncodedFrame | None) -> None:
         self.container = av.open(
-            str(self.path), "w", format=self.format.format, options=LIVE_OPTIONS
+            str(self.path), "w", format=self.format.format, options=dict(self.format.options)
         )
         if "video" in self.kinds:
             width, height = self.format.size(keyframe.data) if keyframe else (0, 0)
             self.streams["video"] = self.container.add_mux_stream(
                 self.format.codec, width=width, height=height, time_base=MS
             )
-        if "audio" in self.kinds:
+        if "audio" in self.kinds and self.format.opus_header:
+            audio = self.container.add_stream("libopus", rate=48000, layout="stereo")
+            audio.time_base = MS
+            self.streams["audio"] = audio
+        elif "audio" in self.kinds:
             self.streams["audio"] = self.container.add_mux_stream("opus", rate=48000, time_base=MS)
 
     def _ms(self, kind: str, frame: EncodedFrame) -> int:
@@ -245,11 +264,14 @@ class SegmentWriter:
 
 
 def finalize(path: Path) -> None:
-    """Remux a live WebM or Matroska file into a seekable one with cues and a duration (no
-    transcoding)."""
+    """Remux a live WebM or fragmented MP4 into a seekable file with a duration (cues, or the
+    MP4's index up front), no transcoding."""
     tmp = path.with_suffix(".final" + path.suffix)
-    muxer = "webm" if path.suffix == ".webm" else "matroska"
-    with av.open(str(path)) as src, av.open(str(tmp), "w", format=muxer) as dst:
+    container = container_for("video/H264" if path.suffix == ".mp4" else "video/VP8")
+    with (
+        av.open(str(path)) as src,
+        av.open(str(tmp), "w", format=container.format, options=dict(container.final)) as dst,
+    ):
         mapping = {s.index: dst.add_stream_from_template(s) for s in src.streams}
         for packet in src.demux():
             if packet.dts is None:

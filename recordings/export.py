@@ -1,5 +1,8 @@
 """MP4 export: an ffmpeg child process transcodes the recording's main track to H.264 + AAC.
 
+A recording that is one H.264 segment needs none: that segment is an MP4 already, and its
+download is the recorded file itself (:func:`download`).
+
 A background task of the Socket.IO server starts ffmpeg and reads its ``-progress`` lines into
 the export's row, so the web process only waits on a pipe (cooperatively, under eventlet). The
 MP4 follows the player's clock: the main track's pieces in order, black where no camera ran,
@@ -90,8 +93,23 @@ def stale(export: RecordingExport) -> bool:
     return export.status == "running" and utcnow() - export.updated_at > STALE_AFTER
 
 
+def download(recording: Recording) -> Path | None:
+    """The MP4 to download: the recording's own (one H.264 segment, once it has stopped), else
+    the export's, once made; None while there is none."""
+    if recording.status == "recording":
+        return None
+    own = media.own_mp4(recording)
+    if own is not None:
+        return own
+    made = output(recording)
+    return made if state(recording)["status"] == "ready" and made.is_file() else None
+
+
 def state(recording: Recording) -> dict[str, Any]:
-    """The export as the page shows it: none, running (with progress), ready or failed."""
+    """The export as the page shows it: none, running (with progress), ready or failed; ready
+    at once for a recording that is its own MP4."""
+    if recording.status != "recording" and media.own_mp4(recording) is not None:
+        return {"status": "ready", "progress": 1.0, "error": None}
     export = current(recording)
     if export is None or (export.status == "ready" and not output(recording).is_file()):
         return {"status": "none", "progress": 0.0, "error": None}
@@ -100,8 +118,11 @@ def state(recording: Recording) -> dict[str, Any]:
     return {"status": export.status, "progress": export.progress, "error": shown(export.error)}
 
 
-def start(app: Flask, recording: Recording, user_id: int) -> RecordingExport:
-    """Start an export unless one is running or done; returns the export's row."""
+def start(app: Flask, recording: Recording, user_id: int) -> RecordingExport | None:
+    """Start an export unless one is running or done; returns the export's row, or None for a
+    recording that is its own MP4 (nothing to make)."""
+    if media.own_mp4(recording) is not None:
+        return None
     export = current(recording)
     if export is not None and state(recording)["status"] in ("running", "ready"):
         return export

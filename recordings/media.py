@@ -27,9 +27,10 @@ from rooms.models import Recording, RecordingSegment
 
 logger = logging.getLogger(__name__)
 
-# "<stream id>.webm" (VP8) or "<stream id>.mkv" (H.264, which WebM may not hold), nothing else
-FILE_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,95}\.(webm|mkv)")
-MIMETYPES = {".webm": "video/webm", ".mkv": "video/x-matroska"}
+# "<stream id>.webm" (VP8), "<stream id>.mp4" (H.264) or, recorded before H.264 went into MP4,
+# "<stream id>.mkv"; nothing else
+FILE_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,95}\.(webm|mp4|mkv)")
+MIMETYPES = {".webm": "video/webm", ".mp4": "video/mp4", ".mkv": "video/x-matroska"}
 MIN_PIECE_S = 0.05  # shorter stretches of a track are not worth switching to
 
 
@@ -64,6 +65,15 @@ def segment_file(recording: Recording, name: str) -> Path | None:
     )
     path = folder(recording) / name if found else None
     return path if path is not None and path.is_file() else None
+
+
+def own_mp4(recording: Recording) -> Path | None:
+    """The recording's MP4 when it is one H.264 segment: its download is the file itself (no
+    export). Several segments still need the export job, which puts them on one clock."""
+    found = segments(recording)
+    if len(found) != 1 or not found[0].file.endswith(".mp4"):
+        return None
+    return segment_file(recording, found[0].file)
 
 
 def manifest(recording: Recording) -> dict[str, Any]:

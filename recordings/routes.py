@@ -131,8 +131,8 @@ def timeline_json(recording_id: int | None = None, token: str | None = None) -> 
 @bp.get("/<int:recording_id>/files/<name>")
 @bp.get("/shared/<token>/files/<name>")
 def file(name: str, recording_id: int | None = None, token: str | None = None) -> Response:
-    """A segment's WebM (or Matroska), with range requests (seeking); ``?download=1`` saves
-    it."""
+    """A segment's WebM or MP4 (or older Matroska), with range requests (seeking);
+    ``?download=1`` saves it."""
     viewer = access.find(recording_id, token)
     path = media.segment_file(viewer.recording, name)
     if path is None:
@@ -267,10 +267,11 @@ def export_status(recording_id: int) -> Response:
 
 @bp.get("/<int:recording_id>/mp4")
 def mp4(recording_id: int) -> Response:
-    """The finished MP4, as a download."""
+    """The MP4, as a download: the recorded file itself for one H.264 segment, else the
+    export's once made."""
     viewer = access.as_member(recording_id)
-    path = export.output(viewer.recording)
-    if export.state(viewer.recording)["status"] != "ready" or not path.is_file():
+    path = export.download(viewer.recording)
+    if path is None:
         abort(404)
     title = secure_filename(viewer.recording.title) or "recording"
     response = send_file(

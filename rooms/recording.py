@@ -57,10 +57,10 @@ def grant(room: Room, **extra: Any) -> str:
 
 
 def segment_name(stream: MediaStream) -> str:
-    """The file the worker records ``stream`` into: ``<stream>.mkv`` for H.264 (WebM may not
-    hold it), ``<stream>.webm`` otherwise."""
+    """The file the worker records ``stream`` into: ``<stream>.mp4`` for H.264 (an MP4 that
+    phones play as it is), ``<stream>.webm`` otherwise."""
     h264 = (stream.video_codec or "").upper() == "H264"
-    return f"{stream.id}.mkv" if h264 else f"{stream.id}.webm"
+    return f"{stream.id}.mp4" if h264 else f"{stream.id}.webm"
 
 
 def add_segment(recording: Recording, stream: MediaStream) -> None:
@@ -159,9 +159,9 @@ def apply_manifest(recording: Recording, manifest: dict[str, Any]) -> None:
 
 
 def written_file(segment: RecordingSegment, name: Any) -> str:
-    """The file the worker wrote for ``segment``: ``<stream>.mkv`` for H.264 (WebM may not
-    hold it), else the ``<stream>.webm`` noted when the stream joined."""
-    if name == f"{segment.stream_id}.mkv":
+    """The file the worker wrote for ``segment``: ``<stream>.mp4`` for H.264 (``.mkv`` from a
+    worker of before H.264 went into MP4), else the ``<stream>.webm`` noted when it joined."""
+    if name in (f"{segment.stream_id}.mp4", f"{segment.stream_id}.mkv"):
         return str(name)
     return segment.file
 

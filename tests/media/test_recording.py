@@ -1,5 +1,5 @@
-"""Recording in the media worker: remuxed VP8 + Opus (WebM) and H.264 + Opus (Matroska) files
-that play, in sync, crash-safe.
+"""Recording in the media worker: remuxed VP8 + Opus (WebM) and H.264 + Opus (MP4) files that
+play, in sync, crash-safe.
 
 The publisher's video flashes white and its audio beeps at the same instants (both decided by
 one wall clock as the frames are made), so the recording's audio/video offset can be measured.
@@ -146,6 +146,20 @@ def ffprobe(path: Path) -> dict[str, Any]:
     return json.loads(out.stdout)
 
 
+def top_level_boxes(path: Path) -> list[str]:
+    """The types of an MP4's top-level boxes, in order."""
+    data, at, found = path.read_bytes(), 0, []
+    while at + 8 <= len(data):
+        size = int.from_bytes(data[at : at + 4], "big")
+        found.append(data[at + 4 : at + 8].decode("latin-1"))
+        if size == 1:
+            size = int.from_bytes(data[at + 8 : at + 16], "big")
+        if size < 8:
+            break
+        at += size
+    return found
+
+
 def decode_errors(path: Path) -> str:
     out = subprocess.run(
         ["ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"],
@@ -209,22 +223,25 @@ def test_recording_is_remuxed_vp8_opus_of_the_right_length(
     assert stats["encoders"] == 0 and stats["decoders"] == 0  # remuxed, never transcoded
 
 
-def test_h264_stream_is_recorded_into_matroska_as_it_is(
+def test_h264_stream_is_recorded_into_mp4_as_it_is(
     own_worker: WorkerProcess, tmp_path: Path
 ) -> None:
-    """WebM may not hold H.264: an H.264 stream's segment is Matroska, remuxed, in sync."""
+    """An H.264 stream's segment is an MP4 that phones play (H.264 + Opus), remuxed, in sync,
+    with its index up front after a normal stop."""
     folder = tmp_path / "rec"
     result = asyncio.run(record(own_worker.port, folder, 4.5, codec="video/H264"))
-    segment = folder / f"{result['stream']}.mkv"
+    segment = folder / f"{result['stream']}.mp4"
     info = ffprobe(segment)
-    assert info["format"]["format_name"] == "matroska,webm"
+    assert info["format"]["format_name"] == "mov,mp4,m4a,3gp,3g2,mj2"
+    boxes = top_level_boxes(segment)
+    assert boxes.index("moov") < boxes.index("mdat") and "moof" not in boxes, boxes  # faststart
     assert sorted(s["codec_name"] for s in info["streams"]) == ["h264", "opus"]
     video = next(s for s in info["streams"] if s["codec_type"] == "video")
     assert (video["width"], video["height"]) == (WIDTH, HEIGHT)
     assert abs(float(info["format"]["duration"]) - result["elapsed"]) < 0.5
     assert decode_errors(segment) == ""
     assert [s["file"] for s in result["manifest"]["segments"]] == [segment.name]
-    assert not list(folder.glob("*.webm"))
+    assert not list(folder.glob("*.webm")) and not list(folder.glob("*.mkv"))
     flashes, beeps = flashes_and_beeps(segment)
     assert len(flashes) >= 2 and len(beeps) >= 2, (flashes, beeps)
     offsets = sorted(min(beeps, key=lambda b: abs(b - f)) - f for f in flashes)
@@ -257,6 +274,27 @@ def test_a_killed_worker_leaves_a_playable_recording(
     assert last >= result["elapsed"] - 3.0, (last, result["elapsed"])
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["ended"] is False and manifest["segments"][0]["end_s"] is None
+
+
+def test_a_killed_worker_leaves_a_playable_h264_mp4(
+    own_worker: WorkerProcess, tmp_path: Path
+) -> None:
+    """A SIGKILL during an H.264 recording leaves a fragmented MP4 that decodes, without
+    errors, to within 2 s of the kill."""
+    folder = tmp_path / "rec"
+    result = asyncio.run(record(own_worker.port, folder, 5.0, codec="video/H264", kill=own_worker))
+    own_worker.proc.wait(timeout=10)
+    segment = folder / f"{result['stream']}.mp4"
+    with av.open(str(segment)) as container:
+        last = max(float(f.time) for f in container.decode(video=0))
+    with av.open(str(segment)) as container:
+        heard = max(float(f.time) for f in container.decode(audio=0))
+    print(f"killed at {result['elapsed']:.2f} s: video to {last:.2f} s, audio to {heard:.2f} s")
+    assert last >= result["elapsed"] - 2.0, (last, result["elapsed"])
+    assert heard >= result["elapsed"] - 2.0, (heard, result["elapsed"])
+    assert decode_errors(segment) == ""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["segments"][0]["file"] == segment.name
 
 
 def test_record_grants_are_checked(own_worker: WorkerProcess, tmp_path: Path) -> None:

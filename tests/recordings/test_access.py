@@ -1,6 +1,6 @@
 """Who may watch: members of the recording's room, or holders of its share link. Everyone else
 gets 404 on the page, its timeline, every file and every range of a file; and files are served
-with range requests (seeking) as video/webm."""
+with range requests (seeking) as video/webm or video/mp4."""
 
 from __future__ import annotations
 
@@ -229,9 +229,9 @@ def test_owner_sees_the_share_link_on_the_player(studio, lesson_recording):
     assert token not in student and "Manage" not in student
 
 
-def write_h264_matroska(path):
-    """A short Matroska file of H.264 (what the worker records an H.264 stream into)."""
-    with av.open(str(path), "w", format="matroska") as out:
+def write_h264_mp4(path):
+    """A short MP4 of H.264 (what the worker records an H.264 stream into)."""
+    with av.open(str(path), "w", format="mp4") as out:
         stream = out.add_stream("libx264", rate=30)
         stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
         for n in range(10):
@@ -241,28 +241,52 @@ def write_h264_matroska(path):
         out.mux(stream.encode(None))
 
 
-def test_h264_segment_is_taken_from_the_manifest_and_served_as_matroska(studio, lesson_recording):
-    rid, name, _ = lesson_recording
+def record_as_h264(studio, rid: int, name: str):
+    """Make the recording's segment ``name`` an H.264 one through the worker's manifest, as an
+    H.264 stream's recording does; returns its MP4. A name in the manifest that is not the
+    stream's own is ignored on the way."""
     with studio.app.app_context():
         recording = db.session.get(Recording, rid)
         segment = db.session.scalars(
             select(RecordingSegment).where(RecordingSegment.file == name)
         ).one()
-        mkv = studio.data_dir / recording.directory / f"{segment.stream_id}.mkv"
-        write_h264_matroska(mkv)
+        mp4 = studio.data_dir / recording.directory / f"{segment.stream_id}.mp4"
+        write_h264_mp4(mp4)
         entry = {"stream": segment.stream_id, "start_s": segment.start_s, "end_s": segment.end_s}
-        foreign = {**entry, "file": "../elsewhere.mkv"}
-        apply_manifest(recording, {"segments": [foreign]})
-        assert segment.file == name  # a name that is not the stream's own is ignored
-        apply_manifest(recording, {"segments": [{**entry, "file": mkv.name}]})
+        apply_manifest(recording, {"segments": [{**entry, "file": "../elsewhere.mp4"}]})
+        assert segment.file == name
+        apply_manifest(recording, {"segments": [{**entry, "file": mp4.name}]})
         db.session.commit()
+    return mp4
+
+
+def test_h264_segment_is_taken_from_the_manifest_and_served_as_mp4(studio, lesson_recording):
+    rid, name, _ = lesson_recording
+    mp4 = record_as_h264(studio, rid, name)
     client = studio.client(studio.student)
-    got = client.get(f"/recordings/{rid}/files/{mkv.name}?download=1")
+    got = client.get(f"/recordings/{rid}/files/{mp4.name}?download=1")
     assert got.status_code == 200
-    assert got.headers["Content-Type"] == "video/x-matroska"
-    assert got.data == mkv.read_bytes()
-    assert (
-        got.headers["Content-Disposition"].endswith('.mkv"')
-        or ".mkv" in got.headers["Content-Disposition"]
-    )
+    assert got.headers["Content-Type"] == "video/mp4"
+    assert got.data == mp4.read_bytes()
+    assert ".mp4" in got.headers["Content-Disposition"]
     assert client.get(f"/recordings/{rid}/files/{name}").status_code == 404  # no longer listed
+
+
+def test_a_one_h264_segment_recording_downloads_as_its_own_mp4(studio, lesson_recording):
+    """No export job: "Download MP4" of a recording that is one H.264 segment serves the
+    recorded file itself, ready at once."""
+    rid, name, _ = lesson_recording
+    mp4 = record_as_h264(studio, rid, name)
+    client = studio.client(studio.student)
+    state = client.get(f"/recordings/{rid}/mp4/status").get_json()["export"]
+    assert state["status"] == "ready" and state["url"] == f"/recordings/{rid}/mp4"
+    started = client.post(f"/recordings/{rid}/mp4")
+    assert started.status_code == 202 and started.get_json()["export"]["status"] == "ready"
+    assert not (studio.folder(rid) / "export.mp4").exists()
+    assert not (studio.folder(rid) / "export.partial.mp4").exists()
+    got = client.get(f"/recordings/{rid}/mp4")
+    assert got.status_code == 200 and got.headers["Content-Type"] == "video/mp4"
+    assert got.data == mp4.read_bytes()
+    assert got.headers["Content-Disposition"] == "attachment; filename=Waves.mp4"
+    outsider = studio.client(studio.outsider)
+    assert outsider.get(f"/recordings/{rid}/mp4").status_code == 404

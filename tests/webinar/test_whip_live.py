@@ -300,8 +300,8 @@ def test_the_encoder_is_recorded_and_the_session_end_ends_it(
     server: LiveServer, cookies: Callable[[int], str], join: Callable[[int], Attendee]
 ) -> None:
     """Last in this module: it ends the all-hands for everyone. The encoder sends H.264, as OBS
-    does: the recording is Matroska (WebM may not hold H.264), named so from the moment the
-    stream joins the recording, so the recording in progress lists the file being written."""
+    does: the recording is an MP4 (H.264 as sent), named so from the moment the stream joins
+    the recording, so the recording in progress lists the file being written."""
     endpoint, key = make_key(server, cookies(HOST))
     host, attendee = join(HOST), join(EMPLOYEE)
 
@@ -328,9 +328,9 @@ def test_the_encoder_is_recorded_and_the_session_end_ends_it(
 
     assert got["stopped"]["ok"] and got["stopped"]["recording"]["status"] == "ready"
     stream = got["stream"]["id"]
-    assert got["listed"] == [f"{stream}.mkv"]  # while recording
+    assert got["listed"] == [f"{stream}.mp4"]  # while recording
     files = list(server.data_dir.glob(f"recordings/*/{stream}.*"))
-    assert [f.name for f in files] == [f"{stream}.mkv"], files
+    assert [f.name for f in files] == [f"{stream}.mp4"], files
     with av.open(str(files[0])) as recorded:
         kinds = {s.type for s in recorded.streams}
         frames = sum(1 for _ in recorded.decode(video=0))
