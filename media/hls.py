@@ -49,7 +49,7 @@ def hls_options(directory: Path) -> dict[str, str]:
         "hls_segment_type": "fmp4",
         "hls_fmp4_init_filename": "init.mp4",
         "hls_segment_filename": str(directory / "seg%05d.m4s"),
-        "hls_flags": "independent_segments+delete_segments+temp_file+omit_endlist",
+        "hls_flags": "independent_segments+delete_segments+temp_file",
     }
 
 
