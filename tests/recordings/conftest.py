@@ -1,8 +1,9 @@
 """Fixtures for the recordings tests: recordings of a lesson's and a broadcast's rooms, with real
 small segment files and event logs, and test clients signed in as each kind of person.
 
-Segment files are WebM (VP8 + Opus) encoded here with PyAV, with timestamps in recording time
-as the media worker writes them: a segment that starts 3 s in has its first frame at about 3 s.
+Segment files are WebM (VP8 + Opus) encoded here with PyAV, or MP4 (H.264 + Opus) written by the
+media worker's own SegmentWriter, with timestamps in recording time as the media worker writes
+them: a segment that starts 3 s in has its first frame at about 3 s.
 Slide pages are PNGs rendered from a PDF with pypdfium2 and encoded with PyAV.
 
 The ``app`` fixture keeps one app context pushed for the whole test, and Flask-Login caches the
@@ -33,6 +34,8 @@ from werkzeug.test import TestResponse
 
 from accounts.models import User
 from lectern.extensions import db
+from media.packets import EncodedFrame
+from media.recorder import SegmentWriter, container_for, finalize
 from rooms.models import Recording, RecordingSegment, Room, RoomEvent, SlideDeck
 
 T0 = 1_790_000_000.0  # when the test recordings start (Unix time)
@@ -57,15 +60,24 @@ def frame_image(n: int, size: tuple[int, int], shade: int) -> np.ndarray:
     return image
 
 
+ENCODER_OPTIONS = {
+    "libvpx": {"deadline": "realtime", "cpu-used": "8"},
+    "libx264": {"preset": "ultrafast", "tune": "zerolatency"},  # Annex B, SPS/PPS at keyframes
+}
+
+
 @functools.cache
-def video_packets(frames: int, size: tuple[int, int], fps: int, shade: int) -> list[bytes]:
-    """``frames`` VP8 frames (the first a key frame), encoded once per set of arguments."""
-    encoder = av.CodecContext.create("libvpx", "w")
+def video_packets(
+    frames: int, size: tuple[int, int], fps: int, shade: int, encoder_name: str = "libvpx"
+) -> list[bytes]:
+    """``frames`` VP8 (or H.264) frames (the first a key frame), encoded once per set of
+    arguments."""
+    encoder = av.CodecContext.create(encoder_name, "w")
     encoder.width, encoder.height = size
     encoder.pix_fmt = "yuv420p"
     encoder.time_base = Fraction(1, fps)
     encoder.bit_rate = 200_000
-    encoder.options = {"deadline": "realtime", "cpu-used": "8", "g": str(fps * 2)}
+    encoder.options = {**ENCODER_OPTIONS[encoder_name], "g": str(fps * 2)}
     packets = []
     for n in range(frames):
         frame = av.VideoFrame.from_ndarray(frame_image(n, size, shade), format="rgb24")
@@ -136,6 +148,42 @@ def write_webm(
     return first
 
 
+def write_mp4(
+    path: Path,
+    start_s: float,
+    end_s: float,
+    *,
+    size: tuple[int, int] = SIZE,
+    fps: int = FPS,
+    shade: int = 0,
+    audio: bool = True,
+    live: bool = False,
+) -> float:
+    """As :func:`write_webm`, an H.264 + Opus MP4 written as the media worker records an H.264
+    stream (its SegmentWriter; ``live``: fragmented, as before a stop)."""
+    first = start_s + FIRST_FRAME_S
+    seconds = max(0.0, end_s - first)
+    kinds = {"video", "audio"} if audio else {"video"}
+    writer = SegmentWriter(path, kinds, 0.0, container=container_for("video/H264"))
+    video = video_packets(max(1, int(seconds * fps)), size, fps, shade, "libx264")
+    timed = [
+        (first + n / fps, "video", EncodedFrame(data, n * 90000 // fps, 90000, n == 0, 0.0))
+        for n, data in enumerate(video)
+    ]
+    if audio:
+        timed += [
+            (first + n * 0.02, "audio", EncodedFrame(data, n * 960, 48000, True, 0.0))
+            for n, data in enumerate(audio_packets(max(1, int(seconds * 50))))
+        ]
+    for at, kind, frame in sorted(timed, key=lambda f: (f[0], f[1] != "video")):
+        frame.arrived = at
+        writer.on_frame(kind, frame)
+    writer.close()
+    if not live:
+        finalize(path)
+    return first
+
+
 @functools.cache
 def slide_png(number: int, size: tuple[int, int] = (640, 360)) -> bytes:
     """A slide that says "Slide N" above a coloured band, as a PNG."""
@@ -184,6 +232,7 @@ class Seg:
     shade: int = 0
     audio: bool = True
     written: float = 10.0
+    codec: str = "vp8"  # or "h264": an MP4 segment
 
 
 def add_recording(
@@ -219,8 +268,10 @@ def add_recording(
     for n, seg in enumerate(segments):
         stream = f"{recording.id:04d}{n:02d}{seg.source}"
         file_end = seg.end if seg.end is not None else seg.written
-        first = write_webm(
-            folder / f"{stream}.webm",
+        name = f"{stream}.mp4" if seg.codec == "h264" else f"{stream}.webm"
+        write = write_mp4 if seg.codec == "h264" else write_webm
+        first = write(
+            folder / name,
             seg.start,
             file_end,
             size=size,
@@ -235,7 +286,7 @@ def add_recording(
                 stream_id=stream,
                 user_id=by,
                 source=seg.source,
-                file=f"{stream}.webm",
+                file=name,
                 start_s=seg.start,
                 end_s=seg.end,
             )
@@ -243,7 +294,7 @@ def add_recording(
         entries.append(
             {
                 "stream": stream,
-                "file": f"{stream}.webm",
+                "file": name,
                 "start_s": seg.start,
                 "end_s": seg.end,
                 "first_media_ms": round(first * 1000),

@@ -64,6 +64,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 class Scene:
     recording_id: int
     deck_id: int
+    h264_id: int  # one H.264 camera: an MP4 segment
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +136,17 @@ def scene(server: LiveServer) -> Iterator[Scene]:
             segments=[Seg("camera", 0.0, None)],
             by=teacher,
         )
+        h264 = add_recording(
+            server.data_dir,
+            room_id,
+            title="Phones",
+            start=start - 2 * 86400,
+            length=6.0,
+            segments=[Seg("camera", 0.0, 6.0, codec="h264")],
+            by=teacher,
+            size=(320, 240),
+            fps=30,
+        )
         add_recording(
             server.data_dir,
             room_id,
@@ -146,7 +158,7 @@ def scene(server: LiveServer) -> Iterator[Scene]:
             by=teacher,
         )
         db.engine.dispose()
-    yield Scene(rid, deck)
+    yield Scene(rid, deck, h264)
 
 
 @pytest.fixture
@@ -310,7 +322,7 @@ def test_library_and_dashboard(open_player):
     page = open_player(LAPTOP)
     page.goto("/recordings/")
     titles = page.locator(".rec-title").all_inner_texts()
-    assert titles == ["Live now", "Waves and oscillations", "Interference"]
+    assert titles == ["Live now", "Waves and oscillations", "Interference", "Phones"]
     assert page.locator(".rec-status.interrupted").count() == 1
     assert page.locator(".rec-status.recording").count() == 1
     page.locator(".rec-manage summary").first.click()
@@ -340,3 +352,29 @@ def test_mp4_export_from_the_page(open_player):
         link.click()
     assert download.value.suggested_filename == "Waves_and_oscillations.mp4"
     screenshot(page, "player-laptop-mp4-ready")
+
+
+def test_an_h264_recording_plays_and_downloads_as_its_mp4(open_player, server, scene):
+    """An H.264 camera is recorded into an MP4 (H.264 + Opus, by the worker's SegmentWriter):
+    Chromium plays its picture and its sound, and "Download MP4" is that file, at once."""
+    page = open_player(LAPTOP)
+    page.goto(f"/recordings/{scene.h264_id}")
+    page.wait_for_selector("#player[data-ready=true]")
+    page.get_by_role("button", name="Play").click()
+    page.wait_for_function("() => Number(document.getElementById('player').dataset.position) > 2")
+    played = camera(page).evaluate(
+        """(v) => ({width: v.videoWidth, frames: v.getVideoPlaybackQuality().totalVideoFrames,
+                   sound: v.webkitAudioDecodedByteCount, error: v.error && v.error.code})"""
+    )
+    assert played["width"] == 320 and played["frames"] > 20 and played["error"] is None, played
+    assert played["sound"] > 0, played  # Opus in MP4 plays
+    assert position(page) == pytest.approx(current_time(page), abs=0.5)
+    page.get_by_role("button", name="Pause").click()
+    link = page.get_by_role("link", name="Download MP4")
+    link.wait_for(state="visible")
+    assert page.get_by_role("button", name="Prepare an MP4 (H.264)").is_hidden()
+    with page.expect_download() as download:
+        link.click()
+    assert download.value.suggested_filename == "Phones.mp4"
+    recorded = next((server.data_dir / "recordings" / str(scene.h264_id)).glob("*.mp4"))
+    assert download.value.path().read_bytes() == recorded.read_bytes()
