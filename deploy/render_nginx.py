@@ -77,6 +77,7 @@ def render_site(args: argparse.Namespace) -> str:
         "SERVER_NAME": args.server_name,
         "TLS_CERTIFICATE": args.certificate,
         "TLS_CERTIFICATE_KEY": args.certificate_key,
+        "DATA_DIR": args.data_dir.rstrip("/") or "/",
         "ACCESS_LOG": args.access_log or (f"{args.prefix}/access.log" if args.prefix else ""),
     }
     text = TEMPLATE.read_text()
@@ -111,6 +112,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--http-port", type=int, default=80, help="plain HTTP port that redirects (0: none)"
+    )
+    parser.add_argument(
+        "--data-dir", default="/var/lib/lectern", help="the app's DATA_DIR (HLS files come from it)"
     )
     parser.add_argument("--certificate", required=True, help="TLS certificate chain (PEM)")
     parser.add_argument("--certificate-key", required=True, help="its private key (PEM)")

@@ -409,8 +409,15 @@ class Nginx:
             front.upstream_of(route)  # which worker a route cookie leads to
     """
 
-    def __init__(self, prefix: Path, backends: list[int], connections: int = 4096) -> None:
+    def __init__(
+        self,
+        prefix: Path,
+        backends: list[int],
+        connections: int = 4096,
+        data_dir: Path | None = None,  # the app's DATA_DIR, where HLS files are served from
+    ) -> None:
         self.prefix = Path(prefix).resolve()
+        self.data_dir = data_dir
         self.backends = list(backends)
         self.connections = connections
         self.port = free_port()
@@ -443,6 +450,8 @@ class Nginx:
         render += ["--certificate", str(cert), "--certificate-key", str(key)]
         render += ["--prefix", str(self.prefix), "--nginx-workers", "1"]
         render += ["--connections", str(self.connections)]
+        if self.data_dir is not None:
+            render += ["--data-dir", str(Path(self.data_dir).resolve())]
         subprocess.run(render, check=True, stdout=subprocess.DEVNULL)
         # In the foreground, so this object owns the master; as root, its workers stay root so
         # they can reach the temporary folders under a private test directory.

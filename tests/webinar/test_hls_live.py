@@ -9,6 +9,7 @@ import asyncio
 import json
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from media import tokens
-from tests.live import LiveServer
+from tests.live import LiveServer, Nginx, insecure_tls
 from tests.media.conftest import Publisher, loopback_only, until
 from tests.media.test_app_media import SECRET_KEY, cookies
 from tests.webinar.test_whip_live import (
@@ -120,3 +121,22 @@ def test_an_attendee_watches_the_hls_tier_by_its_signed_url(
     }
     auth_ok = http("GET", f"{prefix}/hls-auth", X_Original_URI=f"{mine}/init.mp4")
     assert auth_ok[0] == 204
+
+    with Nginx(tmp_path / "nginx", [server.port], data_dir=server.data_dir) as front:
+        path = url.removeprefix(server.url).rsplit("/", 1)[0]
+        playlist = urllib.request.urlopen(f"{front.url}{path}/index.m3u8", context=insecure_tls())
+        assert playlist.headers["Content-Type"] == "application/vnd.apple.mpegurl"
+        assert playlist.headers["Cache-Control"] == "max-age=1"  # nginx's, not the app's
+        assert "#EXT-X-INDEPENDENT-SEGMENTS" in playlist.read().decode()
+        segment = urllib.request.urlopen(f"{front.url}{path}/init.mp4", context=insecure_tls())
+        assert segment.headers["Content-Type"] == "video/mp4"
+        assert segment.headers["Cache-Control"] == "max-age=315360000"
+        assert (
+            segment.read() == (server.data_dir / "hls" / str(BROADCAST) / "init.mp4").read_bytes()
+        )
+        with pytest.raises(urllib.error.HTTPError) as forged:
+            urllib.request.urlopen(
+                f"{front.url}/broadcasts/{BROADCAST}/hls/{tampered}/init.mp4",
+                context=insecure_tls(),
+            )
+        assert forged.value.code == 403
