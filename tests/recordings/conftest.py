@@ -110,7 +110,20 @@ def audio_packets(count: int) -> list[bytes]:
     return packets
 
 
-def write_webm(
+@dataclass(frozen=True)
+class Media:
+    """What a segment file holds: frames from ``first`` s for ``seconds`` s."""
+
+    first: float
+    seconds: float
+    size: tuple[int, int]
+    fps: int
+    shade: int
+    audio: bool
+    live: bool  # written as the recorder leaves it before a stop
+
+
+def write_segment(
     path: Path,
     start_s: float,
     end_s: float,
@@ -121,22 +134,32 @@ def write_webm(
     audio: bool = True,
     live: bool = False,
 ) -> float:
-    """A segment file running ``start_s`` .. ``end_s`` in recording time; returns the time of
-    its first frame. ``live`` writes it as the recorder does before a stop (no cues)."""
+    """A segment file running ``start_s`` .. ``end_s`` in recording time, WebM (VP8 + Opus) or,
+    named ``.mp4``, H.264 + Opus; returns the time of its first frame. ``live`` writes it as
+    the recorder does before a stop (no cues; a fragmented MP4)."""
     first = start_s + FIRST_FRAME_S
-    seconds = max(0.0, end_s - first)
-    options = {"live": "1", "cluster_time_limit": "1000"} if live else {}
+    media = Media(first, max(0.0, end_s - first), size, fps, shade, audio, live)
+    (write_mp4 if path.suffix == ".mp4" else write_webm)(path, media)
+    return first
+
+
+def write_webm(path: Path, media: Media) -> None:
+    """VP8 + Opus, muxed here."""
+    first, fps = media.first, media.fps
+    options = {"live": "1", "cluster_time_limit": "1000"} if media.live else {}
     with av.open(str(path), "w", format="webm", options=options) as out:
-        video = out.add_mux_stream("vp8", width=size[0], height=size[1], time_base=MS)
-        sound = out.add_mux_stream("opus", rate=48000, time_base=MS) if audio else None
+        width, height = media.size
+        video = out.add_mux_stream("vp8", width=width, height=height, time_base=MS)
+        sound = out.add_mux_stream("opus", rate=48000, time_base=MS) if media.audio else None
+        frames = video_packets(max(1, int(media.seconds * fps)), media.size, fps, media.shade)
         timed = [
             (int(first * 1000 + n * 1000 / fps), video, data, n == 0)
-            for n, data in enumerate(video_packets(max(1, int(seconds * fps)), size, fps, shade))
+            for n, data in enumerate(frames)
         ]
         if sound is not None:
             timed += [
                 (int(first * 1000 + n * 20), sound, data, True)
-                for n, data in enumerate(audio_packets(max(1, int(seconds * 50))))
+                for n, data in enumerate(audio_packets(max(1, int(media.seconds * 50))))
             ]
         for ms, stream, data, key in sorted(timed, key=lambda p: (p[0], p[1].index)):
             packet = av.Packet(data)
@@ -145,43 +168,31 @@ def write_webm(
             packet.time_base = MS
             packet.is_keyframe = key
             out.mux(packet)
-    return first
 
 
-def write_mp4(
-    path: Path,
-    start_s: float,
-    end_s: float,
-    *,
-    size: tuple[int, int] = SIZE,
-    fps: int = FPS,
-    shade: int = 0,
-    audio: bool = True,
-    live: bool = False,
-) -> float:
-    """As :func:`write_webm`, an H.264 + Opus MP4 written as the media worker records an H.264
-    stream (its SegmentWriter; ``live``: fragmented, as before a stop)."""
-    first = start_s + FIRST_FRAME_S
-    seconds = max(0.0, end_s - first)
-    kinds = {"video", "audio"} if audio else {"video"}
+def write_mp4(path: Path, media: Media) -> None:
+    """H.264 + Opus, written as the media worker records an H.264 stream (its SegmentWriter,
+    then its finalize unless ``live``)."""
+    first, fps = media.first, media.fps
+    kinds = {"video", "audio"} if media.audio else {"video"}
     writer = SegmentWriter(path, kinds, 0.0, container=container_for("video/H264"))
-    video = video_packets(max(1, int(seconds * fps)), size, fps, shade, "libx264")
+    count = max(1, int(media.seconds * fps))
+    frames = video_packets(count, media.size, fps, media.shade, "libx264")
     timed = [
         (first + n / fps, "video", EncodedFrame(data, n * 90000 // fps, 90000, n == 0, 0.0))
-        for n, data in enumerate(video)
+        for n, data in enumerate(frames)
     ]
-    if audio:
+    if media.audio:
         timed += [
             (first + n * 0.02, "audio", EncodedFrame(data, n * 960, 48000, True, 0.0))
-            for n, data in enumerate(audio_packets(max(1, int(seconds * 50))))
+            for n, data in enumerate(audio_packets(max(1, int(media.seconds * 50))))
         ]
     for at, kind, frame in sorted(timed, key=lambda f: (f[0], f[1] != "video")):
         frame.arrived = at
         writer.on_frame(kind, frame)
     writer.close()
-    if not live:
+    if not media.live:
         finalize(path)
-    return first
 
 
 @functools.cache
@@ -269,8 +280,7 @@ def add_recording(
         stream = f"{recording.id:04d}{n:02d}{seg.source}"
         file_end = seg.end if seg.end is not None else seg.written
         name = f"{stream}.mp4" if seg.codec == "h264" else f"{stream}.webm"
-        write = write_mp4 if seg.codec == "h264" else write_webm
-        first = write(
+        first = write_segment(
             folder / name,
             seg.start,
             file_end,
