@@ -136,13 +136,15 @@ def scene(server: LiveServer) -> Iterator[Scene]:
             segments=[Seg("camera", 0.0, None)],
             by=teacher,
         )
+        # An H.264 camera whose worker was killed: a fragmented MP4 as the recorder leaves it.
         h264 = add_recording(
             server.data_dir,
             room_id,
             title="Phones",
             start=start - 2 * 86400,
-            length=6.0,
-            segments=[Seg("camera", 0.0, 6.0, codec="h264")],
+            length=600,
+            status="interrupted",
+            segments=[Seg("camera", 0.0, None, codec="h264", written=6.0)],
             by=teacher,
             size=(320, 240),
             fps=30,
@@ -323,7 +325,7 @@ def test_library_and_dashboard(open_player):
     page.goto("/recordings/")
     titles = page.locator(".rec-title").all_inner_texts()
     assert titles == ["Live now", "Waves and oscillations", "Interference", "Phones"]
-    assert page.locator(".rec-status.interrupted").count() == 1
+    assert page.locator(".rec-status.interrupted").count() == 2
     assert page.locator(".rec-status.recording").count() == 1
     page.locator(".rec-manage summary").first.click()
     screenshot(page, "library-laptop")
@@ -355,8 +357,9 @@ def test_mp4_export_from_the_page(open_player):
 
 
 def test_an_h264_recording_plays_and_downloads_as_its_mp4(open_player, server, scene):
-    """An H.264 camera is recorded into an MP4 (H.264 + Opus, by the worker's SegmentWriter):
-    Chromium plays its picture and its sound, and "Download MP4" is that file, at once."""
+    """An H.264 camera is recorded into an MP4 (H.264 + Opus, by the worker's SegmentWriter),
+    here the fragmented one a killed worker leaves: Chromium plays its picture and its sound and
+    seeks in it, and "Download MP4" is that file, at once."""
     page = open_player(LAPTOP)
     page.goto(f"/recordings/{scene.h264_id}")
     page.wait_for_selector("#player[data-ready=true]")
@@ -370,6 +373,11 @@ def test_an_h264_recording_plays_and_downloads_as_its_mp4(open_player, server, s
     assert played["sound"] > 0, played  # Opus in MP4 plays
     assert position(page) == pytest.approx(current_time(page), abs=0.5)
     page.get_by_role("button", name="Pause").click()
+    assert page.locator("#time-total").inner_text() == "0:06"  # where the file was cut off
+    scrub(page, 4.5)
+    page.wait_for_function(
+        "() => Math.abs(document.querySelector('#main-slot video').currentTime - 4.5) < 0.3"
+    )
     link = page.get_by_role("link", name="Download MP4")
     link.wait_for(state="visible")
     assert page.get_by_role("button", name="Prepare an MP4 (H.264)").is_hidden()
