@@ -155,7 +155,8 @@ def sps_size(sps: Bits) -> tuple[int, int]:
 
 
 class SegmentWriter:
-    """One stream's tracks remuxed into one live WebM file, timed by arrival."""
+    """One stream's tracks remuxed into one live WebM or fragmented MP4 file, timed by
+    arrival."""
 
     def __init__(
         self,

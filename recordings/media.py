@@ -96,7 +96,8 @@ def media_starts(recording: Recording) -> dict[str, float]:
 
 
 def last_timestamp(path: Path) -> float | None:
-    """The end of the last frame in a WebM, in seconds (a cut-off file has no duration)."""
+    """The end of the last frame in a segment file, in seconds (a cut-off file has no
+    duration)."""
     import av  # only here: the web process otherwise never loads FFmpeg's libraries
 
     end = None
