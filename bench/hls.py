@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -30,7 +29,7 @@ from fanout import LoopAudio, LoopVideo, synthetic_audio, synthetic_video
 from recording import call, window_cpu
 
 from media import tokens
-from media.supervisor import free_port, wait_for_port
+from tests.media.conftest import start_worker, stop_process
 
 SECRET = "hls-bench"
 ROOM = "broadcast:1"
@@ -79,24 +78,15 @@ async def measure(port: int, pid: int, codec: str, window: float, folder: Path) 
 
 async def main(window: float) -> None:
     aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
-    port = free_port()
-    env = {**os.environ, "MEDIA_SECRET": SECRET, "MEDIA_HOST_ADDRESSES": "127.0.0.1"}
-    root = Path(__file__).resolve().parent.parent
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "media.worker", "--port", str(port)],
-        cwd=root,
-        env=env,
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        assert wait_for_port("127.0.0.1", port), "the media worker did not start"
-        with tempfile.TemporaryDirectory(prefix="lectern-hls-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="lectern-hls-bench-") as tmp:
+        worker = start_worker(Path(tmp) / "worker.log", MEDIA_SECRET=SECRET)
+        try:
             for codec in ("video/H264", "video/VP8"):
                 folder = Path(tmp) / codec.split("/")[1]
-                print(json.dumps(await measure(port, proc.pid, codec, window, folder)), flush=True)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+                row = await measure(worker.port, worker.proc.pid, codec, window, folder)
+                print(json.dumps(row), flush=True)
+        finally:
+            stop_process(worker.proc)
     print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 

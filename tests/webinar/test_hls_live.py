@@ -36,7 +36,7 @@ from tests.webinar.test_whip_live import (
 # Fixtures used here (the server, its users' cookies, joined attendees, loopback-only peers).
 __all__ = ["cookies", "join", "loopback_only", "server"]
 
-pytestmark = [pytest.mark.server, pytest.mark.slow]
+pytestmark = pytest.mark.server
 
 
 def listed(playlist: str) -> list[str]:
