@@ -55,6 +55,9 @@ def check_tier(folder: Path) -> None:
     assert codecs == {"video": "h264", "audio": "aac"}, streams
     frames = probe(joined, "-select_streams v -count_frames -show_entries stream=nb_read_frames")
     assert int(frames["streams"][0]["nb_read_frames"]) >= 10, frames
+    span = probe(joined, "-show_entries format=duration,start_time")["format"]
+    duration = float(span["duration"]) - float(span["start_time"])  # a live stream's fragment
+    assert abs(duration - durations[-1]) < 0.3, (span, durations)
 
 
 def package(worker: WorkerProcess, folder: Path, codec: str) -> None:
@@ -106,5 +109,12 @@ def test_hls_ops_check_the_grant(worker: WorkerProcess, tmp_path: Path) -> None:
             ]
             assert not any(r["ok"] for r in refused), refused
             assert not (tmp_path / "hls").exists()
+            token = grant("hls", stream=stream.id, dir=folder)
+            assert (await call(worker.port, "hls_start", token=token))["created"]
+            assert not (await call(worker.port, "hls_start", token=token))["created"]
+            assert await until(lambda: bool(segments(tmp_path / "hls")), 20, 0.2)
+        # The stream ended (closed on leaving the block): its tier stopped, the playlist ends.
+        assert stream.id not in (await call(worker.port, "stats"))["hls"]
+        assert "#EXT-X-ENDLIST" in (tmp_path / "hls" / PLAYLIST).read_text()
 
     asyncio.run(scenario())
