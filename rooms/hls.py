@@ -22,10 +22,9 @@ from sqlalchemy import select
 from lectern.extensions import db
 from media import tokens
 from media.channel import MediaUnavailable
-from rooms.context import Actor, Outbox, Refused
+from rooms.context import Actor, Outbox
 from rooms.events import Event
 from rooms.models import MediaStream
-from rooms.validate import N_
 
 logger = logging.getLogger(__name__)
 WATCH_OP = "hls-watch"
@@ -65,11 +64,10 @@ def may_watch(token: str, broadcast_id: int) -> bool:
 
 
 def url_for_actor(actor: Actor, data: dict[str, Any], out: Outbox) -> dict[str, Any]:
-    """``hls.url``: the tier's playlist address for someone in a broadcast room."""
-    if actor.kind != BROADCAST_KIND:
-        raise Refused(N_("this room has no HLS stream"))
-    if not enabled():
-        raise Refused(N_("this server does not offer HLS"))
+    """``hls.url``: the tier's playlist address for someone in a broadcast room; ``None`` in
+    other rooms, or where HLS is turned off."""
+    if actor.kind != BROADCAST_KIND or not enabled():
+        return {"url": None, "expires": None}
     token = watch_token(actor.ref_id, actor.user_id)
     expires = tokens.verify(watch_secret(), token, WATCH_OP)["exp"]
     return {"url": f"/broadcasts/{actor.ref_id}/hls/{token}/index.m3u8", "expires": expires}
