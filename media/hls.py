@@ -79,7 +79,6 @@ class HlsPackager:
         self.resampler: Any = None
         self.audio_samples = 0  # AAC samples written so far
         self.next_forced_ms = 0  # the transcoder's next keyframe
-        self.segments_written = 0
         self.thread = threading.Thread(target=self._run, name="hls", daemon=True)
         directory.mkdir(parents=True, exist_ok=True)
         clear(directory)

@@ -403,7 +403,7 @@ class Worker:
         return {"ok": True, "created": True, "transcoding": packager.transcode}
 
     async def hls_stop(self, msg: dict[str, Any]) -> dict[str, Any]:
-        """Stop a stream's HLS tier (its files stay until the web app removes them)."""
+        """Stop a stream's HLS tier; its files stay (the next tier into the folder clears them)."""
         grant = tokens.verify(self.secret, msg.get("token"), "hls")
         stream_id = str(grant.get("stream", ""))
         stream = self.streams.get(stream_id)
