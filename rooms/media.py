@@ -65,6 +65,11 @@ def secret() -> str:
     return str(current_app.config["MEDIA_SECRET"])
 
 
+def prefer_h264() -> bool:
+    """Whether presenters' pages offer H.264 first (``MEDIA_PREFER_H264``; else VP8)."""
+    return bool(current_app.config.get("MEDIA_PREFER_H264"))
+
+
 def ice_servers() -> list[dict[str, Any]]:
     """The ICE servers browsers should use (the ``ICE_SERVERS`` setting; none by default)."""
     return list(current_app.config.get("ICE_SERVERS") or [])

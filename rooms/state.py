@@ -196,5 +196,6 @@ def build(actor: Actor, room: Room) -> dict[str, Any]:
         "streams": media.streams(room.id),
         "recording": recording.view(recording.running(room.id)),
         "ice_servers": media.ice_servers(),
+        "prefer_h264": media.prefer_h264(),
         "session": session.schedule_of(actor.kind, actor.ref_id, room),
     }

@@ -1,10 +1,14 @@
 """The codec a presenter's Chromium publishes is what its viewers decode: H.264 where the
-browser can send it (the page offers it first), VP8 where it cannot; the media worker forwards
-either as it is. ``getStats`` names the codec on both sides."""
+browser can send it (with ``MEDIA_PREFER_H264`` the page offers it first), VP8 where it cannot;
+the media worker forwards either as it is. ``getStats`` names the codec on both sides."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+
+from tests.live import LiveServer
 
 from .conftest import (
     People,
@@ -18,6 +22,16 @@ from .conftest import (
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """The module's demo server with ``MEDIA_PREFER_H264`` on (off by default)."""
+    data = tmp_path_factory.mktemp("codecs-server") / "data"
+    settings = {"MEDIA_WORKERS": "1", "DEMO_DATA": "true", "MEDIA_PREFER_H264": "true"}
+    with LiveServer(data, settings) as running:
+        yield running
+
 
 LESSON_ROOM = "/courses/1/lessons/1"
 

@@ -228,7 +228,7 @@ async function negotiate(entry) {
   setQuality(entry.tile, "wait", t("Connecting…"));
   for (const track of entry.media.getTracks()) {
     const transceiver = pc.addTransceiver(track, { direction: "sendonly", streams: [entry.media] });
-    if (track.kind === "video") preferH264(transceiver);
+    if (track.kind === "video" && room.state && room.state.prefer_h264) preferH264(transceiver);
   }
   pc.addEventListener("connectionstatechange", () => {
     if (pc === entry.pc && pc.connectionState === "failed" && own.get(entry.source) === entry) {
