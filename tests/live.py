@@ -81,6 +81,20 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
+STOP_TIMEOUT_S = 5.0
+
+
+def stop_process(proc: subprocess.Popen[Any]) -> None:
+    """Terminate ``proc``; kill it if it lingers."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=STOP_TIMEOUT_S)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A port nobody listens on right now."""
     with socket.socket() as sock:

@@ -34,11 +34,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.live import Forwarder, parent_death_signal
+from tests.live import Forwarder, parent_death_signal, stop_process
 
 IP = "ip"
 PREFIX = "lectern"
-STOP_TIMEOUT_S = 5.0
 SUBNET_TRIES = 50
 
 
@@ -242,7 +241,7 @@ class Network:
     def close(self) -> None:
         """End every process started inside, then remove the namespaces and links."""
         for proc in self.procs:
-            stop(proc)
+            stop_process(proc)
         for namespace in reversed(self.namespaces):
             for pid in ip("netns", "pids", namespace.name, check=False).split():
                 with contextlib.suppress(ProcessLookupError, ValueError):
@@ -252,17 +251,6 @@ class Network:
             if made.left.namespace is None:
                 ip("link", "del", made.left.device, check=False)
         self.namespaces, self.links, self.procs = [], [], []
-
-
-def stop(proc: subprocess.Popen[Any]) -> None:
-    """SIGTERM ``proc``; SIGKILL it if it lingers."""
-    if proc.poll() is None:
-        proc.terminate()
-    try:
-        proc.wait(timeout=STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=STOP_TIMEOUT_S)
 
 
 class Gateway(Forwarder):

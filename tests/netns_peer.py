@@ -50,8 +50,8 @@ from aiortc.sdp import SessionDescription
 
 from media import ice
 from media.channel import MediaChannel
-from tests.live import ROOT
-from tests.netns import Namespace, stop
+from tests.live import ROOT, stop_process
+from tests.netns import Namespace
 
 REPLY_TIMEOUT_S = 20.0
 NAMESPACE = "/room"  # the web app's Socket.IO namespace of live rooms
@@ -354,7 +354,7 @@ class PeerProcess:
                 self.proc.stdin.close()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=5)
-        stop(self.proc)
+        stop_process(self.proc)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ from av import VideoFrame
 from lectern import ROOT
 from media import tokens
 from media.supervisor import free_port, wait_for_port
+from tests.live import stop_process
 
 SECRET = "media-test-secret"
 ROOM = "lesson:1"
@@ -44,19 +45,9 @@ ROOM = "lesson:1"
 WIDTH, HEIGHT = 320, 240
 START_TIMEOUT_S = 20.0
 CALL_TIMEOUT_S = 10.0
-STOP_TIMEOUT_S = 5.0
 
 
 # -- processes --------------------------------------------------------------------------------
-def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    """Terminate ``proc``; kill it if it lingers."""
-    if proc.poll() is None:
-        proc.terminate()
-    try:
-        proc.wait(timeout=STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=STOP_TIMEOUT_S)
 
 
 @dataclass

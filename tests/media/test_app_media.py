@@ -9,6 +9,7 @@ loopback between the aiortc peers here and the server's media worker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import signal
@@ -16,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 import pytest
 import socketio
@@ -89,8 +90,10 @@ def cookies(tmp_path_factory: pytest.TempPathFactory) -> Callable[[int], str]:
 
 @dataclass
 class Participant:
-    """A Socket.IO client in the lesson's room that records every event it receives."""
+    """A Socket.IO client in a room (the lesson's, unless a subclass names another) that
+    records every event it receives."""
 
+    room: ClassVar[str] = ROOM
     user_id: int
     sio: socketio.Client = field(default_factory=lambda: socketio.Client(reconnection=False))
     events: list[tuple[str, Any]] = field(default_factory=list)
@@ -103,7 +106,7 @@ class Participant:
             headers={"Cookie": cookie},
             transports=["websocket"],
             namespaces=[NAMESPACE],
-            auth={"room": ROOM},
+            auth={"room": self.room},
             wait_timeout=EVENT_TIMEOUT_S,
         )
 
@@ -150,20 +153,32 @@ class Participant:
         return hit[1]
 
 
-@pytest.fixture
-def join(server: Server, cookies: Callable[[int], str]) -> Iterator[Callable[[int], Participant]]:
-    """Connects users to the lesson's room; every one is disconnected after the test."""
-    joined: list[Participant] = []
+P = TypeVar("P", bound=Participant)
 
-    def connect(user_id: int) -> Participant:
-        participant = Participant(user_id)
-        participant.join(server.url, cookies(user_id))
+
+@contextlib.contextmanager
+def joining(url: str, cookies: Callable[[int], str], kind: type[P]) -> Iterator[Callable[[int], P]]:
+    """``connect(user_id)`` joins a user to ``kind``'s room on the server at ``url``; every
+    one still connected is disconnected at the end."""
+    joined: list[P] = []
+
+    def connect(user_id: int) -> P:
+        participant = kind(user_id)
+        participant.join(url, cookies(user_id))
         joined.append(participant)
         return participant
 
     yield connect
     for participant in joined:
-        participant.sio.disconnect()
+        if participant.sio.connected:
+            participant.sio.disconnect()
+
+
+@pytest.fixture
+def join(server: Server, cookies: Callable[[int], str]) -> Iterator[Callable[[int], Participant]]:
+    """Connects users to the lesson's room; every one is disconnected after the test."""
+    with joining(server.url, cookies, Participant) as connect:
+        yield connect
 
 
 def stream_ids(data: dict[str, Any]) -> set[str]:

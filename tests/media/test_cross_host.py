@@ -28,8 +28,8 @@ import pytest
 from media.channel import MediaChannel
 from media.supervisor import wait_for_port
 from rooms.placement import worker_id
-from tests.live import ROOT, LiveServer
-from tests.netns import Gateway, Namespace, NetnsError, Network, stop, unavailable
+from tests.live import ROOT, LiveServer, stop_process
+from tests.netns import Gateway, Namespace, NetnsError, Network, unavailable
 from tests.netns_peer import PeerProcess
 
 from .conftest import HEIGHT, SECRET, START_TIMEOUT_S, WIDTH, grant, worker_env
@@ -93,7 +93,7 @@ def start_worker(namespace: Namespace, log: Path) -> Host:
         )
     host = Host(namespace, proc, log)
     if not wait_for_port(namespace.address, PORT, timeout=START_TIMEOUT_S):
-        stop(proc)
+        stop_process(proc)
         pytest.fail(f"the worker in {namespace.name} did not start:\n{host.output()}")
     return host
 

@@ -25,7 +25,15 @@ from media.channel import MediaChannel
 from tests.live import LiveServer
 
 from .conftest import SECRET, Publisher, WorkerProcess, start_worker, stop_process, until
-from .test_app_media import NAMESPACE, SECRET_KEY, Participant, cookies, publish, stream_ids
+from .test_app_media import (
+    NAMESPACE,
+    SECRET_KEY,
+    Participant,
+    cookies,
+    joining,
+    publish,
+    stream_ids,
+)
 from .test_sdp import offers, port_zero, without
 
 pytestmark = pytest.mark.server
@@ -123,18 +131,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, gate: Gate) -> Iterator[Liv
 def join(
     server: LiveServer, cookies: Callable[[int], str]
 ) -> Iterator[Callable[[int], Participant]]:
-    joined: list[Participant] = []
-
-    def connect(user_id: int) -> Participant:
-        participant = Participant(user_id)
-        participant.join(server.url, cookies(user_id))
-        joined.append(participant)
-        return participant
-
-    yield connect
-    for participant in joined:
-        if participant.sio.connected:
-            participant.sio.disconnect()
+    with joining(server.url, cookies, Participant) as connect:
+        yield connect
 
 
 def worker_streams(worker: WorkerProcess) -> int:

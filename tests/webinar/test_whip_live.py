@@ -22,7 +22,13 @@ import pytest
 
 from tests.live import LiveServer
 from tests.media.conftest import Publisher, Viewer, loopback_only, until
-from tests.media.test_app_media import NAMESPACE, SECRET_KEY, Participant, cookies, stream_ids
+from tests.media.test_app_media import (
+    SECRET_KEY,
+    Participant,
+    cookies,
+    joining,
+    stream_ids,
+)
 
 # Fixtures used here: this module's peers offer loopback only; session cookies for the server.
 __all__ = ["cookies", "loopback_only"]
@@ -38,16 +44,7 @@ H264 = "video/H264"
 class Attendee(Participant):
     """A Socket.IO client in the all-hands' room."""
 
-    def join(self, url: str, cookie: str) -> None:
-        self.sio.on("*", self.record, namespace=NAMESPACE)
-        self.sio.connect(
-            url,
-            headers={"Cookie": cookie},
-            transports=["websocket"],
-            namespaces=[NAMESPACE],
-            auth={"room": ROOM},
-            wait_timeout=10,
-        )
+    room = ROOM
 
     def streams_shown(self, since: int) -> list[dict[str, Any]]:
         """The first non-empty ``media.streams`` from ``since`` on."""
@@ -74,17 +71,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 @pytest.fixture
 def join(server: LiveServer, cookies: Callable[[int], str]) -> Iterator[Callable[[int], Attendee]]:
     """Connects users to the all-hands' room; every one is disconnected after the test."""
-    joined: list[Attendee] = []
-
-    def connect(user_id: int) -> Attendee:
-        attendee = Attendee(user_id)
-        attendee.join(server.url, cookies(user_id))
-        joined.append(attendee)
-        return attendee
-
-    yield connect
-    for attendee in joined:
-        attendee.sio.disconnect()
+    with joining(server.url, cookies, Attendee) as connect:
+        yield connect
 
 
 def http(
