@@ -30,8 +30,9 @@ logger = logging.getLogger(__name__)
 WATCH_OP = "hls-watch"
 DEFAULT_URL_LIFETIME_S = 4 * 3600  # a long broadcast; the page asks again for a fresh one
 BROADCAST_KIND = "broadcast"
-# The files a tier has: what the route serves (and nginx, after asking the app).
-FILE_NAME = re.compile(r"^(index\.m3u8|init\.mp4|seg\d{1,9}\.m4s)$")
+# The files a tier has: what the route serves (and nginx, after asking the app, all but the
+# playlist): the playlist, the init segment, segments and LL-HLS parts (media.hls).
+FILE_NAME = re.compile(r"^(index\.m3u8|init\.mp4|seg\d{1,9}\.m4s|part\d{1,9}\.\d{1,3}\.m4s)$")
 
 
 def enabled() -> bool:

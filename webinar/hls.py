@@ -10,10 +10,13 @@ served from the folder directly after asking ``/broadcasts/hls-auth`` (``deploy/
 from __future__ import annotations
 
 import re
+import time
+from pathlib import Path
 
 from flask import Blueprint, Response, abort, request, send_file
 
-from lectern.extensions import csrf
+from lectern.extensions import csrf, socketio
+from media.hls import position, reached
 from rooms import hls
 
 bp = Blueprint("hls", __name__)
@@ -23,6 +26,8 @@ TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".mp4": "video/mp4", ".m4s": 
 PLAYLIST_CACHE = "public, max-age=1"
 SEGMENT_CACHE = "public, max-age=31536000, immutable"
 ORIGINAL_URI = re.compile(r"^/broadcasts/(\d+)/hls/([^/?]+)/([^/?]+)$")
+DIRECTIVE = re.compile(r"^\d{1,9}$")
+POLL_S = 0.05
 
 
 @bp.route("/<int:broadcast_id>/hls/<token>/<name>")
@@ -36,10 +41,46 @@ def tier_file(broadcast_id: int, token: str, name: str) -> Response:
     if not path.is_file():
         abort(404)
     suffix = path.suffix
-    response = send_file(path, mimetype=TYPES[suffix], conditional=suffix != ".m3u8")
+    if suffix == ".m3u8":
+        response = Response(playlist(path), mimetype=TYPES[suffix])
+    else:
+        response = send_file(path, mimetype=TYPES[suffix], conditional=True)
     response.headers["Cache-Control"] = PLAYLIST_CACHE if suffix == ".m3u8" else SEGMENT_CACHE
     response.headers["Access-Control-Allow-Origin"] = "*"  # players on a CDN's host
     return response
+
+
+def directive(name: str) -> int | None:
+    """A blocking reload's ``_HLS_msn`` or ``_HLS_part``: absent, or a number (else 400)."""
+    value = request.args.get(name)
+    if value is None:
+        return None
+    if not DIRECTIVE.match(value):
+        abort(400)
+    return int(value)
+
+
+def playlist(path: Path) -> str:
+    """The playlist's text, once it lists what ``_HLS_msn``/``_HLS_part`` ask for (at once
+    without them, for a segment or part already listed, or for a tier that ended)."""
+    msn, part = directive("_HLS_msn"), directive("_HLS_part")
+    if part is not None and msn is None:
+        abort(400)
+    text = path.read_text()
+    if msn is None:
+        return text
+    where = position(text)
+    if msn > where.part[0] + 2:
+        abort(400)
+    deadline = time.monotonic() + 3 * max(where.target, 1)
+    while not (where.ended or reached(where, msn, part)) and time.monotonic() < deadline:
+        socketio.sleep(POLL_S)
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            abort(404)  # a new tier cleared the folder
+        where = position(text)
+    return text
 
 
 @bp.route("/hls-auth")

@@ -1,17 +1,30 @@
 """The HLS tier in a real worker: an aiortc publisher's H.264 (remuxed) or VP8 (one libx264
-encode per stream) and Opus (to AAC) as fMP4 HLS that ffprobe reads."""
+encode per stream) and Opus (to AAC) as LL-HLS (fMP4 segments and their parts) that ffprobe
+reads; the playlist writer's rolling window, deleted files, end and blocking-reload positions."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
+import re
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from media.hls import PLAYLIST
+from media.hls import (
+    LIST_SIZE,
+    PART_TARGET_S,
+    PLAYLIST,
+    Playlist,
+    part_name,
+    position,
+    reached,
+    segment_name,
+)
 
 from .conftest import WorkerProcess, call, grant, published, until
 
@@ -39,15 +52,31 @@ def segments(folder: Path) -> list[str]:
 
 
 def check_tier(folder: Path) -> None:
-    """The playlist lists whole segments of about a second that hold H.264 and AAC."""
+    """The playlist lists whole, independent segments of about a second that hold H.264 and
+    AAC, each the join of its parts (none longer than the part target), with the wall clock of
+    its first frame."""
     text = (folder / PLAYLIST).read_text()
     assert "#EXT-X-INDEPENDENT-SEGMENTS" in text, text
     assert '#EXT-X-MAP:URI="init.mp4"' in text, text
+    assert f"#EXT-X-PART-INF:PART-TARGET={PART_TARGET_S:.3f}" in text, text
+    assert "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=" in text, text
     durations = [
         float(line[8:].rstrip(",")) for line in text.splitlines() if line.startswith("#EXTINF:")
     ]
     assert all(0.5 <= d <= 2.5 for d in durations), text
+    parts = re.findall(r'#EXT-X-PART:DURATION=([\d.]+),URI="(part(\d+)\.\d+\.m4s)"', text)
+    assert parts and all(0 < float(d) <= PART_TARGET_S for d, _, _ in parts), text
     name = segments(folder)[-1]
+    msn = int(name[3:-4])
+    own = [part for _, part, n in parts if int(n) == msn]
+    assert f'URI="{own[0]}",INDEPENDENT=YES' in text, text
+    joined_parts = b"".join((folder / part).read_bytes() for part in own)
+    assert joined_parts == (folder / name).read_bytes()
+    dates = re.findall(r"#EXT-X-PROGRAM-DATE-TIME:(\S+)", text)
+    assert len(dates) >= len(durations), text
+    newest = datetime.datetime.fromisoformat(dates[-1]).timestamp()
+    assert abs(newest - time.time()) < 30, dates  # the server's clock, not the stream's
+
     joined = folder / "probe.mp4"
     joined.write_bytes((folder / "init.mp4").read_bytes() + (folder / name).read_bytes())
     streams = probe(joined, "-show_entries stream=codec_name,codec_type,width,height")["streams"]
@@ -118,3 +147,37 @@ def test_hls_ops_check_the_grant(worker: WorkerProcess, tmp_path: Path) -> None:
         assert "#EXT-X-ENDLIST" in (tmp_path / "hls" / PLAYLIST).read_text()
 
     asyncio.run(scenario())
+
+
+def test_playlist_rolls_deletes_old_files_and_ends(tmp_path: Path) -> None:
+    """The writer alone, fed 4 parts a segment: a rolling window of ``LIST_SIZE`` segments,
+    parts for the newest only, older files deleted, and where blocking reloads stand."""
+    playlist = Playlist(tmp_path)
+    for msn in range(12):
+        for index in range(4):
+            start = msn + index * 0.25
+            playlist.add(f"{msn}.{index}".encode(), start, 0.25, index == 0, 1e9 + start)
+    playlist.add(b"12.0", 12.0, 0.25, True, 1e9 + 12)  # segment 11 ends, 12 is under way
+    text = (tmp_path / PLAYLIST).read_text()
+    assert f"#EXT-X-MEDIA-SEQUENCE:{12 - LIST_SIZE}" in text, text
+    assert segments(tmp_path) == [segment_name(n) for n in range(12 - LIST_SIZE, 12)]
+    assert "#EXT-X-PROGRAM-DATE-TIME:2001-09-09T01:46:46.000Z" in text, text  # 1e9 + 6 s
+    listed_parts = re.findall(r'URI="(part[^"]+)"', text)
+    assert listed_parts == [part_name(n, i) for n in (9, 10, 11) for i in range(4)] + [
+        part_name(12, 0)
+    ]
+    assert (tmp_path / segment_name(11)).read_bytes() == b"11.011.111.211.3"
+    on_disk = sorted(p.name for p in tmp_path.glob("*.m4s"))
+    assert segment_name(3) not in on_disk and part_name(3, 0) not in on_disk  # deleted
+    assert segment_name(4) in on_disk and part_name(12, 0) in on_disk  # two kept a while
+
+    where = position(text)
+    assert (where.first, where.complete, where.part, where.ended) == (6, 11, (12, 0), False)
+    assert reached(where, 11, None) and reached(where, 12, 0) and reached(where, 11, 7)
+    assert not reached(where, 12, None) and not reached(where, 12, 1)
+    assert not reached(where, 13, 0)
+
+    playlist.end()
+    text = (tmp_path / PLAYLIST).read_text()
+    assert text.endswith("seg00012.m4s\n#EXT-X-ENDLIST\n"), text
+    assert position(text).ended and position(text).complete == 12

@@ -1,12 +1,14 @@
 """A broadcast's HLS tier through the whole app: an encoder publishes H.264 over WHIP into the
 demo all-hands, an attendee asks for the tier's signed URL (``hls.url``) and fetches the
-playlist, the init segment and a segment, with their types and cache headers; unsigned,
-tampered, expired and other broadcasts' URLs are refused."""
+playlist (an LL-HLS blocking reload too), the init segment, a segment and a part, with their
+types and cache headers; unsigned, tampered, expired and other broadcasts' URLs and bad
+blocking-reload queries are refused."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import time
 import urllib.error
@@ -17,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from media import tokens
+from media.hls import position, reached
 from tests.live import LiveServer, Nginx, insecure_tls
 from tests.media.conftest import Publisher, loopback_only, until
 from tests.media.test_app_media import SECRET_KEY, cookies
@@ -67,6 +70,16 @@ def test_an_attendee_watches_the_hls_tier_by_its_signed_url(
                 return status == 200 and len(listed(body)) >= 2
 
             assert await until(ready, 25, 0.5), got.get("playlist")
+            # A blocking reload for the part after the newest: answered once it is listed.
+            msn, part = position(str(got["playlist"])).part
+            ahead = f"{url}?_HLS_msn={msn}&_HLS_part={part + 1}"
+            status, _, body = await asyncio.to_thread(http, "GET", ahead)
+            assert status == 200 and reached(position(body), msn, part + 1), body
+            assert not reached(position(str(got["playlist"])), msn, part + 1)
+            got["blocked"] = body
+            bad = [f"_HLS_msn={msn + 3}", "_HLS_msn=x", "_HLS_part=1", "_HLS_msn=-1"]
+            statuses = [(await asyncio.to_thread(http, "GET", f"{url}?{q}"))[0] for q in bad]
+            assert statuses == [400, 400, 400, 400], statuses
             return url
         finally:
             await encoder.close()
@@ -80,13 +93,15 @@ def test_an_attendee_watches_the_hls_tier_by_its_signed_url(
     assert "#EXT-X-INDEPENDENT-SEGMENTS" in str(got["playlist"])
 
     media = tmp_path / "joined.mp4"
+    part = re.findall(r'URI="(part[^"]+)"', str(got["blocked"]))[-1]
     with media.open("wb") as out:
-        for name in ("init.mp4", listed(str(got["playlist"]))[-1]):
+        for name in ("init.mp4", listed(str(got["playlist"]))[-1], part):
             with urllib.request.urlopen(f"{base}/{name}") as response:
                 assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
                 kind = "video/mp4" if name.endswith(".mp4") else "video/iso.segment"
                 assert response.headers["Content-Type"] == kind
-                out.write(response.read())
+                if name != part:
+                    out.write(response.read())
     probe = subprocess.run(
         ["ffprobe", "-v", "error", "-of", "json", "-show_entries", "stream=codec_name", str(media)],
         capture_output=True,
@@ -126,14 +141,15 @@ def test_an_attendee_watches_the_hls_tier_by_its_signed_url(
         path = url.removeprefix(server.url).rsplit("/", 1)[0]
         playlist = urllib.request.urlopen(f"{front.url}{path}/index.m3u8", context=insecure_tls())
         assert playlist.headers["Content-Type"] == "application/vnd.apple.mpegurl"
-        assert playlist.headers["Cache-Control"] == "max-age=1"  # nginx's, not the app's
+        assert playlist.headers["Cache-Control"] == "public, max-age=1"  # the app's
         assert "#EXT-X-INDEPENDENT-SEGMENTS" in playlist.read().decode()
-        segment = urllib.request.urlopen(f"{front.url}{path}/init.mp4", context=insecure_tls())
-        assert segment.headers["Content-Type"] == "video/mp4"
-        assert segment.headers["Cache-Control"] == "max-age=315360000"
-        assert (
-            segment.read() == (server.data_dir / "hls" / str(BROADCAST) / "init.mp4").read_bytes()
-        )
+        folder = server.data_dir / "hls" / str(BROADCAST)
+        for name in ("init.mp4", part):
+            segment = urllib.request.urlopen(f"{front.url}{path}/{name}", context=insecure_tls())
+            kind = "video/mp4" if name.endswith(".mp4") else "video/iso.segment"
+            assert segment.headers["Content-Type"] == kind
+            assert segment.headers["Cache-Control"] == "max-age=315360000"
+            assert segment.read() == (folder / name).read_bytes()
         with pytest.raises(urllib.error.HTTPError) as forged:
             urllib.request.urlopen(
                 f"{front.url}/broadcasts/{BROADCAST}/hls/{tampered}/init.mp4",
