@@ -16,9 +16,13 @@ A scenario that needs a server of its own (no demo data, mail to the test's SMTP
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import io
+import os
 import re
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -28,6 +32,7 @@ from typing import Any
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
 from lectern import ROOT
@@ -37,6 +42,9 @@ from tests.live import LiveServer
 Server = LiveServer  # the ``server`` fixture's type, by its old name
 VIDEO_TIMEOUT_S = 30
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
+# Closing a test's pages and contexts takes Chromium a second or two, even on a loaded machine;
+# past this it is stuck and is killed (People.close).
+CLOSE_TIMEOUT_S = 60
 LAPTOP = {"width": 1366, "height": 768}
 PHONE = {"width": 390, "height": 844}
 
@@ -66,6 +74,17 @@ NO_DEVICES = """
 navigator.mediaDevices.enumerateDevices = () => Promise.resolve([]);
 navigator.mediaDevices.getUserMedia = () =>
   Promise.reject(new DOMException("Requested device not found", "NotFoundError"));
+"""
+
+# Ends a page's calls before its context is closed, as leaving the room would: every track
+# the page's connections send stops and every connection closes.
+HANG_UP = """
+() => {
+  for (const pc of window.__peers || []) {
+    for (const sender of pc.getSenders()) if (sender.track) sender.track.stop();
+    pc.close();
+  }
+}
 """
 
 # What the page's publishing connections send: one entry per RTCPeerConnection that sends,
@@ -126,6 +145,7 @@ class People:
         self.server = server
         self.contexts: list[Any] = []
         self.people: list[Person] = []
+        self.chromium = browser_pid(browser)  # for the watchdog of close(), asked while well
 
     def sign_in(
         self,
@@ -170,8 +190,85 @@ class People:
         return person
 
     def close(self) -> None:
-        for context in self.contexts:
-            context.close()
+        """Hang up every page's calls, then close the pages and their contexts. Should
+        Chromium not have closed them all within ``CLOSE_TIMEOUT_S``, its processes are killed
+        (later tests of the module then fail on a closed browser) and this fails, saying so:
+        a stuck Chromium must not hang the run."""
+        watchdog = Watchdog(self.chromium, CLOSE_TIMEOUT_S)
+        try:
+            for person in self.people:
+                with contextlib.suppress(PlaywrightError):
+                    person.page.evaluate(HANG_UP)
+            for context in self.contexts:
+                for page in context.pages:
+                    page.close()
+                context.close()
+        except PlaywrightError:
+            if not watchdog.fired:
+                raise
+        finally:
+            watchdog.cancel()
+        if watchdog.fired:
+            pytest.fail(
+                f"Chromium did not close {len(self.contexts)} browser context(s) within "
+                f"{CLOSE_TIMEOUT_S} s; its processes were killed ({watchdog.killed})",
+                pytrace=False,
+            )
+
+
+class Watchdog:
+    """Kills Chromium (its browser process ``pid`` and every process under it, by pid:
+    Playwright's calls may not be made from another thread, nor answered by a stuck browser)
+    unless ``cancel`` comes within ``seconds``. Whatever Playwright then waits on fails."""
+
+    def __init__(self, pid: int | None, seconds: float) -> None:
+        self.pid = pid
+        self.fired = False
+        self.killed = ""
+        self.timer = threading.Timer(seconds, self.kill)
+        self.timer.daemon = True
+        self.timer.start()
+
+    def kill(self) -> None:
+        self.fired = True
+        doomed = [self.pid, *descendants(self.pid)] if self.pid else []
+        for pid in doomed:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.killed = f"pids {', '.join(map(str, doomed))}" if doomed else "none found"
+
+    def cancel(self) -> None:
+        self.timer.cancel()
+
+
+def browser_pid(browser: Any) -> int | None:
+    """The process id of ``browser``'s Chromium (DevTools' ``SystemInfo.getProcessInfo``)."""
+    try:
+        cdp = browser.new_browser_cdp_session()
+        try:
+            processes = cdp.send("SystemInfo.getProcessInfo")["processInfo"]
+        finally:
+            cdp.detach()
+    except PlaywrightError:
+        return None
+    return next((int(p["id"]) for p in processes if p["type"] == "browser"), None)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children first found first), from /proc."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            # pid (comm) state ppid ...; comm may hold spaces and parentheses
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(fields[1])
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -210,6 +307,8 @@ def people(server: LiveServer, people_on: Callable[[LiveServer], People]) -> Peo
 
 def save_evidence(crowd: People, name: str, artifacts: Path) -> None:
     for n, person in enumerate(crowd.people):
+        if person.page.is_closed():  # closed by the test itself
+            continue
         person.page.screenshot(path=artifacts / f"failed-{name}-{n}-{person.email}.png")
     (artifacts / f"failed-{name}-server.log").write_text(crowd.server.output())
 
