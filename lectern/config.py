@@ -72,10 +72,9 @@ def build_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "MEDIA_WORKERS": int(os.environ.get("MEDIA_WORKERS") or os.cpu_count() or 1),
         "ICE_SERVERS": parse_ice_servers(os.environ.get("ICE_SERVERS")),
         "MEDIA_HOST_ADDRESSES": os.environ.get("MEDIA_HOST_ADDRESSES", ""),
-        # Presenters' pages offer H.264 first where the browser sends it (else VP8). Off by
-        # default for now: one CI run saw Chromium never finish closing a test's contexts after
-        # H.264 calls; VP8 publishers still feed the HLS tier (one encode per stream).
-        "MEDIA_PREFER_H264": env_flag("MEDIA_PREFER_H264", False),
+        # Presenters' pages offer H.264 first where the browser sends it (else VP8): the HLS
+        # tier then remuxes it rather than encoding once per stream.
+        "MEDIA_PREFER_H264": env_flag("MEDIA_PREFER_H264", True),
         # A broadcast's first camera stream is also packaged as HLS (rooms/hls.py); its signed
         # URLs stay valid this many seconds.
         "HLS_ENABLED": env_flag("HLS_ENABLED", True),

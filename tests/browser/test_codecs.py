@@ -1,10 +1,11 @@
 """The codec a presenter's Chromium publishes is what its viewers decode: H.264 where the
-browser can send it (with ``MEDIA_PREFER_H264`` the page offers it first), VP8 where it cannot;
-the media worker forwards either as it is. ``getStats`` names the codec on both sides."""
+browser can send it (``MEDIA_PREFER_H264``, on by default: the page offers it first), VP8 where
+it cannot or where the setting is off; the media worker forwards either as it is. ``getStats``
+names the codec on both sides."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -22,16 +23,6 @@ from .conftest import (
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """The module's demo server with ``MEDIA_PREFER_H264`` on (off by default)."""
-    data = tmp_path_factory.mktemp("codecs-server") / "data"
-    settings = {"MEDIA_WORKERS": "1", "DEMO_DATA": "true", "MEDIA_PREFER_H264": "true"}
-    with LiveServer(data, settings) as running:
-        yield running
-
 
 LESSON_ROOM = "/courses/1/lessons/1"
 
@@ -76,10 +67,10 @@ def codecs(person: Person, direction: str) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize(("init_script", "codec"), [("", "video/H264"), (NO_H264, "video/VP8")])
-def test_presenter_publishes_h264_where_it_can_and_viewers_decode_it(
-    people: People, init_script: str, codec: str
-) -> None:
+def publishes(people: People, init_script: str = "") -> tuple[list[str], list[str]]:
+    """The teacher (their page's scripts preceded by ``init_script``) goes live with their
+    camera in the demo lesson and a student sees them: the codecs of the teacher's outbound
+    and the student's inbound video."""
     teacher = people.sign_in("instructor@example.com", init_script=init_script)
     student = people.sign_in("student1@example.com")
     join_from(teacher, LESSON_ROOM)
@@ -88,6 +79,20 @@ def test_presenter_publishes_h264_where_it_can_and_viewers_decode_it(
 
     sees_video_of(student, "Ada Instructor")
 
-    assert codecs(teacher, "outbound-rtp") == [codec]
-    assert codecs(student, "inbound-rtp") == [codec]
+    sent, received = codecs(teacher, "outbound-rtp"), codecs(student, "inbound-rtp")
     no_problems(teacher, student)
+    return sent, received
+
+
+@pytest.mark.parametrize(("init_script", "codec"), [("", "video/H264"), (NO_H264, "video/VP8")])
+def test_presenter_publishes_h264_where_it_can_and_viewers_decode_it(
+    people: People, init_script: str, codec: str
+) -> None:
+    assert publishes(people, init_script) == ([codec], [codec])
+
+
+def test_with_h264_first_turned_off_the_presenter_publishes_vp8(
+    live_server: Callable[..., LiveServer], people_on: Callable[[LiveServer], People]
+) -> None:
+    server = live_server({"MEDIA_WORKERS": "1", "DEMO_DATA": "true", "MEDIA_PREFER_H264": "false"})
+    assert publishes(people_on(server)) == (["video/VP8"], ["video/VP8"])
