@@ -12,6 +12,7 @@ import * as slides from "./slides.js";
 import * as stage from "./stage.js";
 import * as session from "./session.js";
 import * as tabs from "./tabs.js";
+import * as tier from "./tier.js";
 
 const root = document.getElementById("room");
 const settings = {
@@ -30,4 +31,5 @@ new ResizeObserver(measure).observe(bar);
 const room = new Room(root.dataset.room, settings);
 tabs.init();
 statusBar(room);
-for (const part of [presence, hands, qa, chat, polls, slides, media, recording, stage, session]) part.init(room);
+// tier before media: media.js asks it which tier to play as soon as the state arrives
+for (const part of [presence, hands, qa, chat, polls, slides, tier, media, recording, stage, session]) part.init(room);

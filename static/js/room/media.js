@@ -11,6 +11,7 @@ import { announce, toast } from "./dom.js";
 import { gathered, iceConfig, measure, preferH264 } from "./peer.js";
 import * as player from "./player.js";
 import { makeTile, play, removeTile, setQuality } from "./tiles.js";
+import * as tier from "./tier.js";
 
 let room;
 const own = new Map(); // source ("camera" | "screen") -> {source, media, pc, id, tile, busy, seen, stats}
@@ -329,9 +330,10 @@ function reconcile(renew = false) {
   const streams = room.state.streams;
   const listed = new Set(streams.map((s) => s.id));
   const viewing = new Set(player.viewing());
-  for (const id of viewing) if (!listed.has(id) || isOwn({ id })) player.close(id);
+  const lowData = tier.active(); // the HLS tier plays the broadcast instead: no WebRTC views
+  for (const id of viewing) if (lowData || !listed.has(id) || isOwn({ id })) player.close(id);
   for (const stream of streams) {
-    if (!viewing.has(stream.id) && !isOwn(stream)) player.view(stream);
+    if (!lowData && !viewing.has(stream.id) && !isOwn(stream)) player.view(stream);
   }
   if (!room.socket.connected) return;
   for (const entry of own.values()) {
@@ -386,6 +388,7 @@ export function init(r) {
   });
   room.on("media.moved", (data) => player.moved(data && data.worker));
   room.on("local:can_publish", onPermission);
+  room.on("local:tier", () => reconcile());
   room.on("room.ended", () => {
     // The presenter ended the session: nothing is sent or received any more.
     for (const source of [...own.keys()]) stopPublishing(source, false);

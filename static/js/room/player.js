@@ -1,7 +1,9 @@
 // The player: each stream of the room in its own RTCPeerConnection with receive-only
 // transceivers, retried when it fails or when its video never starts. A view the server
 // refuses (every media server full) says why in the tile and asks again later; a view whose
-// media worker died (media.moved) asks again at once and is placed on another.
+// media worker died (media.moved) asks again at once and is placed on another. Refusals and
+// failures are told to tier.js ("local:view_refused", "local:view_failed"), which may move the
+// page to the HLS tier.
 
 import { t } from "../i18n.js";
 import { gathered, iceConfig, measure } from "./peer.js";
@@ -88,6 +90,7 @@ function refused(v, error) {
   setTimeout(() => {
     if (!v.closed && !v.pc) connect(v);
   }, v.tries > MAX_TRIES ? REFUSED_MS : RETRY_MS * v.tries);
+  room.local("local:view_refused", { stream: v.stream, error, tries: v.tries }); // tier.js
 }
 
 /** The media worker `worker` died: the views it served ask again (placed on another). */
@@ -109,12 +112,13 @@ function retry(v, err) {
   v.tries += 1;
   if (v.tries > MAX_TRIES) {
     setQuality(v.tile, "poor", err && err.message ? t("Cannot connect: %(error)s", { error: err.message }) : t("Cannot connect"));
-    return;
+  } else {
+    setQuality(v.tile, "wait", t("Reconnecting…"));
+    setTimeout(() => {
+      if (!v.closed && !v.pc) connect(v);
+    }, RETRY_MS * v.tries);
   }
-  setQuality(v.tile, "wait", t("Reconnecting…"));
-  setTimeout(() => {
-    if (!v.closed && !v.pc) connect(v);
-  }, RETRY_MS * v.tries);
+  room.local("local:view_failed", { stream: v.stream, tries: v.tries }); // tier.js: HLS instead?
 }
 
 /** A viewer connected for STALL_MS whose video (the server answered with one) has not shown

@@ -1,0 +1,145 @@
+"""The attendee page's tiers in a broadcast: real time (WebRTC) or low data (HLS, hls.js).
+
+The host of the demo all-hands goes live with Chromium's fake camera (VP8: the media worker
+encodes the tier's H.264 once). An attendee who ticks "Low data" watches the HLS tier in one
+<video>, with Q&A and chat as before, and is back on WebRTC when invited to the stage. With the
+WebRTC tier full (a media worker that takes one viewer), the next attendee is refused a view
+and lands on HLS by itself, and keeps playing across the expiry of its signed URL.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.live import LiveServer
+
+from .conftest import (
+    PHONE,
+    VIDEO_TIMEOUT_S,
+    People,
+    Person,
+    join_from,
+    no_horizontal_scroll,
+    no_problems,
+    screenshots,
+    sees_video_of,
+    show_tab,
+    start_camera,
+    wait_for,
+)
+from .test_broadcast import BROADCAST, pending, register_and_join
+
+pytestmark = [pytest.mark.browser, pytest.mark.server]
+
+REAL_TIME = "Live (real time)"
+LOW_DATA = re.compile(r"^Live \(low data, about \d+ s behind\)$")
+URL_LIFETIME_S = 8  # the full-tier test's signed URLs expire while it watches
+# What the HLS <video> has shown so far: its clock and the frames it has decoded.
+PROGRESS = "(v) => [v.currentTime, v.getVideoPlaybackQuality().totalVideoFrames]"
+
+
+def plays_hls(person: Person) -> Any:
+    """``person``'s page plays the HLS tier: one <video> (no WebRTC view left) with a picture
+    whose clock and decoded frames keep growing, and says so with how far behind live it is."""
+    page = person.page
+    video = page.locator("figure.tile.hls video")
+    expect(video).to_have_count(1, timeout=VIDEO_TIMEOUT_S * 1000)
+    expect(page.locator("figure.tile:not(.hls)")).to_have_count(0)
+    handle = video.element_handle()
+    page.wait_for_function(
+        "(v) => v.videoWidth > 0 && v.currentTime > 0",
+        arg=handle,
+        timeout=VIDEO_TIMEOUT_S * 1000,
+        polling=200,
+    )
+    advances(person, handle)
+    status = page.locator("#tier-status")
+    expect(status).to_have_attribute("data-tier", "hls")
+    expect(status).to_have_text(LOW_DATA, timeout=VIDEO_TIMEOUT_S * 1000)
+    return handle
+
+
+def advances(person: Person, video: Any) -> None:
+    """The HLS <video>'s clock and decoded frames both grow from now on."""
+    seconds, frames = person.page.evaluate(PROGRESS, video)
+
+    def grown() -> bool:
+        now_seconds, now_frames = person.page.evaluate(PROGRESS, video)
+        return bool(now_seconds > seconds and now_frames > frames)
+
+    wait_for(grown, VIDEO_TIMEOUT_S, f"{person.email}'s HLS video to play on")
+
+
+def host_goes_live(people: People) -> Person:
+    host = people.sign_in("host@example.com")
+    join_from(host, BROADCAST)
+    start_camera(host)
+    return host
+
+
+def test_low_data_plays_hls_with_qa_and_chat_and_stage(people: People, artifacts: Path) -> None:
+    host = host_goes_live(people)
+    eli = people.sign_in("employee@example.com", PHONE)
+    join_from(eli, BROADCAST)
+    sees_video_of(eli, "Hana Host")
+    expect(eli.page.locator("#tier-status")).to_have_text(REAL_TIME)
+
+    eli.page.get_by_label("Low data (HLS)").check()
+    plays_hls(eli)
+    screenshots(eli, "hls-tier-low-data", artifacts)  # the phone layout does not scroll sideways
+
+    # Q&A and chat are the same on this tier.
+    asked = "Can we watch this on the train?"
+    eli.page.get_by_label("Your question").fill(asked)
+    eli.page.get_by_role("button", name="Ask", exact=True).click()
+    expect(pending(host, asked)).to_have_count(1)
+    show_tab(eli, "Chat")
+    eli.page.get_by_role("textbox", name="Message").fill("Watching on low data")
+    eli.page.get_by_role("button", name="Send").click()
+    show_tab(host, "Chat")
+    expect(host.page.locator("#chat-list li", has_text="Watching on low data")).to_have_count(1)
+
+    # Invited to the stage: real time again, the choice kept for later.
+    show_tab(host, "People")
+    host.page.get_by_role("button", name="Invite Eli Employee to the stage").click()
+    expect(eli.page.locator("#stage-prompt")).to_contain_text("You are on stage")
+    expect(eli.page.locator("figure.tile.hls")).to_have_count(0)
+    expect(eli.page.locator("#tier")).to_be_hidden()
+    sees_video_of(eli, "Hana Host")
+    no_problems(host, eli)
+
+
+def test_a_full_webrtc_tier_sends_the_next_attendee_to_hls(
+    live_server: Callable[..., LiveServer], people_on: Callable[[LiveServer], People]
+) -> None:
+    env = {
+        "MEDIA_WORKERS": "1",
+        "DEMO_DATA": "true",
+        "MEDIA_CAPACITY": "1",  # one WebRTC viewer fills the only media worker
+        "HLS_URL_LIFETIME_S": str(URL_LIFETIME_S),
+    }
+    people = people_on(live_server(env))
+    host = host_goes_live(people)
+    eli = people.sign_in("employee@example.com")
+    join_from(eli, BROADCAST)
+    sees_video_of(eli, "Hana Host")  # the one viewer the worker takes
+    expect(eli.page.locator("#tier-status")).to_have_text(REAL_TIME)
+
+    ben = people.sign_in("student1@example.com", PHONE)
+    register_and_join(ben)
+    video = plays_hls(ben)
+    expect(ben.page.locator("#tier .tier-why")).to_contain_text("The real-time stream is full")
+    expect(ben.page.get_by_label("Low data (HLS)")).to_be_checked()
+    no_horizontal_scroll(ben)
+
+    # Its signed URL expires meanwhile: the page has asked for a fresh one, and plays on.
+    ben.page.wait_for_timeout(URL_LIFETIME_S * 1000)
+    advances(ben, video)
+    expect(eli.page.locator("#tier-status")).to_have_text(REAL_TIME)
+    no_problems(host, eli, ben)
