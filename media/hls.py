@@ -20,20 +20,20 @@ the same playlist as plain HLS. Older files are deleted.
 - Opus audio is decoded and encoded to AAC once per stream.
 
 The sink only queues frames; a thread of the packager's own does all muxing, coding and writing,
-so the worker's forwarding loop never waits for it (a full queue drops frames, never blocks).
+so the worker's forwarding loop never waits for it (a full queue drops frames, never blocks). The
+thread takes what has queued up every ``WAKE_S`` rather than wake up for every frame.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import logging
 import os
-import queue
 import re
 import struct
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 MS = Fraction(1, 1000)
 AUDIO_RATE = 48000
 SAMPLE = Fraction(1, AUDIO_RATE)
+STEREO = ("fltp", "stereo", AUDIO_RATE)  # what the AAC encoder takes
 SEGMENT_S = 1.0
 PART_S = 0.25  # the muxer's fragment length (it also cuts at every video keyframe)
 PART_TARGET_S = 0.35  # a part's longest: PART_S and one more frame of 15 fps video
@@ -57,6 +58,8 @@ LIST_SIZE = 6  # segments in the playlist
 PART_SEGMENTS = 3  # the newest segments list their parts too
 KEEP_EXTRA = 2  # segments (and their parts) kept on disk after leaving the playlist
 QUEUE_FRAMES = 600  # about 10 s of audio and video; beyond it frames are dropped
+WAKE_S = 0.05  # how often the thread looks for queued frames
+AAC_FRAME = 1024  # samples in an AAC frame
 PLAYLIST = "index.m3u8"
 INIT = "init.mp4"
 # FFmpeg's AAC encoder with its fast coder: half the CPU of its default (two-loop) one, the
@@ -74,13 +77,15 @@ def part_name(msn: int, index: int) -> str:
 
 
 def mux_options() -> dict[str, str]:
-    """The ``mp4`` muxer's options: an empty ``moov`` first, then a fragment (moof + mdat,
-    addressed from its own moof) at each video keyframe and every ``PART_S``, each handed to
-    the writer at once; no index at the end."""
+    """The ``mp4`` muxer's options: an empty ``moov`` first (once the first packet has given
+    it H.264's parameter sets), then a fragment (moof + mdat, addressed from its own moof) at
+    each video keyframe and every ``PART_S``, each handed to the writer at once; no index at
+    the end. A track that stalls holds the other back for a second at most (interleaving)."""
     return {
         "movflags": "empty_moov+delay_moov+default_base_moof+frag_keyframe+skip_trailer",
         "frag_duration": str(int(PART_S * 1_000_000)),
         "flush_packets": "1",
+        "max_interleave_delta": str(int(SEGMENT_S * 1_000_000)),
     }
 
 
@@ -413,7 +418,7 @@ class HlsPackager:
         self.kinds = kinds
         self.transcode = video_codec.lower() != "video/h264"
         self.request_keyframe = request_keyframe or (lambda: None)
-        self.frames: queue.Queue[tuple[str, EncodedFrame] | None] = queue.Queue(QUEUE_FRAMES)
+        self.frames: deque[tuple[str, EncodedFrame] | None] = deque()
         self.dropped = 0
         self.last_keyframe = 0.0  # time.monotonic() of the last keyframe asked for or seen
         self.output: Any = None
@@ -424,6 +429,7 @@ class HlsPackager:
         self.last_ms: dict[str, int] = {}
         self.decoders: dict[str, Any] = {}
         self.resampler: Any = None
+        self.fifo: Any = None  # decoded audio, cut into AAC frames
         self.audio_samples = 0  # AAC samples written so far
         self.next_forced_ms = 0  # the transcoder's next keyframe
         self.splitter = Fmp4Splitter(self._on_init, self._on_fragment)
@@ -446,29 +452,26 @@ class HlsPackager:
             elif now - self.last_keyframe >= SEGMENT_S:
                 self.last_keyframe = now
                 self.request_keyframe()
-        try:
-            self.frames.put_nowait((kind, frame))
-        except queue.Full:
+        if len(self.frames) >= QUEUE_FRAMES:
             self.dropped += 1
+        else:
+            self.frames.append((kind, frame))
 
     def stop(self) -> None:
         """Finish the thread (blocks until it has closed the output; run it off the loop)."""
-        while True:
-            try:
-                self.frames.put(None, timeout=0.1)
-                break
-            except queue.Full:
-                self._drain_one()
+        self.frames.append(None)
         self.thread.join()
-
-    def _drain_one(self) -> None:
-        with contextlib.suppress(queue.Empty):
-            self.frames.get_nowait()
 
     # -- on the packager's thread -------------------------------------------------------------
     def _run(self) -> None:
         try:
-            while (item := self.frames.get()) is not None:
+            while True:
+                if not self.frames:
+                    time.sleep(WAKE_S)
+                    continue
+                item = self.frames.popleft()
+                if item is None:
+                    break
                 try:
                     self._handle(*item)
                 except (av.FFmpegError, ValueError) as exc:
@@ -506,9 +509,8 @@ class HlsPackager:
             )
             audio.bit_rate = 96000
             self.streams["audio"] = audio
-            self.resampler = av.AudioResampler(
-                format="fltp", layout="stereo", rate=AUDIO_RATE, frame_size=1024
-            )
+            self.resampler = av.AudioResampler(format="fltp", layout="stereo", rate=AUDIO_RATE)
+            self.fifo = av.AudioFifo()
         if self.transcode:
             return  # opened once the video stream exists
         self.output.start_encoding()
@@ -569,7 +571,12 @@ class HlsPackager:
             self.audio_samples = ms * AUDIO_RATE // 1000  # the track starts where it arrived
         for decoded in self.decoders["audio"].decode(av.Packet(frame.data)):
             decoded.pts = None
-            for chunk in self.resampler.resample(decoded):
+            if (decoded.format.name, decoded.layout.name, decoded.sample_rate) == STEREO:
+                self.fifo.write(decoded)  # as Opus decodes a stereo stream: no resampling
+            else:
+                for converted in self.resampler.resample(decoded):
+                    self.fifo.write(converted)
+            for chunk in self.fifo.read_many(AAC_FRAME):
                 chunk.pts, chunk.time_base = self.audio_samples, SAMPLE
                 self.audio_samples += chunk.samples
                 for packet in audio.encode(chunk):
