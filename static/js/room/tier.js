@@ -24,7 +24,7 @@ let refreshTimer = null;
 let choice = false; // the viewer ticked "Low data"
 let reason = null; // why the page chose HLS by itself: "full" | "failed"
 let mode = "webrtc"; // "webrtc" | "hls": what the page plays now
-let playback = null; // {stream, tile, hls, tries, recoveries, retry, playing}
+let playback = null; // {stream, tile, hls (null: native or between tries), tries, recoveries, retry, playing, played}
 let box = null; // {status, why, choice, toggle}: the tier's part of the page
 
 const CHOICE_KEY = "lectern:low-data"; // localStorage: "1" when the viewer chose low data
@@ -154,7 +154,7 @@ function start(stream) {
   const tile = makeTile(stream.name, "camera", false);
   tile.fig.classList.add("hls");
   tile.fig.dataset.tier = "hls";
-  playback = { stream, tile, hls: null, tries: 0, recoveries: 0, retry: null, playing: false };
+  playback = { stream, tile, hls: null, tries: 0, recoveries: 0, retry: null, playing: false, played: false };
   const p = playback;
   tile.video.addEventListener("playing", () => playing(p));
   tile.video.addEventListener("waiting", () => setQuality(p.tile, "wait", t("Loading…")));
@@ -188,6 +188,7 @@ function load(p) {
 function playing(p) {
   if (p !== playback) return;
   p.playing = true;
+  p.played = true;
   p.tries = 0;
   p.tile.fig.classList.add("has-video-track");
   setNotice(p.tile, "");
@@ -217,8 +218,8 @@ function again(p, why, expired = false) {
   p.tries += 1;
   p.tile.fig.classList.remove("has-video-track");
   setQuality(p.tile, "poor", t("Reconnecting…"));
-  // Before the first picture a missing playlist means the tier is still starting.
-  setNotice(p.tile, p.tries <= 2 && !p.recoveries
+  // Before its first picture a missing playlist means the tier is still starting.
+  setNotice(p.tile, !p.played
     ? t("Starting the low-data stream…")
     : t("The low-data stream stopped (%(error)s). Trying again…", { error: why }));
   const delay = Math.min(RETRY_MAX_MS, RETRY_MS * 2 ** (p.tries - 1));
