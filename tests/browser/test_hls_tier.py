@@ -47,12 +47,13 @@ URL_LIFETIME_S = 8  # the full-tier test's signed URLs expire while it watches
 PROGRESS = "(v) => [v.currentTime, v.getVideoPlaybackQuality().totalVideoFrames]"
 
 
-def plays_hls(person: Person) -> Any:
-    """``person``'s page plays the HLS tier: one <video> (no WebRTC view left) with a picture
-    whose clock and decoded frames keep growing, and says so with how far behind live it is."""
+def plays_hls(person: Person, within_s: float = VIDEO_TIMEOUT_S) -> Any:
+    """``person``'s page plays the HLS tier (its <video> there within ``within_s``): one <video>
+    (no WebRTC view left) with a picture whose clock and decoded frames keep growing, and says
+    so with how far behind live it is."""
     page = person.page
     video = page.locator("figure.tile.hls video")
-    expect(video).to_have_count(1, timeout=VIDEO_TIMEOUT_S * 1000)
+    expect(video).to_have_count(1, timeout=within_s * 1000)
     expect(page.locator("figure.tile:not(.hls)")).to_have_count(0)
     handle = video.element_handle()
     page.wait_for_function(
@@ -113,7 +114,8 @@ def test_low_data_plays_hls_with_qa_and_chat_and_stage(people: People, artifacts
     # Invited to the stage: real time again.
     show_tab(host, "People")
     host.page.get_by_role("button", name="Invite Eli Employee to the stage").click()
-    expect(eli.page.locator("#stage-prompt")).to_contain_text("You are on stage")
+    # (a reconnect with the new role, and a reload for its panels)
+    expect(eli.page.locator("#stage-prompt")).to_contain_text("You are on stage", timeout=30_000)
     expect(eli.page.locator("figure.tile.hls")).to_have_count(0)
     expect(eli.page.locator("#tier")).to_be_hidden()
     sees_video_of(eli, "Hana Host")
@@ -151,3 +153,27 @@ def test_a_full_webrtc_tier_sends_the_next_attendee_to_hls(
     advances(ben, video)
     expect(eli.page.locator("#tier-status")).to_have_text(REAL_TIME)
     no_problems(host, eli, ben)
+
+
+# No path for WebRTC's media (UDP blocked, no relay): every connection the page makes may use
+# relay candidates only, and there is no TURN server to give one. Its views never connect (nor
+# fail: there is no candidate pair to fail), so the page gives up on WebRTC after 15 s.
+GIVE_UP_S = 15
+NO_WEBRTC_PATH = """
+(() => {
+  const Native = window.RTCPeerConnection;
+  window.RTCPeerConnection = class extends Native {
+    constructor(config, ...rest) { super({ ...config, iceTransportPolicy: "relay" }, ...rest); }
+  };
+})();
+"""
+
+
+def test_webrtc_that_cannot_connect_gives_way_to_hls(people: People) -> None:
+    host = host_goes_live(people)
+    ana = people.sign_in("student1@example.com", init_script=NO_WEBRTC_PATH)
+    register_and_join(ana)
+    expect(ana.page.locator("#tier-status")).to_have_text(REAL_TIME)  # trying it first
+    plays_hls(ana, GIVE_UP_S + VIDEO_TIMEOUT_S)
+    expect(ana.page.locator("#tier .tier-why")).to_contain_text("could not connect")
+    no_problems(host, ana)

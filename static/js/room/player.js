@@ -1,9 +1,9 @@
 // The player: each stream of the room in its own RTCPeerConnection with receive-only
 // transceivers, retried when it fails or when its video never starts. A view the server
 // refuses (every media server full) says why in the tile and asks again later; a view whose
-// media worker died (media.moved) asks again at once and is placed on another. Refusals and
-// failures are told to tier.js ("local:view_refused", "local:view_failed"), which may move the
-// page to the HLS tier.
+// media worker died (media.moved) asks again at once and is placed on another. Refusals,
+// failures and connections are told to tier.js ("local:view_refused", "local:view_failed",
+// "local:view_connected"), which may move the page to the HLS tier.
 
 import { t } from "../i18n.js";
 import { gathered, iceConfig, measure } from "./peer.js";
@@ -59,7 +59,10 @@ async function connect(v) {
   });
   pc.addEventListener("connectionstatechange", () => {
     if (pc !== v.pc) return;
-    if (pc.connectionState === "connected") v.connectedAt = Date.now();
+    if (pc.connectionState === "connected") {
+      v.connectedAt = Date.now();
+      room.local("local:view_connected", { stream: v.stream }); // tier.js
+    }
     if (pc.connectionState === "failed") retry(v);
   });
   try {

@@ -4,10 +4,10 @@
 //
 // Only someone who cannot publish, in a room whose `hls.url` answers a URL (a broadcast with
 // the tier on), has a choice. The page moves to HLS by itself when a view of the camera is
-// refused because the real-time tier is full, or when it keeps failing to connect (UDP
-// blocked); or when the viewer ticks "Low data", a choice kept in this browser. It moves back
-// when the viewer unticks it or is asked on stage (can_publish). media.js asks `active()`
-// before viewing anything over WebRTC and reconciles again on "local:tier".
+// refused because the real-time tier is full, or fails to connect twice, or has not connected
+// within CONNECT_MS (UDP blocked); or when the viewer ticks "Low data", a choice kept in this
+// browser. It moves back when the viewer unticks it or is asked on stage (can_publish).
+// media.js asks `active()` before viewing anything over WebRTC and reconciles on "local:tier".
 //
 // The signed playlist URL expires (`expires`): it is asked again before then, and after a 403;
 // requests hls.js makes with the old token are rewritten to the new one (xhrSetup).
@@ -26,11 +26,16 @@ let reason = null; // why the page chose HLS by itself: "full" | "failed"
 let mode = "webrtc"; // "webrtc" | "hls": what the page plays now
 let playback = null; // {stream, tile, hls (null: native or between tries), tries, recoveries, retry, playing, played}
 let box = null; // {status, why, choice, toggle}: the tier's part of the page
+let watchdog = null; // {id, timer}: the camera view that has CONNECT_MS to connect
+const connected = new Set(); // ids of camera streams whose WebRTC view has connected once
 
 const CHOICE_KEY = "lectern:low-data"; // localStorage: "1" when the viewer chose low data
 // rooms/placement.py's ALL_FULL, as the server translates it for this page's language
 const ALL_FULL = t("every media server is full; try again in a minute");
 const FAILS_BEFORE_HLS = 2; // failed connections of a camera view before the page gives up on WebRTC
+// A camera view not connected this long after it was listed has no path (ICE may never even
+// fail: with no candidate pair at all it stays "checking"): the page gives up on WebRTC too.
+const CONNECT_MS = 15000;
 const REFRESH_MARGIN_S = 60; // ask for a fresh URL this long before it expires (at most)
 const RETRY_MS = 1000; // first pause before playing the playlist again; doubles up to RETRY_MAX_MS
 const RETRY_MAX_MS = 10000;
@@ -114,7 +119,28 @@ function apply() {
   const stream = mode === "hls" && signed ? camera() : null;
   if (!stream || (playback && playback.stream.id !== stream.id)) stop();
   if (stream && !playback) start(stream);
+  watch();
   render();
+}
+
+/** Give the camera's WebRTC view CONNECT_MS to connect, while it may still move to HLS. */
+function watch() {
+  const stream = mode === "webrtc" && asked && eligible() && !reason ? camera() : null;
+  if (watchdog && (!stream || watchdog.id !== stream.id)) {
+    clearTimeout(watchdog.timer);
+    watchdog = null;
+  }
+  if (!stream || watchdog || connected.has(stream.id)) return;
+  const timer = setTimeout(() => onFailed({ stream, tries: FAILS_BEFORE_HLS }), CONNECT_MS);
+  watchdog = { id: stream.id, timer };
+}
+
+function onConnected(data) {
+  connected.add(data.stream.id);
+  if (watchdog && watchdog.id === data.stream.id) {
+    clearTimeout(watchdog.timer);
+    watchdog = null;
+  }
 }
 
 /** A WebRTC view was refused (player.js): "every media server full" sends the page to HLS. */
@@ -127,6 +153,8 @@ function onRefused(data) {
 /** A WebRTC view failed to connect (player.js): after FAILS_BEFORE_HLS in a row, HLS. */
 function onFailed(data) {
   if (data.stream.source !== "camera" || data.tries < FAILS_BEFORE_HLS || reason) return;
+  if (watchdog) clearTimeout(watchdog.timer);
+  watchdog = null;
   reason = "failed";
   apply();
 }
@@ -334,6 +362,7 @@ export function init(r) {
   room.on("local:can_publish", onPermission);
   room.on("local:view_refused", onRefused);
   room.on("local:view_failed", onFailed);
+  room.on("local:view_connected", onConnected);
   room.on("room.ended", () => {
     stop();
     signed = null;
