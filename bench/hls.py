@@ -19,8 +19,9 @@ the signed playlist URL (``hls.url``). Then:
    core. H.264 in is remuxed; VP8 in is decoded and encoded once with libx264.
 2. **Glass-to-glass latency**: Chromium (headless, ``tests.live.launch_chromium``) opens a page
    of the bench's own on nginx's origin (``hls_clock.PAGE``, served by Playwright's router)
-   that plays the signed URL through nginx with the vendored hls.js, once with hls.js's default
-   configuration and once tuned for low latency (``LOW_LATENCY``). Each presented frame's
+   that plays the signed URL through nginx with the vendored hls.js, in three configurations
+   (``CONFIGS``): hls.js's defaults (LL-HLS on), ``lowLatencyMode: false`` (a plain HLS
+   player) and tuned to keep to the live edge. Each presented frame's
    clock is read back from a canvas: ``Date.now()`` minus the painted time, over
    ``--latency-seconds`` after ``--warmup`` seconds of playing. p50 / p95 of those samples,
    with hls.js's own estimate beside them (``hls.latency``; and ``Date.now() - playingDate``
@@ -29,7 +30,8 @@ the signed playlist URL (``hls.url``). Then:
    segments (``EXT-X-PART``, LL-HLS) is printed: the bench measures whatever the packager makes.
 3. **Many clients** (first codec only): ``bench/hls_clients.py`` processes (``--client-procs``)
    with ``--clients`` keep-alive HTTP/1.1 clients in all, each reloading the playlist every
-   second through nginx and fetching every new segment once, for ``--load-seconds``. Counted:
+   second through nginx and fetching every new segment once, for ``--load-seconds``; then as
+   many LL-HLS clients (blocking playlist reloads, every part once; ``--client-modes``). Counted:
    segments served (the clients' and nginx's access log), errors (anything but 200, timeouts,
    broken connections), bytes, fetch times; CPU of nginx, the app (every request's
    ``auth_request`` reaches it), the media worker, the publisher and the load generator; the
@@ -71,6 +73,7 @@ for path in (ROOT, ROOT / "bench"):
 
 from fanout import cpu_seconds, machine_seconds, percentile  # noqa: E402
 from hls_clock import PAGE  # noqa: E402
+from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
 
 from media import tokens  # noqa: E402
 from media.channel import MediaChannel  # noqa: E402
@@ -90,12 +93,12 @@ MEDIA_SECRET = "hls-bench-media-secret"
 PAGE_PATH = "/bench-hls-clock"
 # hls.js configurations: its defaults (1.7: lowLatencyMode on, so parts are used where the
 # playlist has them), a player without LL-HLS (segments only, three target durations behind),
-# and one tuned to keep to the live edge (catch up faster, short liveSyncDuration where the
-# playlist has no parts; with parts hls.js keeps PART-HOLD-BACK unless liveSyncDuration is set).
+# and one tuned to keep to the live edge: it plays up to 1.5x (default 1x: never) to catch up
+# with its target latency (PART-HOLD-BACK where the playlist has parts).
 CONFIGS: dict[str, dict[str, Any]] = {
     "default": {},
     "plain": {"lowLatencyMode": False},
-    "tuned": {"lowLatencyMode": True, "maxLiveSyncPlaybackRate": 1.5, "backBufferLength": 4},
+    "tuned": {"lowLatencyMode": True, "maxLiveSyncPlaybackRate": 1.5},
 }
 READY_TIMEOUT_S = 40.0
 FIRST_SAMPLE_TIMEOUT_S = 45.0
@@ -246,9 +249,7 @@ class Bench:
         )
         self.folder = self.server.data_dir / "hls" / str(BROADCAST)
         self.endpoint, self.key = make_key(self.server, session_cookie(HOST))
-        self.attendee = Attendee(EMPLOYEE)
-        self.attendee.join(self.server.url, session_cookie(EMPLOYEE))
-        stack.callback(self.attendee.sio.disconnect)
+        self.cookie = session_cookie(EMPLOYEE)
 
     def worker_pids(self) -> list[int]:
         assert self.server.proc is not None
@@ -282,6 +283,7 @@ class Bench:
                 if len(segment_names(text)) >= segments:
                     return text
             time.sleep(0.5)
+        time.sleep(1)  # and the app has heard of it
         raise RuntimeError(f"the playlist has no {segments} segments after {READY_TIMEOUT_S} s")
 
 
@@ -348,10 +350,16 @@ def latency(
         )
         query = urllib.parse.urlencode({"src": url, "config": json.dumps(config)})
         page.goto(f"{origin}{PAGE_PATH}?{query}")
-        page.wait_for_function(
-            "window.__clock && window.__clock.samples.length > 0",
-            timeout=FIRST_SAMPLE_TIMEOUT_S * 1000,
-        )
+        try:
+            page.wait_for_function(
+                "window.__clock && window.__clock.samples.length > 0",
+                timeout=FIRST_SAMPLE_TIMEOUT_S * 1000,
+            )
+        except PlaywrightTimeout:
+            state = page.evaluate("window.__clock && {...window.__clock, samples: undefined}")
+            progress(f"no frame with a readable clock in {FIRST_SAMPLE_TIMEOUT_S:g} s: {state}")
+            state = {**(state or {}), "samples": []}
+            return latency_row(state, seconds, failed=True)
         time.sleep(warmup)
         since = time.time() * 1000
         time.sleep(seconds)
@@ -366,6 +374,11 @@ def latency(
         )
     finally:
         context.close()
+    return latency_row(state, seconds)
+
+
+def latency_row(state: dict[str, Any], seconds: float, failed: bool = False) -> dict[str, Any]:
+    """Figures of one latency run from the page's ``window.__clock``."""
     samples = state["samples"]
     clock = [s[1] / 1000 for s in samples]
     estimate = [s[2] for s in samples if s[2] is not None]
@@ -376,12 +389,13 @@ def latency(
         "min_s": rounded(min(clock) if clock else None, 2),
         "max_s": rounded(max(clock) if clock else None, 2),
         "fps": round(len(samples) / seconds, 1),
-        "unreadable": state["unreadable"],
-        "stalls": state["stalls"],
+        "unreadable": state.get("unreadable", 0),
+        "stalls": state.get("stalls", 0),
+        "failed": failed,
         "hls_latency_s": rounded(statistics.median(estimate) if estimate else None, 2),
         "behind_program_date_s": rounded(statistics.median(behind) if behind else None, 2),
-        "player_parts": state["parts"],
-        "errors": sorted(set(state["errors"]))[:5],
+        "player_parts": state.get("parts"),
+        "errors": sorted(set(state.get("errors", [])))[:5],
     }
 
 
@@ -416,9 +430,10 @@ def many_clients(bench: Bench, url: str, mode: str, args: argparse.Namespace) ->
             }
         )
         meter.start()
-        first_msn = last_segment(bench.playlist(url))
+        on_disk = bench.folder / "index.m3u8"  # not over HTTP: the clients keep nginx busy
+        first_msn = last_segment(on_disk.read_text())
         time.sleep(args.load_seconds)
-        produced = last_segment(bench.playlist(url)) - first_msn
+        produced = last_segment(on_disk.read_text()) - first_msn
         results = [read_json_line(p, 120) for p in procs]
         cpu = meter.pct()
     finally:
@@ -471,18 +486,23 @@ def rounded(value: float | None, digits: int = 1) -> float | None:
 def publishing(bench: Bench, codec: str) -> Iterator[tuple[Publisher, str, str]]:
     """A painted-clock publisher of ``codec``: (it, its stream id, the signed playlist URL
     through nginx)."""
-    since = bench.attendee.mark()
+    attendee = Attendee(EMPLOYEE)  # one per stream: a crowd may cost it its connection
+    attendee.join(bench.server.url, bench.cookie)
+    since = attendee.mark()
     publisher = Publisher(bench.endpoint, bench.key, codec)
     try:
-        [stream] = bench.attendee.streams_shown(since)
-        since = bench.attendee.mark()
-        reply = bench.attendee.call("hls.url", {})
+        [stream] = attendee.streams_shown(since)
+        reply = attendee.call("hls.url", {})
         if not reply.get("url"):
             raise RuntimeError(f"hls.url gave no URL: {reply}")
         yield publisher, stream["id"], bench.front.url + reply["url"]
     finally:
         publisher.stop()
-        bench.attendee.streams_gone(since)
+        if attendee.sio.connected:
+            attendee.sio.disconnect()
+        gone = time.monotonic() + 30  # the next publisher's key is refused while this one lives
+        while bench.channel.call(bench.media, "stats").get("frames") and time.monotonic() < gone:
+            time.sleep(0.5)
 
 
 def run_codec(
@@ -518,31 +538,36 @@ def run_codec(
 # --- the report --------------------------------------------------------------------------------
 
 
-def report(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    print("\nHLS tier, 640x360 30 fps + Opus published over WHIP, served through nginx")
-    for row in rows:
-        p, c = row["playlist"], row["cpu"]
+def print_row(row: dict[str, Any]) -> None:
+    """One codec's figures (640x360 30 fps + Opus over WHIP, the tier served by nginx)."""
+    p, c = row["playlist"], row["cpu"]
+    print(
+        f"\n{row['codec']} in: segments {p['segment_s']} s, {p['segment_kb']} KB "
+        f"(target duration {p['target_duration']}), EXT-X-PART: {'yes' if p['parts'] else 'no'}"
+        f", PROGRAM-DATE-TIME: {'yes' if p['program_date_time'] else 'no'}"
+    )
+    on, off = statistics.median(c["worker_pct_on"]), statistics.median(c["worker_pct_off"])
+    print(
+        f"  packager: {c['packager_pct']:.1f} % of a core (worker {on:.1f} % with the tier, "
+        f"{off:.1f} % without; windows on {c['worker_pct_on']}, off {c['worker_pct_off']})"
+    )
+    print("  glass-to-glass   p50     p95    min    max   fps  unread stalls  hls.latency")
+    for config, lat in row["latency"].items():
         print(
-            f"\n{row['codec']} in: segments {p['segment_s']} s, {p['segment_kb']} KB "
-            f"(target duration {p['target_duration']}), EXT-X-PART: {'yes' if p['parts'] else 'no'}"
-            f", PROGRAM-DATE-TIME: {'yes' if p['program_date_time'] else 'no'}"
+            f"  {config:<14} {fmt(lat['p50_s'])} s {fmt(lat['p95_s'])} s {fmt(lat['min_s'])} "
+            f"{fmt(lat['max_s'])} {lat['fps']:5.1f} {lat['unreadable']:6d} {lat['stalls']:6d}"
+            f"  {fmt(lat['hls_latency_s'])} s"
+            + (f"  errors: {', '.join(lat['errors'])}" if lat["errors"] else "")
         )
-        on, off = statistics.median(c["worker_pct_on"]), statistics.median(c["worker_pct_off"])
-        print(
-            f"  packager: {c['packager_pct']:.1f} % of a core (worker {on:.1f} % with the tier, "
-            f"{off:.1f} % without; windows on {c['worker_pct_on']}, off {c['worker_pct_off']})"
-        )
-        print("  glass-to-glass   p50     p95    min    max   fps  unread stalls  hls.latency")
-        for config, lat in row["latency"].items():
-            print(
-                f"  {config:<14} {fmt(lat['p50_s'])} s {fmt(lat['p95_s'])} s {fmt(lat['min_s'])} "
-                f"{fmt(lat['max_s'])} {lat['fps']:5.1f} {lat['unreadable']:6d} {lat['stalls']:6d}"
-                f"  {fmt(lat['hls_latency_s'])} s"
-                + (f"  errors: {', '.join(lat['errors'])}" if lat["errors"] else "")
-            )
-        print(f"  publisher process (aiortc encoding): {row['publisher_cpu_pct']:.0f} % of a core")
-        for one in row.get("load", {}).values():
-            print_load(one)
+    print(f"  publisher process (aiortc encoding): {row['publisher_cpu_pct']:.0f} % of a core")
+    for one in row.get("load", {}).values():
+        print_load(one)
+
+
+sys.stdout.flush()
+
+
+def headline(rows: list[dict[str, Any]]) -> dict[str, Any]:
     first = rows[0]
     by_codec = {r["codec"]: r for r in rows}
     loads: dict[str, dict[str, Any]] = first.get("load", {})
@@ -652,10 +677,18 @@ def main(argv: list[str] | None = None) -> None:
         browser = stack.enter_context(
             launch_chromium([*CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"])
         )
-        rows = [
-            run_codec(bench, browser, codec, i == 0, args) for i, codec in enumerate(args.codecs)
-        ]
-        summary = report(rows)
+        rows = []
+        for i, codec in enumerate(args.codecs):
+            rows.append(run_codec(bench, browser, codec, i == 0, args))
+            print_row(rows[-1])
+        summary = headline(rows)
+    print(
+        f"\nsummary: latency p50 {summary['latency_p50_s']} s (hls.js defaults), "
+        f"{summary['latency_p50_s_plain']} s (no LL-HLS), {summary['latency_p50_s_tuned']} s "
+        f"(tuned); packager {summary['packager_cpu_pct']} % of a core (H.264 in), "
+        f"{summary['packager_cpu_pct_vp8']} % (VP8 in); {summary['clients']} clients, "
+        f"{summary['errors']} errors"
+    )
     print(json.dumps(summary), flush=True)
 
 

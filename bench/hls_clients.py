@@ -129,10 +129,14 @@ class Client:
         self.seen: set[str] = set()
         self.started = False
         self.next_part = (0, 0)
+        self.end = math.inf  # no request starts after it
 
     async def fetch(self, path: str, kind: str) -> bytes | None:
-        """GET ``path`` (one retry on a connection the server had closed); None on failure."""
+        """GET ``path`` (one retry on a connection the server had closed); None on failure,
+        and when the measured time is over."""
         began = time.monotonic()
+        if began >= self.end:
+            return None
         while True:
             reused = self.conn.writer is not None  # nginx may have closed an idle one
             try:
@@ -211,12 +215,14 @@ class Client:
         self.next_part = (newest[0], newest[1] + 1)
 
     async def run_ll(self, start: float, end: float) -> None:
+        self.end = end
         await asyncio.sleep(max(0.0, start - time.monotonic()))
         while time.monotonic() < end:
             await self.poll_ll()
         self.conn.close()
 
     async def run(self, start: float, end: float, interval: float) -> None:
+        self.end = end
         next_poll = start + random.random() * interval
         while True:
             await asyncio.sleep(max(0.0, next_poll - time.monotonic()))
@@ -280,9 +286,14 @@ async def main(args: argparse.Namespace) -> None:
     lag = asyncio.create_task(watch_lag(tally, end))
     if args.ll:
         starts = [start + random.random() * args.interval for _ in clients]
-        await asyncio.gather(*(c.run_ll(s, end) for c, s in zip(clients, starts, strict=True)))
+        runs = [c.run_ll(s, end) for c, s in zip(clients, starts, strict=True)]
     else:
-        await asyncio.gather(*(c.run(start, end, args.interval) for c in clients))
+        runs = [c.run(start, end, args.interval) for c in clients]
+    tasks = [asyncio.ensure_future(run) for run in runs]
+    _, late = await asyncio.wait(tasks, timeout=args.duration + 2 * REQUEST_TIMEOUT_S + 5)
+    for task in late:  # a request that hangs past its own timeout
+        task.cancel()
+    await asyncio.gather(*late, return_exceptions=True)
     tally.counting = False
     wall = time.monotonic() - start
     lag.cancel()
