@@ -12,7 +12,6 @@
 // The signed playlist URL expires (`expires`): it is asked again before then, and after a 403;
 // requests hls.js makes with the old token are rewritten to the new one (xhrSetup).
 
-import Hls from "../../vendor/hls.js-1.7.4/hls.light.min.mjs";
 import { t } from "../i18n.js";
 import { announce, el } from "./dom.js";
 import { makeTile, play, removeTile, setNotice, setQuality } from "./tiles.js";
@@ -54,11 +53,26 @@ export function active() {
   return mode === "hls";
 }
 
+const HLS_JS = "../../vendor/hls.js-1.7.4/hls.light.min.mjs";
+const MSE_TYPE = 'video/mp4; codecs="avc1.42E01E,mp4a.40.2"'; // the tier's H.264 + AAC
+let hlsModule = null; // hls.js, loaded the first time the tier plays (it is 370 kB)
+
+/** hls.js's Hls class, or null where it cannot load or this browser has no MSE for it. */
+async function loadHls() {
+  hlsModule ||= import(HLS_JS).then((module) => module.default).catch(() => null);
+  const Hls = await hlsModule;
+  return Hls && Hls.isSupported() ? Hls : null;
+}
+
 function native(video) {
   return Boolean(video.canPlayType("application/vnd.apple.mpegurl"));
 }
 
-const playable = () => Hls.isSupported() || native(document.createElement("video"));
+/** Whether this browser can play the tier: MSE (for hls.js) or HLS of its own (Safari). */
+function playable() {
+  const mse = window.ManagedMediaSource || window.MediaSource;
+  return Boolean(mse && mse.isTypeSupported(MSE_TYPE)) || native(document.createElement("video"));
+}
 
 /** Whether this viewer may watch the HLS tier: a broadcast with the tier, and no right to
  * publish (those on stage need real time). `signed` unknown yet counts as yes. */
@@ -192,24 +206,28 @@ function start(stream) {
 }
 
 /** Play the playlist in `p`'s video: hls.js where the browser has MSE, else natively. */
-function load(p) {
+async function load(p) {
   p.playing = false;
   setQuality(p.tile, "wait", t("Loading…"));
   setNotice(p.tile, t("Starting the low-data stream…"));
   const video = p.tile.video;
-  if (Hls.isSupported()) {
+  const Hls = await loadHls();
+  if (p !== playback || !signed) return; // stopped meanwhile
+  if (Hls) {
     const hls = new Hls({
       ...HLS_CONFIG,
       xhrSetup: (xhr, url) => xhr.open("GET", withToken(url), true),
     });
     p.hls = hls;
-    hls.on(Hls.Events.ERROR, (_event, data) => onHlsError(p, hls, data));
+    hls.on(Hls.Events.ERROR, (_event, data) => onHlsError(Hls, p, hls, data));
     hls.on(Hls.Events.MANIFEST_PARSED, () => play(video));
     hls.loadSource(signed.url);
     hls.attachMedia(video);
-  } else {
+  } else if (native(video)) {
     video.src = signed.url;
     play(video);
+  } else {
+    again(p, t("this browser cannot play it"));
   }
 }
 
@@ -227,7 +245,7 @@ function playing(p) {
 /** A fatal hls.js error: a media error is recovered in place (twice), anything else (the
  * playlist not there yet while the tier starts, an expired URL's 403, a lost connection)
  * starts the playlist again after a pause that grows. */
-function onHlsError(p, hls, data) {
+function onHlsError(Hls, p, hls, data) {
   if (!data.fatal || p !== playback || p.hls !== hls) return;
   if (data.type === Hls.ErrorTypes.MEDIA_ERROR && p.recoveries < MEDIA_RECOVERIES) {
     p.recoveries += 1;
