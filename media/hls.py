@@ -252,7 +252,6 @@ class Part:
 @dataclass
 class Segment:
     msn: int
-    start: float  # seconds on the main track's clock
     wall: float  # Unix time of its first frame
     parts: list[Part] = field(default_factory=list)
     complete: bool = False
@@ -355,16 +354,14 @@ class Playlist:
         self.target = 1
         self.ended = False
 
-    def add(
-        self, part_data: bytes, start: float, duration: float, independent: bool, wall: float
-    ) -> None:
-        """A new part (``start`` on the main track's clock, ``wall`` its Unix time): it starts
-        the next segment when it starts at a keyframe and the one in progress is long enough."""
+    def add(self, part_data: bytes, duration: float, independent: bool, wall: float) -> None:
+        """A new part (``wall``: the Unix time of its first frame): it starts the next segment
+        when it starts at a keyframe and the one in progress is long enough."""
         current = self.segments[-1] if self.segments else None
         if current is None or (independent and current.duration >= SEGMENT_S - PART_TARGET_S / 2):
             if current is not None:
                 self._finish(current)
-            current = Segment(current.msn + 1 if current else 0, start, wall)
+            current = Segment(current.msn + 1 if current else 0, wall)
             self.segments.append(current)
         part = Part(part_name(current.msn, len(current.parts)), duration, independent, part_data)
         (self.directory / part.name).write_bytes(part_data)  # listed only once written
@@ -383,7 +380,7 @@ class Playlist:
             b"".join(p.data for p in segment.parts)
         )
         segment.complete = True
-        self.target = max(self.target, round(segment.duration))
+        self.target = max(self.target, int(segment.duration + 0.5))  # EXTINF, rounded
         for part in segment.parts:
             part.data = b""
         complete = [s for s in self.segments if s.complete]
@@ -474,7 +471,7 @@ class HlsPackager:
                     break
                 try:
                     self._handle(*item)
-                except (av.FFmpegError, ValueError) as exc:
+                except (av.FFmpegError, ValueError, OSError) as exc:
                     log.warning("hls %s: dropped a %s frame: %s", self.directory, item[0], exc)
         finally:
             self._close()
@@ -606,7 +603,7 @@ class HlsPackager:
             self.first_time = start
         independent = sync or not any(t.video for t in self.tracks.values())
         wall = self.wall0 + (start - self.first_time)
-        self.playlist.add(data, start, duration / scale, independent, wall)
+        self.playlist.add(data, duration / scale, independent, wall)
 
     def _close(self) -> None:
         if self.output is None:

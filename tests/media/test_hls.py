@@ -156,8 +156,8 @@ def test_playlist_rolls_deletes_old_files_and_ends(tmp_path: Path) -> None:
     for msn in range(12):
         for index in range(4):
             start = msn + index * 0.25
-            playlist.add(f"{msn}.{index}".encode(), start, 0.25, index == 0, 1e9 + start)
-    playlist.add(b"12.0", 12.0, 0.25, True, 1e9 + 12)  # segment 11 ends, 12 is under way
+            playlist.add(f"{msn}.{index}".encode(), 0.25, index == 0, 1e9 + start)
+    playlist.add(b"12.0", 0.25, True, 1e9 + 12)  # segment 11 ends, 12 is under way
     text = (tmp_path / PLAYLIST).read_text()
     assert f"#EXT-X-MEDIA-SEQUENCE:{12 - LIST_SIZE}" in text, text
     assert segments(tmp_path) == [segment_name(n) for n in range(12 - LIST_SIZE, 12)]
