@@ -16,7 +16,7 @@ from pathlib import Path
 from flask import Blueprint, Response, abort, request, send_file
 
 from lectern.extensions import csrf, socketio
-from media.hls import position, reached
+from media.hls import Position, position, reached
 from rooms import hls
 
 bp = Blueprint("hls", __name__)
@@ -60,26 +60,41 @@ def directive(name: str) -> int | None:
     return int(value)
 
 
+# The last playlist read of each tier, by (inode, size, mtime): the packager replaces the file
+# for every part, and every held blocking reload looks at it every POLL_S.
+read_playlists: dict[Path, tuple[tuple[int, int, int], str, Position]] = {}
+
+
+def current(path: Path) -> tuple[str, Position]:
+    """A tier's playlist and where it stands, read again only once it was replaced."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        abort(404)  # not written yet, or a new tier cleared the folder
+    key = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    known = read_playlists.get(path)
+    if known is not None and known[0] == key:
+        return known[1], known[2]
+    text = path.read_text()
+    read_playlists[path] = (key, text, position(text))
+    return text, read_playlists[path][2]
+
+
 def playlist(path: Path) -> str:
     """The playlist's text, once it lists what ``_HLS_msn``/``_HLS_part`` ask for (at once
     without them, for a segment or part already listed, or for a tier that ended)."""
     msn, part = directive("_HLS_msn"), directive("_HLS_part")
     if part is not None and msn is None:
         abort(400)
-    text = path.read_text()
+    text, where = current(path)
     if msn is None:
         return text
-    where = position(text)
     if msn > where.part[0] + 2:
         abort(400)
     deadline = time.monotonic() + 3 * max(where.target, 1)
     while not (where.ended or reached(where, msn, part)) and time.monotonic() < deadline:
         socketio.sleep(POLL_S)
-        try:
-            text = path.read_text()
-        except FileNotFoundError:
-            abort(404)  # a new tier cleared the folder
-        where = position(text)
+        text, where = current(path)
     return text
 
 
