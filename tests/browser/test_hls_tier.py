@@ -1,7 +1,7 @@
 """The attendee page's tiers in a broadcast: real time (WebRTC) or low data (HLS, hls.js).
 
-The host of the demo all-hands goes live with Chromium's fake camera (VP8: the media worker
-encodes the tier's H.264 once). An attendee who ticks "Low data" is told the broadcast has not
+The host of the demo all-hands goes live with Chromium's fake camera; its media worker packages
+the stream as the broadcast's HLS tier. An attendee who ticks "Low data" is told the broadcast has not
 started, then watches the HLS tier in one <video> once it has, with Q&A and chat as before, and
 is back on WebRTC when invited to the stage. With the WebRTC tier full (a media worker that
 takes one viewer), the next attendee is refused a view and lands on HLS by itself, and keeps
