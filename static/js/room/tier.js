@@ -159,14 +159,14 @@ function onConnected(data) {
 
 /** A WebRTC view was refused (player.js): "every media server full" sends the page to HLS. */
 function onRefused(data) {
-  if (data.stream.source !== "camera" || data.error !== ALL_FULL || reason) return;
+  if (data.stream.source !== "camera" || data.error !== ALL_FULL || reason || !eligible()) return;
   reason = "full";
   apply();
 }
 
 /** A WebRTC view failed to connect (player.js): after FAILS_BEFORE_HLS in a row, HLS. */
 function onFailed(data) {
-  if (data.stream.source !== "camera" || data.tries < FAILS_BEFORE_HLS || reason) return;
+  if (data.stream.source !== "camera" || data.tries < FAILS_BEFORE_HLS || reason || !eligible()) return;
   if (watchdog) clearTimeout(watchdog.timer);
   watchdog = null;
   reason = "failed";
