@@ -307,6 +307,7 @@ def describe_playlist(text: str, folder: Path) -> dict[str, Any]:
         "program_date_time": "#EXT-X-PROGRAM-DATE-TIME" in text,
         "target_duration": int(target.group(1)) if target else None,
         "segment_s": round(statistics.median(durations), 2) if durations else None,
+        "longest_s": round(max(durations), 2) if durations else None,
         "segment_kb": round(statistics.median(sizes) / 1024, 1) if sizes else None,
     }
 
@@ -526,7 +527,9 @@ def run_codec(
                 browser, bench.front.url, url, config, args.warmup, args.latency_seconds
             )
             row["publisher_cpu_pct"] = meter.pct()["publisher"]
+        first_target = row["playlist"]["target_duration"]
         row["playlist"] = describe_playlist(bench.playlist(url), bench.folder)
+        row["playlist"]["first_target_duration"] = first_target
         if first and args.clients:
             row["load"] = {}
             for mode in args.client_modes:
@@ -542,10 +545,13 @@ def print_row(row: dict[str, Any]) -> None:
     """One codec's figures (640x360 30 fps + Opus over WHIP, the tier served by nginx)."""
     p, c = row["playlist"], row["cpu"]
     print(
-        f"\n{row['codec']} in: segments {p['segment_s']} s, {p['segment_kb']} KB "
-        f"(target duration {p['target_duration']}), EXT-X-PART: {'yes' if p['parts'] else 'no'}"
-        f", PROGRAM-DATE-TIME: {'yes' if p['program_date_time'] else 'no'}"
+        f"\n{row['codec']} in: segments {p['segment_s']} s (longest listed {p['longest_s']} s), "
+        f"{p['segment_kb']} KB, target duration {p['first_target_duration']} s at the start, "
+        f"{p['target_duration']} s later; EXT-X-PART: {'yes' if p['parts'] else 'no'}, "
+        f"PROGRAM-DATE-TIME: {'yes' if p['program_date_time'] else 'no'}"
     )
+    if p["first_target_duration"] != p["target_duration"]:
+        print("  NOTE: the target duration changed; RFC 8216 (6.2.1) says it must not")
     on, off = statistics.median(c["worker_pct_on"]), statistics.median(c["worker_pct_off"])
     print(
         f"  packager: {c['packager_pct']:.1f} % of a core (worker {on:.1f} % with the tier, "
