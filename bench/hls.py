@@ -1,8 +1,8 @@
 """The HLS tier end to end: glass-to-glass latency in Chromium, the packager's CPU per stream,
 and many HLS clients pulling from nginx.
 
-    python bench/hls.py                       # ~5 minutes: H.264 and VP8, 1,000 clients
-    python bench/hls.py --quick               # a smoke run (~2 minutes, 100 clients)
+    python bench/hls.py                       # ~9 minutes: H.264 and VP8, 1,000 clients
+    python bench/hls.py --quick               # a smoke run (~3 minutes, 100 clients)
     python bench/hls.py --clients 2000 --load-seconds 60 --codecs video/H264
 
 Starts ``python app.py`` (demo data, one media worker; ``tests/live.py``'s ``LiveServer``) and
