@@ -4,8 +4,12 @@ A :class:`HlsPackager` is one more sink of a stream's hubs, like a recording. FF
 muxer writes a fragmented MP4 (a fragment at each video keyframe and at least every ``PART_S``)
 into a :class:`Fmp4Splitter`, which cuts the byte stream at its top-level boxes: ``ftyp`` +
 ``moov`` become ``init.mp4``, each ``moof`` + ``mdat`` one LL-HLS partial segment
-``part<N>.<i>.m4s``. A part that starts at a keyframe, once the segment in progress is about
-``SEGMENT_S`` long, starts the next segment; a segment ``seg<N>.m4s`` is its parts joined. The
+``part<N>.<i>.m4s``. A part that starts at a keyframe, once the segment in progress is at least
+``MIN_SEGMENT_S`` long, starts the next segment; so does any part that would make the segment
+longer than ``MAX_SEGMENT_S`` (then the segment starts without a keyframe: the playlist never
+says ``#EXT-X-INDEPENDENT-SEGMENTS``, only ``INDEPENDENT=YES`` on parts that start at one), so
+that the target duration, ``TARGET_S``, holds from the first playlist to the last (RFC 8216
+6.2.1: it must not change). A segment ``seg<N>.m4s`` is its parts joined. The
 playlist ``index.m3u8`` (replaced atomically after each part) lists the last ``LIST_SIZE``
 segments with their ``#EXT-X-PROGRAM-DATE-TIME`` (the server's wall clock at the segment's
 first frame) and the parts of the newest ones (``#EXT-X-PART``, ``#EXT-X-PART-INF``,
@@ -14,7 +18,9 @@ first frame) and the parts of the newest ones (``#EXT-X-PART``, ``#EXT-X-PART-IN
 the same playlist as plain HLS. Older files are deleted.
 
 - H.264 video is remuxed as it arrives (Annex-B, no transcoding); the publisher is asked for a
-  keyframe every ``SEGMENT_S`` so that segments can be cut that often.
+  keyframe once the segment in progress is ``KEYFRAME_ASK_S`` old (and again every
+  ``KEYFRAME_RETRY_S`` until one comes), so that a segment mostly ends at a keyframe before it
+  is ``MAX_SEGMENT_S`` long.
 - VP8 video (which browsers' MSE refuses in MP4) is decoded and encoded once per stream with
   libx264 (ultrafast, zerolatency, a keyframe every ``SEGMENT_S``).
 - Opus audio is decoded and encoded to AAC once per stream.
@@ -51,6 +57,11 @@ AUDIO_RATE = 48000
 SAMPLE = Fraction(1, AUDIO_RATE)
 STEREO = ("fltp", "stereo", AUDIO_RATE)  # what the AAC encoder takes
 SEGMENT_S = 1.0
+TARGET_S = 1  # EXT-X-TARGETDURATION, from the start: no segment's EXTINF, rounded, exceeds it
+MIN_SEGMENT_S = 0.5  # a keyframe part starts the next segment once this one is this long
+MAX_SEGMENT_S = 1.45  # a part that would make the segment longer starts the next one
+KEYFRAME_ASK_S = 0.65  # H.264 in: ask for a keyframe once the segment in progress is this old
+KEYFRAME_RETRY_S = 0.3  # and again this often until one comes (the hub sends one PLI per 0.3 s)
 PART_S = 0.25  # the muxer's fragment length (it also cuts at every video keyframe)
 PART_TARGET_S = 0.35  # a part's longest: PART_S and one more frame of 15 fps video
 PART_HOLD_BACK_S = 3 * PART_TARGET_S
@@ -275,7 +286,6 @@ def render(segments: list[Segment], target: int, ended: bool) -> str:
         f"#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={PART_HOLD_BACK_S:.3f}",
         f"#EXT-X-PART-INF:PART-TARGET={PART_TARGET_S:.3f}",
         f"#EXT-X-MEDIA-SEQUENCE:{segments[0].msn if segments else 0}",
-        "#EXT-X-INDEPENDENT-SEGMENTS",
         f'#EXT-X-MAP:URI="{INIT}"',
     ]
     complete = [s for s in segments if s.complete]
@@ -351,14 +361,19 @@ class Playlist:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.segments: list[Segment] = []
-        self.target = 1
+        self.target = TARGET_S
         self.ended = False
 
     def add(self, part_data: bytes, duration: float, independent: bool, wall: float) -> None:
         """A new part (``wall``: the Unix time of its first frame): it starts the next segment
-        when it starts at a keyframe and the one in progress is long enough."""
+        when it starts at a keyframe and the one in progress is long enough, or when the one in
+        progress would be too long with it (the next then starts without a keyframe)."""
         current = self.segments[-1] if self.segments else None
-        if current is None or (independent and current.duration >= SEGMENT_S - PART_TARGET_S / 2):
+        if (
+            current is None
+            or (independent and current.duration >= MIN_SEGMENT_S)
+            or (current.parts and current.duration + duration > MAX_SEGMENT_S)
+        ):
             if current is not None:
                 self._finish(current)
             current = Segment(current.msn + 1 if current else 0, wall)
@@ -380,7 +395,6 @@ class Playlist:
             b"".join(p.data for p in segment.parts)
         )
         segment.complete = True
-        self.target = max(self.target, int(segment.duration + 0.5))  # EXTINF, rounded
         for part in segment.parts:
             part.data = b""
         complete = [s for s in self.segments if s.complete]
@@ -417,7 +431,8 @@ class HlsPackager:
         self.request_keyframe = request_keyframe or (lambda: None)
         self.frames: deque[tuple[str, EncodedFrame] | None] = deque()
         self.dropped = 0
-        self.last_keyframe = 0.0  # time.monotonic() of the last keyframe asked for or seen
+        self.segment_keyframe = -1e9  # arrival of the keyframe that started a segment
+        self.last_asked = -1e9  # when a keyframe was last asked for
         self.output: Any = None
         self.streams: dict[str, Any] = {}
         self.anchors: dict[str, tuple[int, int]] = {}  # kind -> (ms at first frame, its pts)
@@ -441,13 +456,16 @@ class HlsPackager:
 
     # -- on the event loop --------------------------------------------------------------------
     def on_frame(self, kind: str, frame: EncodedFrame) -> None:
-        """A hub's sink: queue the frame for the thread; ask for keyframes on H.264."""
+        """A hub's sink: queue the frame for the thread; ask for keyframes on H.264 (by the
+        frames' arrival, which the thread's cuts by media time follow closely)."""
         if kind == "video" and not self.transcode:
-            now = time.monotonic()
-            if frame.keyframe:
-                self.last_keyframe = now
-            elif now - self.last_keyframe >= SEGMENT_S:
-                self.last_keyframe = now
+            at = frame.arrived
+            if frame.keyframe and at - self.segment_keyframe >= MIN_SEGMENT_S:
+                self.segment_keyframe = at  # it starts a segment
+            elif at - self.segment_keyframe >= KEYFRAME_ASK_S and (
+                at - self.last_asked >= KEYFRAME_RETRY_S
+            ):
+                self.last_asked = at
                 self.request_keyframe()
         if len(self.frames) >= QUEUE_FRAMES:
             self.dropped += 1

@@ -1,6 +1,7 @@
 """The HLS tier in a real worker: an aiortc publisher's H.264 (remuxed) or VP8 (one libx264
 encode per stream) and Opus (to AAC) as LL-HLS (fMP4 segments and their parts) that ffprobe
-reads; the playlist writer's rolling window, deleted files, end and blocking-reload positions."""
+reads; the playlist writer's rolling window, deleted files, end and blocking-reload positions;
+a constant target duration when keyframes come rarely."""
 
 from __future__ import annotations
 
@@ -10,21 +11,26 @@ import json
 import re
 import subprocess
 import time
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import av
 import pytest
 
 from media.hls import (
     LIST_SIZE,
     PART_TARGET_S,
     PLAYLIST,
+    TARGET_S,
+    HlsPackager,
     Playlist,
     part_name,
     position,
     reached,
     segment_name,
 )
+from media.packets import EncodedFrame
 
 from .conftest import WorkerProcess, call, grant, published, until
 
@@ -52,24 +58,25 @@ def segments(folder: Path) -> list[str]:
 
 
 def check_tier(folder: Path) -> None:
-    """The playlist lists whole, independent segments of about a second that hold H.264 and
-    AAC, each the join of its parts (none longer than the part target), with the wall clock of
-    its first frame."""
+    """The playlist lists whole segments of about a second (none over the target) that hold
+    H.264 and AAC, each the join of its parts (none longer than the part target), with the wall
+    clock of its first frame."""
     text = (folder / PLAYLIST).read_text()
-    assert "#EXT-X-INDEPENDENT-SEGMENTS" in text, text
+    assert f"#EXT-X-TARGETDURATION:{TARGET_S}\n" in text, text
+    assert "#EXT-X-INDEPENDENT-SEGMENTS" not in text, text  # a segment may start without one
     assert '#EXT-X-MAP:URI="init.mp4"' in text, text
     assert f"#EXT-X-PART-INF:PART-TARGET={PART_TARGET_S:.3f}" in text, text
     assert "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=" in text, text
     durations = [
         float(line[8:].rstrip(",")) for line in text.splitlines() if line.startswith("#EXTINF:")
     ]
-    assert all(0.5 <= d <= 2.5 for d in durations), text
+    assert all(0.2 <= d < TARGET_S + 0.5 for d in durations), text
     parts = re.findall(r'#EXT-X-PART:DURATION=([\d.]+),URI="(part(\d+)\.\d+\.m4s)"', text)
     assert parts and all(0 < float(d) <= PART_TARGET_S for d, _, _ in parts), text
     name = segments(folder)[-1]
     msn = int(name[3:-4])
     own = [part for _, part, n in parts if int(n) == msn]
-    assert f'URI="{own[0]}",INDEPENDENT=YES' in text, text
+    assert ",INDEPENDENT=YES" in text, text  # parts that start at a keyframe say so
     joined_parts = b"".join((folder / part).read_bytes() for part in own)
     assert joined_parts == (folder / name).read_bytes()
     dates = re.findall(r"#EXT-X-PROGRAM-DATE-TIME:(\S+)", text)
@@ -181,3 +188,64 @@ def test_playlist_rolls_deletes_old_files_and_ends(tmp_path: Path) -> None:
     text = (tmp_path / PLAYLIST).read_text()
     assert text.endswith("seg00012.m4s\n#EXT-X-ENDLIST\n"), text
     assert position(text).ended and position(text).complete == 12
+
+
+def target_and_durations(text: str) -> tuple[list[int], list[float]]:
+    targets = [int(line[22:]) for line in text.splitlines() if line.startswith("#EXT-X-TARGETDUR")]
+    extinf = [float(line[8:].rstrip(",")) for line in text.splitlines() if line[:8] == "#EXTINF:"]
+    return targets, extinf
+
+
+def test_playlist_keeps_its_target_when_keyframes_come_rarely(tmp_path: Path) -> None:
+    """The writer alone, fed 0.25 s parts with a keyframe every 3 s: segments are cut before
+    they would round above the target (those start without a keyframe), which never changes."""
+    playlist = Playlist(tmp_path)
+    seen: set[int] = set()
+    for index in range(48):
+        playlist.add(b"x", 0.25, index % 12 == 0, 1e9 + index * 0.25)
+        targets, extinf = target_and_durations((tmp_path / PLAYLIST).read_text())
+        seen.update(targets)
+        assert all(int(d + 0.5) <= TARGET_S for d in extinf), extinf
+    text = (tmp_path / PLAYLIST).read_text()
+    assert seen == {TARGET_S}, seen
+    assert "#EXT-X-INDEPENDENT-SEGMENTS" not in text, text
+    firsts = re.findall(r'URI="part\d+\.0\.m4s"(,INDEPENDENT=YES)?', text)
+    assert "" in firsts and ",INDEPENDENT=YES" in firsts, text  # some start at a keyframe
+
+
+def test_rare_h264_keyframes_keep_segments_within_the_target(tmp_path: Path) -> None:
+    """The packager fed 8 s of H.264 at 30 fps whose encoder makes a keyframe every 3 s and
+    never answers the packager's requests for one: it asks for keyframes, and every segment
+    of every playlist it wrote stays within a target that never changed."""
+    encoder = av.CodecContext.create("libx264", "w")
+    encoder.width, encoder.height, encoder.pix_fmt = 160, 96, "yuv420p"
+    encoder.time_base = Fraction(1, 30)
+    encoder.gop_size = 90
+    encoder.options = {"preset": "ultrafast", "tune": "zerolatency", "keyint_min": "90"}
+    asked: list[float] = []
+    folder = tmp_path / "hls"
+    packager = HlsPackager(folder, {"video"}, request_keyframe=lambda: asked.append(1))
+    start = time.monotonic()
+    seen: set[int] = set()
+    longest = 0.0
+    for index in range(240):
+        picture = av.VideoFrame(160, 96, "yuv420p")
+        for plane in picture.planes:
+            plane.update(bytes([index % 256]) * plane.buffer_size)
+        picture.pts = index
+        for packet in encoder.encode(picture):
+            arrived = start + index / 30
+            frame = EncodedFrame(bytes(packet), index * 3000, 90000, packet.is_keyframe, arrived)
+            packager.on_frame("video", frame)
+        if (folder / PLAYLIST).exists():
+            targets, extinf = target_and_durations((folder / PLAYLIST).read_text())
+            seen.update(targets)
+            longest = max([longest, *extinf])
+        time.sleep(0.005)
+    packager.stop()
+    targets, extinf = target_and_durations((folder / PLAYLIST).read_text())
+    seen.update(targets)
+    longest = max([longest, *extinf])
+    assert asked, "no keyframe asked for"
+    assert seen == {TARGET_S}, seen
+    assert len(extinf) >= 5 and longest < TARGET_S + 0.5, extinf
