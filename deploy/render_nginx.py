@@ -78,6 +78,7 @@ def render_site(args: argparse.Namespace) -> str:
         "TLS_CERTIFICATE": args.certificate,
         "TLS_CERTIFICATE_KEY": args.certificate_key,
         "DATA_DIR": args.data_dir.rstrip("/") or "/",
+        "CACHE_DIR": args.cache_dir or (f"{args.prefix}/cache" if args.prefix else ""),
         "ACCESS_LOG": args.access_log or (f"{args.prefix}/access.log" if args.prefix else ""),
     }
     text = TEMPLATE.read_text()
@@ -116,6 +117,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--data-dir", default="/var/lib/lectern", help="the app's DATA_DIR (HLS files come from it)"
     )
+    parser.add_argument(
+        "--cache-dir",
+        default="",
+        help="nginx's cache of HLS playlists and grants (default: /var/cache/nginx/lectern)",
+    )
     parser.add_argument("--certificate", required=True, help="TLS certificate chain (PEM)")
     parser.add_argument("--certificate-key", required=True, help="its private key (PEM)")
     parser.add_argument(
@@ -130,6 +136,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not args.prefix and not args.access_log:
         args.access_log = "/var/log/nginx/lectern.access.log"
+    if not args.prefix and not args.cache_dir:
+        args.cache_dir = "/var/cache/nginx/lectern"
     if args.prefix:
         args.prefix = str(Path(args.prefix).resolve())
     return args

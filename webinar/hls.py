@@ -2,9 +2,14 @@
 
 ``/broadcasts/<id>/hls/<token>/<file>``: ``token`` is a watch grant for that broadcast
 (``rooms.hls``); anything else gets 403, a file the tier does not have 404. No cookie is read,
-so the files may be cached by a CDN: the playlist for at most a second, segments and the init
-segment for good (their names are never reused within a tier). Behind nginx, segments may be
-served from the folder directly after asking ``/broadcasts/hls-auth`` (``deploy/nginx``).
+so the files may be cached by a CDN or nginx, whatever the token: the playlist for a second, a
+blocking reload's answer (which lists the part it asked for: the same for everyone who asks for
+it) for ``BLOCKED_CACHE`` (not at all when it is answered without the part, at its deadline),
+segments and the init segment for good (their names are never reused within a tier). Behind
+nginx (``deploy/nginx``), segments are served from the folder directly after asking
+``/broadcasts/hls-auth``, and nginx caches both that answer (per token and broadcast) and the
+playlist (per broadcast and query, for everyone), so that one request reaches the app where
+many viewers ask the same.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ csrf.exempt(bp)  # signed URLs, never cookies
 
 TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".mp4": "video/mp4", ".m4s": "video/iso.segment"}
 PLAYLIST_CACHE = "public, max-age=1"
+BLOCKED_CACHE = "public, max-age=3"  # a blocking reload answered with what it asked for
+UNBLOCKED_CACHE = "no-cache"  # one answered at its deadline without it: asked again
 SEGMENT_CACHE = "public, max-age=31536000, immutable"
 ORIGINAL_URI = re.compile(r"^/broadcasts/(\d+)/hls/([^/?]+)/([^/?]+)$")
 DIRECTIVE = re.compile(r"^\d{1,9}$")
@@ -42,10 +49,12 @@ def tier_file(broadcast_id: int, token: str, name: str) -> Response:
         abort(404)
     suffix = path.suffix
     if suffix == ".m3u8":
-        response = Response(playlist(path), mimetype=TYPES[suffix])
+        text, cache = playlist(path)
+        response = Response(text, mimetype=TYPES[suffix])
     else:
         response = send_file(path, mimetype=TYPES[suffix], conditional=True)
-    response.headers["Cache-Control"] = PLAYLIST_CACHE if suffix == ".m3u8" else SEGMENT_CACHE
+        cache = SEGMENT_CACHE
+    response.headers["Cache-Control"] = cache
     response.headers["Access-Control-Allow-Origin"] = "*"  # players on a CDN's host
     return response
 
@@ -80,22 +89,25 @@ def current(path: Path) -> tuple[str, Position]:
     return text, read_playlists[path][2]
 
 
-def playlist(path: Path) -> str:
+def playlist(path: Path) -> tuple[str, str]:
     """The playlist's text, once it lists what ``_HLS_msn``/``_HLS_part`` ask for (at once
-    without them, for a segment or part already listed, or for a tier that ended)."""
+    without them, for a segment or part already listed, or for a tier that ended), and its
+    Cache-Control."""
     msn, part = directive("_HLS_msn"), directive("_HLS_part")
     if part is not None and msn is None:
         abort(400)
     text, where = current(path)
     if msn is None:
-        return text
+        return text, PLAYLIST_CACHE
     if msn > where.part[0] + 2:
         abort(400)
     deadline = time.monotonic() + 3 * max(where.target, 1)
     while not (where.ended or reached(where, msn, part)) and time.monotonic() < deadline:
         socketio.sleep(POLL_S)
         text, where = current(path)
-    return text
+    if where.ended:
+        return text, PLAYLIST_CACHE
+    return text, BLOCKED_CACHE if reached(where, msn, part) else UNBLOCKED_CACHE
 
 
 @bp.route("/hls-auth")

@@ -2,7 +2,9 @@
 demo all-hands, an attendee asks for the tier's signed URL (``hls.url``) and fetches the
 playlist (an LL-HLS blocking reload too), the init segment, a segment and a part, with their
 types and cache headers; unsigned, tampered, expired and other broadcasts' URLs and bad
-blocking-reload queries are refused."""
+blocking-reload queries are refused. Through nginx, the app's answers are cached: a second
+request with the same token, or the same playlist query, does not reach the app, and bad URLs
+are still refused."""
 
 from __future__ import annotations
 
@@ -40,6 +42,15 @@ from tests.webinar.test_whip_live import (
 __all__ = ["cookies", "join", "loopback_only", "server"]
 
 pytestmark = pytest.mark.server
+
+
+def until_sync(check: Callable[[], bool], timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def listed(playlist: str) -> list[str]:
@@ -90,7 +101,7 @@ def test_an_attendee_watches_the_hls_tier_by_its_signed_url(
     assert status == 200
     assert headers["Content-Type"].startswith("application/vnd.apple.mpegurl")
     assert headers["Cache-Control"] == "public, max-age=1"
-    assert "#EXT-X-INDEPENDENT-SEGMENTS" in str(got["playlist"])
+    assert "#EXT-X-TARGETDURATION:1\n" in str(got["playlist"])
 
     media = tmp_path / "joined.mp4"
     part = re.findall(r'URI="(part[^"]+)"', str(got["blocked"]))[-1]
@@ -139,10 +150,30 @@ def test_an_attendee_watches_the_hls_tier_by_its_signed_url(
 
     with Nginx(tmp_path / "nginx", [server.port], data_dir=server.data_dir) as front:
         path = url.removeprefix(server.url).rsplit("/", 1)[0]
+
+        def fetch(location: str) -> tuple[int, str]:
+            """Status and the access log's line of a GET through nginx."""
+            size = front.access_log.stat().st_size if front.access_log.exists() else 0
+            try:
+                with urllib.request.urlopen(front.url + location, context=insecure_tls()) as got:
+                    status = got.status
+            except urllib.error.HTTPError as refused:
+                status = refused.code
+            line: list[str] = []
+
+            def logged() -> bool:
+                with front.access_log.open("rb") as log:
+                    log.seek(size)
+                    line[:] = [log.read().decode()]
+                return location in line[0]
+
+            assert until_sync(logged), line
+            return status, line[0]
+
         playlist = urllib.request.urlopen(f"{front.url}{path}/index.m3u8", context=insecure_tls())
         assert playlist.headers["Content-Type"] == "application/vnd.apple.mpegurl"
         assert playlist.headers["Cache-Control"] == "public, max-age=1"  # the app's
-        assert "#EXT-X-INDEPENDENT-SEGMENTS" in playlist.read().decode()
+        assert "#EXT-X-TARGETDURATION:1\n" in playlist.read().decode()
         folder = server.data_dir / "hls" / str(BROADCAST)
         for name in ("init.mp4", part):
             segment = urllib.request.urlopen(f"{front.url}{path}/{name}", context=insecure_tls())
@@ -150,9 +181,22 @@ def test_an_attendee_watches_the_hls_tier_by_its_signed_url(
             assert segment.headers["Content-Type"] == kind
             assert segment.headers["Cache-Control"] == "max-age=315360000"
             assert segment.read() == (folder / name).read_bytes()
-        with pytest.raises(urllib.error.HTTPError) as forged:
-            urllib.request.urlopen(
-                f"{front.url}/broadcasts/{BROADCAST}/hls/{tampered}/init.mp4",
-                context=insecure_tls(),
-            )
-        assert forged.value.code == 403
+        # The check of a token is asked of the app once, whatever the file (the tier ended,
+        # so its files stay); a playlist query once for everyone, whatever the token.
+        assert "hls_auth=HIT" in fetch(f"{path}/{listed(str(got['playlist']))[-1]}")[1]
+        # (the ended tier answers a blocking reload at once: cached for a second like a plain one)
+        query = f"{path}/index.m3u8?_HLS_msn=0&_HLS_part=0"
+        first, again = fetch(query), fetch(query)
+        assert first[0] == again[0] == 200 and "cache=HIT" in again[1], (first, again)
+        assert "hls_auth=HIT" in again[1], again
+        refused_by_nginx = {
+            name: fetch(f"/broadcasts/{broadcast}/hls/{grant}/{file}")[0]
+            for name, broadcast, grant, file in [
+                ("tampered file", BROADCAST, tampered, "init.mp4"),
+                ("tampered playlist", BROADCAST, tampered, "index.m3u8"),
+                ("expired playlist", BROADCAST, expired, "index.m3u8"),
+                ("foreign file", BROADCAST + 1, token, "init.mp4"),
+                ("tampered again", BROADCAST, tampered, "index.m3u8"),
+            ]
+        }
+        assert set(refused_by_nginx.values()) == {403}, refused_by_nginx
