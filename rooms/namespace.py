@@ -78,9 +78,12 @@ def deliver(out: Outbox) -> None:
 def error(reason: str | Reason) -> dict[str, Any]:
     """A refused event's answer, in the sender's language: a text already translated, or a
     ``Refused``/``Invalid`` whose message is a msgid (extracted by their names) with named
-    placeholders, translated here."""
-    text = reason.translated() if isinstance(reason, Reason) else reason
-    return {"ok": False, "error": text}
+    placeholders, translated here; with the reason's ``code`` where it has one."""
+    if not isinstance(reason, Reason):
+        return {"ok": False, "error": reason}
+    if reason.code is None:
+        return {"ok": False, "error": reason.translated()}
+    return {"ok": False, "error": reason.translated(), "code": reason.code}
 
 
 def dispatch(name: str, sid: str, args: tuple[Any, ...]) -> dict[str, Any]:

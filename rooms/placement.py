@@ -29,6 +29,12 @@ ALL_FULL = N_("every media server is full; try again in a minute")
 logger = logging.getLogger(__name__)
 
 
+class AllFull(Refused):
+    """No media server has room for one more viewer: pages move to the HLS tier on it."""
+
+    code = "full"
+
+
 def worker_id(addr: str) -> str:
     """A short opaque id of a worker (``media.view``'s ``worker``, ``media.moved``'s)."""
     return hashlib.sha256(addr.encode()).hexdigest()[:10]
@@ -108,7 +114,7 @@ class Placement:
 
         candidates = [addr for addr in loads if usable(addr)]
         if not candidates:
-            raise Refused(ALL_FULL)
+            raise AllFull(ALL_FULL)
         best = max(candidates, key=lambda addr: (loads[addr].spare, addr == origin))
         loads[best].viewers += 1
         if best != origin and stream_id not in loads[best].relays:

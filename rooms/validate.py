@@ -18,7 +18,10 @@ def N_(message: str) -> str:
 
 class Reason(Exception):
     """An exception whose message is a msgid with named placeholders, translated when sent:
-    ``Reason("%(field)s must be text", field=name)``. ``str()`` is the English text."""
+    ``Reason("%(field)s must be text", field=name)``. ``str()`` is the English text. A reason a
+    client acts on (not only shows) has a ``code`` too, a word that no translation changes."""
+
+    code: str | None = None
 
     def __init__(self, message: str, **params: Any) -> None:
         self.message, self.params = message, params

@@ -170,7 +170,11 @@ def test_viewers_spread_by_spare_capacity_and_are_refused_when_all_are_full(
     # takes the origin's last place); then the other again; then nobody.
     assert placed[:3] == [worker_id(origin), worker_id(other_worker), worker_id(other_worker)]
     refused = got["replies"][3]
-    assert refused == {"ok": False, "error": "every media server is full; try again in a minute"}
+    assert refused == {
+        "ok": False,
+        "error": "every media server is full; try again in a minute",
+        "code": "full",
+    }
     assert all(got["got_frames"]), [v for v in got["got_frames"]]
     assert got["loads"][origin]["viewers"] == 2  # one viewer and the one leg
     assert got["loads"][other_worker]["viewers"] == 2

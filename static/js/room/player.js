@@ -71,7 +71,7 @@ async function connect(v) {
     if (v.closed || pc !== v.pc) return;
     const reply = await room.send("media.view", { stream: v.stream.id, sdp: pc.localDescription.sdp });
     if (v.closed || pc !== v.pc) return;
-    if (!reply.ok) return refused(v, reply.error);
+    if (!reply.ok) return refused(v, reply.error, reply.code);
     v.worker = reply.worker;
     setNotice(v.tile, "");
     await pc.setRemoteDescription({ type: reply.type, sdp: reply.sdp });
@@ -83,7 +83,7 @@ async function connect(v) {
 /** The server said no (every media server is full, one is not reachable): the tile says
  * so, never a black picture, and the view is asked for again, soon at first, then every
  * REFUSED_MS for as long as the stream is listed. */
-function refused(v, error) {
+function refused(v, error, code) {
   if (v.pc) v.pc.close();
   v.pc = null;
   v.worker = null;
@@ -93,7 +93,7 @@ function refused(v, error) {
   setTimeout(() => {
     if (!v.closed && !v.pc) connect(v);
   }, v.tries > MAX_TRIES ? REFUSED_MS : RETRY_MS * v.tries);
-  room.local("local:view_refused", { stream: v.stream, error, tries: v.tries }); // tier.js
+  room.local("local:view_refused", { stream: v.stream, error, code, tries: v.tries }); // tier.js
 }
 
 /** The media worker `worker` died: the views it served ask again (placed on another). */

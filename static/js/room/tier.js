@@ -29,8 +29,7 @@ let watchdog = null; // {id, timer}: the camera view that has CONNECT_MS to conn
 const connected = new Set(); // ids of camera streams whose WebRTC view has connected once
 
 const CHOICE_KEY = "lectern:low-data"; // localStorage: "1" when the viewer chose low data
-// rooms/placement.py's ALL_FULL, as the server translates it for this page's language
-const ALL_FULL = t("every media server is full; try again in a minute");
+const ALL_FULL = "full"; // the code of media.view's refusal when every media server is full
 const FAILS_BEFORE_HLS = 2; // failed connections of a camera view before the page gives up on WebRTC
 // A camera view not connected this long after it was listed has no path (ICE may never even
 // fail: with no candidate pair at all it stays "checking"): the page gives up on WebRTC too.
@@ -159,7 +158,7 @@ function onConnected(data) {
 
 /** A WebRTC view was refused (player.js): "every media server full" sends the page to HLS. */
 function onRefused(data) {
-  if (data.stream.source !== "camera" || data.error !== ALL_FULL || reason || !eligible()) return;
+  if (data.stream.source !== "camera" || data.code !== ALL_FULL || reason || !eligible()) return;
   reason = "full";
   apply();
 }
