@@ -31,13 +31,15 @@ the signed playlist URL (``hls.url``). Then:
 3. **Many clients** (first codec only): ``bench/hls_clients.py`` processes (``--client-procs``)
    with ``--clients`` keep-alive HTTP/1.1 clients in all, each reloading the playlist every
    second through nginx and fetching every new segment once, for ``--load-seconds``; then as
-   many LL-HLS clients (blocking playlist reloads, every part once; ``--client-modes``). Counted:
-   segments served (the clients' and nginx's access log), errors (anything but 200, timeouts,
-   broken connections), bytes, fetch times; CPU of nginx, the app (every request's
-   ``auth_request`` reaches it), the media worker, the publisher and the load generator; the
-   whole machine's busy share. The load generator is *saturated* when its event loop woke up
-   over 100 ms late (p95) or it used ≥ 90 % of a core per process: then fetch times include its
-   own wait, and the count of clients is bounded by this machine, not by nginx.
+   many LL-HLS clients (blocking playlist reloads, every part once; ``--client-modes``), each
+   with a signed URL of its own (as viewers have: nginx caches the app's check per token, the
+   playlist for all). Counted: segments served (the clients' and nginx's access log), errors
+   (anything but 200, timeouts, broken connections), bytes, fetch times; CPU of nginx, the app
+   (the playlists and token checks that nginx's cache does not answer), the media worker, the
+   publisher and the load generator; the whole machine's busy share. The load generator is
+   *saturated* when its event loop woke up over 100 ms late (p95) or it used ≥ 90 % of a core
+   per process: then fetch times include its own wait, and the count of clients is bounded by
+   this machine, not by nginx.
 
 Every packet stays on 127.0.0.1. Every process started is stopped at the end, also on Ctrl-C.
 The last line is one JSON object: ``latency_p50_s`` (H.264, hls.js defaults), ``latency_p95_s``,
@@ -400,14 +402,31 @@ def latency_row(state: dict[str, Any], seconds: float, failed: bool = False) -> 
     }
 
 
+def percent_with(lines: list[str], mark: str) -> float | None:
+    """The % of ``lines`` that hold ``mark`` (None for no lines)."""
+    return round(100 * sum(mark in line for line in lines) / len(lines), 1) if lines else None
+
+
 def many_clients(bench: Bench, url: str, mode: str, args: argparse.Namespace) -> dict[str, Any]:
     """``--clients`` HLS clients (``mode``: plain or ll) through nginx for ``--load-seconds``,
     and everyone's CPU."""
     procs = []
     shares = [args.clients // args.client_procs] * args.client_procs
     shares[0] += args.clients - sum(shares)
-    for share in shares:
+    tokens_file = bench.folder.parent / f"tokens-{mode}.txt"  # a token per client, as viewers
+    expires = int(time.time()) + 4 * 3600
+    tokens_file.write_text(
+        "\n".join(
+            tokens.sign(
+                SECRET_KEY, op="hls-watch", broadcast=BROADCAST, user=10_000 + n, exp=expires
+            )
+            for n in range(args.clients)
+        )
+    )
+    for number, share in enumerate(shares):
         command = [sys.executable, str(ROOT / "bench" / "hls_clients.py"), "--url", url]
+        command += ["--tokens", str(tokens_file)]
+        command += ["--token-offset", str(sum(shares[:number]))]
         command += ["--clients", str(share), "--duration", str(args.load_seconds)]
         command += ["--ll"] if mode == "ll" else []
         procs.append(
@@ -446,6 +465,8 @@ def many_clients(bench: Bench, url: str, mode: str, args: argparse.Namespace) ->
         log.seek(log_start)
         lines = log.read().decode(errors="replace").splitlines()
     served = sum(1 for line in lines if '.m4s HTTP/1.1" 200 ' in line)
+    playlists = [line for line in lines if "index.m3u8" in line]
+    checked = [line for line in lines if "hls_auth=" in line and "hls_auth=-" not in line]
     seconds = args.load_seconds  # no client starts a request after it (held ones end later)
     total_bytes = sum(r["bytes"] for r in results)
     merged: dict[str, int] = {}
@@ -465,6 +486,9 @@ def many_clients(bench: Bench, url: str, mode: str, args: argparse.Namespace) ->
         "segments": sum(r["segments"] for r in results),
         "parts": sum(r["parts"] for r in results),
         "segments_served_nginx": served,
+        # shares of requests that nginx's cache answered without the app
+        "playlist_cache_hit_pct": percent_with(playlists, "cache=HIT"),
+        "auth_cache_hit_pct": percent_with(checked, "hls_auth=HIT"),
         "errors": sum(r["errors"] for r in results),
         "error_kinds": merged,
         "reconnects": sum(r["reconnects"] for r in results),
@@ -605,6 +629,10 @@ def headline(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "machine_busy_pct": cpu.get("machine"),
         "load_generator_saturated": load.get("saturated"),
         "cpu_by_mode": {mode: one["cpu"] for mode, one in loads.items()},
+        "cache_hit_pct_by_mode": {
+            mode: [one["playlist_cache_hit_pct"], one["auth_cache_hit_pct"]]
+            for mode, one in loads.items()
+        },
         "load_average_1m": round(os.getloadavg()[0], 1),
     }
 
@@ -629,10 +657,11 @@ def print_load(load: dict[str, Any]) -> None:
     print(
         f"    fetch ms: {media} p50 {load['segment_ms_p50']} p95 {load['segment_ms_p95']}, "
         f"playlist p50 {load['playlist_ms_p50']} p95 {load['playlist_ms_p95']}{held}; "
-        f"generator loop lag p95 {load['loop_lag_p95_ms']} ms"
+        f"generator loop lag p95 {load['loop_lag_p95_ms']} ms; answered by nginx's cache: "
+        f"playlists {load['playlist_cache_hit_pct']} %, token checks {load['auth_cache_hit_pct']} %"
     )
     print(
-        f"    CPU, % of a core: nginx {cpu['nginx']}, app (playlists, auth_request) {cpu['app']}, "
+        f"    CPU, % of a core: nginx {cpu['nginx']}, app (nginx's cache misses) {cpu['app']}, "
         f"worker {cpu['worker']}, load generator {cpu['load_generator']}; machine "
         f"{cpu['machine']} % of {os.cpu_count()} cores"
     )

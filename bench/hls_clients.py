@@ -5,6 +5,9 @@ Not run by hand: ``bench/hls.py`` starts it as a process of its own,
     python bench/hls_clients.py --url https://127.0.0.1:PORT/broadcasts/1/hls/TOKEN/index.m3u8 \\
         --clients 1000 --duration 30
 
+With ``--tokens FILE`` (one signed token a line) client ``i`` uses line ``--token-offset`` + ``i``
+(modulo their count) in place of ``--url``'s token, as each viewer has a token of their own.
+
 Each client is one HTTP/1.1 keep-alive connection (TLS, certificate not checked: the bench's
 nginx has a throwaway one) written on asyncio streams, no HTTP library. It behaves as a plain
 HLS player does: it reloads the playlist every ``--interval`` (1 s, the segment length) and
@@ -263,7 +266,14 @@ async def main(args: argparse.Namespace) -> None:
         tls.check_hostname = False
         tls.verify_mode = ssl.CERT_NONE
     tally = Tally()
-    clients = [Client(args.url, tls, tally) for _ in range(args.clients)]
+    urls = [args.url]
+    if args.tokens:
+        with open(args.tokens) as listed:
+            head, _, name = args.url.rpartition("/")
+            base = head.rpartition("/")[0]
+            urls = [f"{base}/{token}/{name}" for token in listed.read().split()] or urls
+    offset = args.token_offset
+    clients = [Client(urls[(offset + i) % len(urls)], tls, tally) for i in range(args.clients)]
     gate = asyncio.Semaphore(args.connect_concurrency)
     began = time.monotonic()
 
@@ -330,6 +340,8 @@ async def main(args: argparse.Namespace) -> None:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", required=True, help="the playlist's signed URL")
+    parser.add_argument("--tokens", default="", help="a file of signed tokens, one per client")
+    parser.add_argument("--token-offset", type=int, default=0, help="this process's first line")
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--duration", type=float, default=30.0, help="seconds measured")
     parser.add_argument("--interval", type=float, default=1.0, help="playlist reload, seconds")

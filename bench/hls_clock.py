@@ -191,7 +191,8 @@ function read() {
 }
 const hls = new Hls(JSON.parse(params.get("config") || "{}"));
 hls.on(Hls.Events.ERROR, (_, d) => {
-  state.errors.push(d.details + (d.fatal ? " (fatal)" : ""));
+  const code = d.response && d.response.code !== undefined ? ` (HTTP ${d.response.code})` : "";
+  state.errors.push(d.details + code + (d.fatal ? " (fatal)" : ""));
   if (d.fatal && d.type === Hls.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
   else if (d.fatal) hls.startLoad();
 });
