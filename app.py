@@ -23,9 +23,9 @@ import sys
 from flask import Flask
 
 from accounts.setup import first_admin_link
-from lectern import create_app, mediaworkers
+from lectern import create_app, mediaworkers, sqlite_gate
 from lectern.demo import DEMO_PASSWORD, DEMO_USERS
-from lectern.extensions import socketio
+from lectern.extensions import db, socketio
 from lectern.schema import prepare
 from media.supervisor import Supervisor
 from webinar import reminders
@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> None:
         overrides["PUBLIC_URL"] = f"http://{args.host}:{args.port}"
     app = create_app(overrides)
     seeded = prepare(app)
+    with app.app_context():  # green threads must not wait for SQLite's lock in C
+        sqlite_gate.install(db.engine)
     supervisor = mediaworkers.start(app, socketio)
     reminders.start(app, socketio)
     # SIGTERM ends the process without atexit handlers: stop the media workers first.
