@@ -228,6 +228,12 @@ class SenderControl:
         return int(self.sender._ssrc)
 
     @property
+    def rtt(self) -> float | None:
+        """The round trip to the viewer, from its receiver reports (None before the first)."""
+        rtt: float | None = self.sender._RTCRtpSender__rtt  # type: ignore[attr-defined]
+        return rtt
+
+    @property
     def mid(self) -> str | None:
         mid: str | None = self.sender._RTCRtpSender__mid  # type: ignore[attr-defined]
         return mid

@@ -8,7 +8,8 @@ out when it started), protects header and payload with the viewer's SRTP session
 datagram on its nominated ICE pair: no awaits, no packet objects
 (:class:`media.aiortc_internals.Datagrams`). The viewer's ``RTCRtpSender`` stays in place for
 negotiation, RTCP sender reports (its counters are updated here, every ``COUNT_FLUSH_S``), and
-NACKs and PLIs, answered from the history kept here and by asking the publisher.
+NACKs and PLIs, answered from the history kept here (within :class:`Resends`' limits) and by
+asking the publisher.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import random
 import struct
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +33,42 @@ COUNT_FLUSH_S = 0.1  # how often the senders' RTCP counters are brought up to da
 SILENT = 0x7F  # audio level -127 dBov: what a viewer is told when the publisher said nothing
 HEAD = struct.Struct("!BHI")  # marker + payload type, sequence number, timestamp (offset 1)
 STAP_A, FU_A = 24, 28  # H.264 aggregation and fragmentation units (RFC 6184, 5.2)
+# What a viewer's NACKs may bring back: each packet at most once per round trip (and per
+# RESEND_GAP_S), none older than RESEND_MAX_AGE_S (its frame is due by then), and resent bytes
+# within RESEND_SHARE of the bytes forwarded (a burst of RESEND_BURST first): a viewer whose
+# link loses packets because it is full is not sent more than it can take.
+RESEND_GAP_S = 0.1
+RESEND_MAX_AGE_S = 1.0
+RESEND_SHARE = 0.25
+RESEND_BURST = 16_000
+
+
+class Resends:
+    """The budget and timing of one viewer's retransmissions (see ``RESEND_*``)."""
+
+    def __init__(self, clock_rate: int) -> None:
+        self.clock_rate = clock_rate
+        self.budget = float(RESEND_BURST)
+        self.octets_seen = 0  # forwarded bytes already turned into budget
+        self.last: dict[int, float] = {}  # sequence number -> time.monotonic() of its resend
+
+    def allow(
+        self, seq: int, size: int, age_ticks: int, forwarded: int, rtt: float | None, now: float
+    ) -> bool:
+        """Whether packet ``seq`` (``size`` bytes, ``age_ticks`` RTP clock ticks older than the
+        latest sent) may be sent again now, ``forwarded`` bytes having been forwarded so far;
+        if so, it is counted as sent."""
+        self.budget = min(RESEND_BURST, self.budget + (forwarded - self.octets_seen) * RESEND_SHARE)
+        self.octets_seen = forwarded
+        if age_ticks > RESEND_MAX_AGE_S * self.clock_rate or size > self.budget:
+            return False
+        if now - self.last.get(seq, -1e9) < max(rtt or 0.0, RESEND_GAP_S):
+            return False
+        if len(self.last) >= 4 * HISTORY:
+            self.last = {s: t for s, t in self.last.items() if now - t < 1.0}
+        self.last[seq] = now
+        self.budget -= size
+        return True
 
 
 def starts_keyframe(codec: str, payload: bytes) -> bool:
@@ -118,6 +156,7 @@ class RtpViewer:
         self.last_timestamp = 0  # RTP timestamp of the latest packet sent
         self.payloads: list[bytes | None] = [None] * HISTORY  # by sequence number % HISTORY
         self.stamps = [0] * HISTORY  # their sequence number << 33 | marker bit << 32 | timestamp
+        self.resends = Resends(90000 if self.kind == "video" else 48000)
         self._done = asyncio.Event()
         self.control.take_over(self.run, fanout.request_keyframe, self.retained)
 
@@ -142,6 +181,7 @@ class RtpViewer:
     async def run(self, codec: Any) -> None:
         """Stands in for the sender's packetizing loop: registers, then waits for the end."""
         self.payload_type = codec.payloadType
+        self.resends.clock_rate = codec.clockRate
         self.prepare()
         self.send = rtp_sender(self.sender.transport) or self.connect
         self.control.started()
@@ -229,10 +269,17 @@ class RtpViewer:
         self.seq, self.last_timestamp = latest, stamp
 
     def retained(self, sequence_number: int) -> bytes | None:
-        """The plain RTP packet sent as ``sequence_number``, if still in the history."""
+        """The plain RTP packet sent as ``sequence_number``, if still in the history and
+        :class:`Resends` allows sending it again now."""
         slot = sequence_number & (HISTORY - 1)
         payload, stamp = self.payloads[slot], self.stamps[slot]
         if payload is None or stamp >> 33 != sequence_number:
+            return None
+        age = (self.last_timestamp - (stamp & 0xFFFFFFFF)) & 0xFFFFFFFF
+        now = time.monotonic()
+        if not self.resends.allow(
+            sequence_number, len(payload), age, self.octets, self.control.rtt, now
+        ):
             return None
         header = bytearray(self.header)
         marker = (stamp >> 25) & 0x80

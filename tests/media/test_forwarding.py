@@ -12,7 +12,14 @@ from typing import Any
 
 from aiortc.rtp import RtcpSrPacket, RtpPacket, is_rtcp
 
-from media.rtp import starts_keyframe
+from media.rtp import (
+    RESEND_BURST,
+    RESEND_GAP_S,
+    RESEND_MAX_AGE_S,
+    RESEND_SHARE,
+    Resends,
+    starts_keyframe,
+)
 
 from .conftest import (
     Publisher,
@@ -130,6 +137,60 @@ def test_nack_is_answered_with_the_original_payload(worker: WorkerProcess) -> No
         assert original[sequence_number] == packet.payload[2:], sequence_number
         assert packet.payload_type != asked[0].payload_type
     assert {int.from_bytes(p.payload[:2], "big") for p in retransmitted} == set(original)
+
+
+def test_a_nack_repeated_within_a_round_trip_brings_each_packet_once(
+    worker: WorkerProcess,
+) -> None:
+    """A viewer that asks for the same packets three times at once (as a viewer on a full link
+    does, its NACKs crossing the answers) gets each of them again once, not three times."""
+
+    async def scenario() -> tuple[list[RtpPacket], list[RtpPacket]]:
+        viewer = TappedViewer()
+        async with published(worker.port) as stream:
+            await steady(worker, stream.id)
+            try:
+                await view(worker.port, stream.id, viewer)
+                await until(lambda: len(viewer.media("video")) >= 40, timeout=8)
+                asked = viewer.media("video")[-12:-7]
+                receiver = viewer.receiver("video")
+                numbers = [p.sequence_number for p in asked]
+                for _ in range(3):
+                    await receiver._send_rtcp_nack(asked[0].ssrc, numbers)
+
+                def answered() -> list[RtpPacket]:
+                    return [p for p in viewer.packets["video"] if p.ssrc != asked[0].ssrc]
+
+                await until(lambda: len(answered()) >= len(asked), timeout=5)
+                await asyncio.sleep(0.05)  # well within the 0.1 s a resend waits at least
+                return asked, answered()
+            finally:
+                await viewer.close()
+
+    asked, retransmitted = asyncio.run(scenario())
+    resent = sorted(int.from_bytes(p.payload[:2], "big") for p in retransmitted)
+    assert resent == sorted(p.sequence_number for p in asked), resent
+
+
+def test_resends_keep_to_their_budget_gap_and_age() -> None:
+    """The rules a viewer's NACKs are answered by, one at a time."""
+    resends = Resends(90000)
+    size = 1000
+    # A burst first, then a quarter of what is forwarded.
+    allowed = [resends.allow(seq, size, 0, 0, None, 10.0) for seq in range(40)]
+    assert allowed.count(True) == RESEND_BURST // size
+    assert not resends.allow(100, size, 0, 0, None, 10.0)
+    assert resends.allow(100, size, 0, int(size / RESEND_SHARE), None, 10.0)
+    # Each packet once per round trip (at least RESEND_GAP_S).
+    fresh = Resends(90000)
+    assert fresh.allow(7, size, 0, 0, None, 10.0)
+    assert not fresh.allow(7, size, 0, 0, None, 10.0 + RESEND_GAP_S / 2)
+    assert fresh.allow(7, size, 0, 0, None, 10.0 + RESEND_GAP_S * 1.01)
+    assert not fresh.allow(7, size, 0, 0, 0.5, 10.0 + RESEND_GAP_S * 2)  # a 0.5 s round trip
+    assert fresh.allow(7, size, 0, 0, 0.5, 10.7)
+    # Never once its frame is due: older than RESEND_MAX_AGE_S of RTP clock.
+    assert not fresh.allow(8, size, int(90000 * RESEND_MAX_AGE_S) + 1, 0, None, 11.0)
+    assert fresh.allow(8, size, int(90000 * RESEND_MAX_AGE_S) - 1, 0, None, 11.0)
 
 
 def test_sender_reports_count_what_was_sent(worker: WorkerProcess) -> None:
