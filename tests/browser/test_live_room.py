@@ -314,3 +314,33 @@ def test_camera_and_microphone_choice(people: People) -> None:
     expect(bare.page.get_by_role("button", name="Start camera & mic")).to_be_disabled()
     expect(bare.page.get_by_label("Camera", exact=True)).to_be_disabled()
     no_problems(teacher, ben, bare)
+
+
+# The shared screen's sending side, as the page set it up: [contentHint, degradationPreference].
+SCREEN_SENDER = """
+() => {
+  for (const pc of window.__peers) {
+    for (const sender of pc.getSenders()) {
+      const track = sender.track;
+      if (track && track.kind === "video" && track.label.startsWith("screen")) {
+        return [track.contentHint, sender.getParameters().degradationPreference || null];
+      }
+    }
+  }
+  return null;
+}
+"""
+
+
+def test_a_shared_screen_stays_sharp(people: People) -> None:
+    """A shared screen reaches the students, sent as detailed content whose resolution the
+    browser keeps when bandwidth runs short (it lowers the frame rate instead)."""
+    teacher = people.sign_in("instructor@example.com")
+    enter(teacher, "/rooms/lesson/1")
+    teacher.page.get_by_role("button", name="Share screen").click()
+    expect(teacher.page.get_by_role("button", name="Stop sharing")).to_be_visible()
+    ben = people.sign_in("student1@example.com")
+    enter(ben, "/rooms/lesson/1")
+    sees_video_of(ben, "Ada Instructor (screen)")
+    sent = wait_for(lambda: teacher.page.evaluate(SCREEN_SENDER), 10, "the screen's sender")
+    assert sent == ["detail", "maintain-resolution"], sent

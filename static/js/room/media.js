@@ -197,7 +197,10 @@ async function startScreen() {
     if (err.name !== "NotAllowedError") note(t("Screen sharing could not start (%(error)s).", { error: err.message }));
     return; // cancelled by the user: nothing to say
   }
-  media.getVideoTracks()[0].addEventListener("ended", () => stopPublishing("screen"));
+  const [screen] = media.getVideoTracks();
+  screen.addEventListener("ended", () => stopPublishing("screen"));
+  // Slides and text stay readable on a weak link: sharp pictures before frame rate.
+  if ("contentHint" in screen) screen.contentHint = "detail";
   await publish("screen", media);
   renderControls();
 }
@@ -230,6 +233,7 @@ async function negotiate(entry) {
   for (const track of entry.media.getTracks()) {
     const transceiver = pc.addTransceiver(track, { direction: "sendonly", streams: [entry.media] });
     if (track.kind === "video" && room.state && room.state.prefer_h264) preferH264(transceiver);
+    if (track.kind === "video" && entry.source === "screen") keepResolution(transceiver.sender);
   }
   pc.addEventListener("connectionstatechange", () => {
     if (pc === entry.pc && pc.connectionState === "failed" && own.get(entry.source) === entry) {
@@ -256,6 +260,17 @@ async function negotiate(entry) {
   } finally {
     entry.busy = false;
     reconcile();
+  }
+}
+
+/** A shared screen lowers its frame rate, not its resolution, when the bandwidth runs short. */
+async function keepResolution(sender) {
+  try {
+    const parameters = sender.getParameters();
+    parameters.degradationPreference = "maintain-resolution";
+    await sender.setParameters(parameters);
+  } catch {
+    // a browser without the setting: its own default
   }
 }
 
