@@ -113,8 +113,9 @@ def playlist(path: Path) -> tuple[str, str]:
 @bp.route("/hls-auth")
 def auth() -> Response:
     """nginx's ``auth_request``: 204 when ``X-Original-URI`` is a tier file with a valid grant
-    for its broadcast, 403 otherwise."""
-    found = ORIGINAL_URI.match(request.headers.get("X-Original-URI", ""))
+    for its broadcast (a query string, as a blocking reload's, aside), 403 otherwise."""
+    original = request.headers.get("X-Original-URI", "").split("?", 1)[0]
+    found = ORIGINAL_URI.match(original)
     if found is None or not hls.FILE_NAME.match(found[3]):
         abort(403)
     if not hls.may_watch(found[2], int(found[1])):
