@@ -40,10 +40,10 @@ const RETRY_MAX_MS = 10000;
 const MEDIA_RECOVERIES = 2; // hls.js media errors recovered in place before starting again
 const CLOCK_MS = 1000; // how often "about N s behind" is measured
 const HLS_CONFIG = {
+  // Parts and blocking reloads, the playlist's PART-HOLD-BACK (about 1 s) behind its live edge;
+  // hls.js adds a second after each stall, up to one target duration (bench/hls.py "page").
   lowLatencyMode: true,
-  liveSyncDuration: 3, // seconds behind the playlist's live edge: three 1 s segments
-  liveMaxLatencyDuration: 10, // further behind than this, jump forward
-  maxLiveSyncPlaybackRate: 1.1, // or catch up by playing slightly faster
+  maxLiveSyncPlaybackRate: 1.2, // or catch up by playing slightly faster
   backBufferLength: 10,
 };
 
