@@ -106,8 +106,12 @@ def test_late_viewers_start_at_a_keyframe_with_low_sequence_numbers(
         assert numbers == [(numbers[0] + i) & 0xFFFF for i in range(10)], numbers
 
 
-def test_nack_is_answered_with_the_original_payload(worker: WorkerProcess) -> None:
-    """A viewer's NACK for packets it got brings them again, as RTX, with the same payload."""
+def nacked(
+    worker: WorkerProcess, pick: slice, times: int
+) -> tuple[list[RtpPacket], list[RtpPacket]]:
+    """A viewer's video packets ``pick`` (recent: within the worker's history of 128), asked
+    for ``times`` at once by NACK, and the retransmissions that came (a moment after the
+    first answers, well within the 0.1 s a resend of the same packet waits at least)."""
 
     async def scenario() -> tuple[list[RtpPacket], list[RtpPacket]]:
         viewer = TappedViewer()
@@ -116,20 +120,28 @@ def test_nack_is_answered_with_the_original_payload(worker: WorkerProcess) -> No
             try:
                 await view(worker.port, stream.id, viewer)
                 await until(lambda: len(viewer.media("video")) >= 40, timeout=8)
-                video = viewer.media("video")
-                asked = video[-30:-20]  # recent: within the worker's history of 128
+                asked = viewer.media("video")[pick]
                 receiver = viewer.receiver("video")
-                await receiver._send_rtcp_nack(asked[0].ssrc, [p.sequence_number for p in asked])
+                for _ in range(times):
+                    await receiver._send_rtcp_nack(
+                        asked[0].ssrc, [p.sequence_number for p in asked]
+                    )
 
                 def answered() -> list[RtpPacket]:
                     return [p for p in viewer.packets["video"] if p.ssrc != asked[0].ssrc]
 
                 await until(lambda: len(answered()) >= len(asked), timeout=5)
+                await asyncio.sleep(0.05)
                 return asked, answered()
             finally:
                 await viewer.close()
 
-    asked, retransmitted = asyncio.run(scenario())
+    return asyncio.run(scenario())
+
+
+def test_nack_is_answered_with_the_original_payload(worker: WorkerProcess) -> None:
+    """A viewer's NACK for packets it got brings them again, as RTX, with the same payload."""
+    asked, retransmitted = nacked(worker, slice(-30, -20), times=1)
     assert len(retransmitted) >= len(asked), (len(asked), len(retransmitted))
     original = {p.sequence_number: p.payload for p in asked}
     for packet in retransmitted:
@@ -144,30 +156,7 @@ def test_a_nack_repeated_within_a_round_trip_brings_each_packet_once(
 ) -> None:
     """A viewer that asks for the same packets three times at once (as a viewer on a full link
     does, its NACKs crossing the answers) gets each of them again once, not three times."""
-
-    async def scenario() -> tuple[list[RtpPacket], list[RtpPacket]]:
-        viewer = TappedViewer()
-        async with published(worker.port) as stream:
-            await steady(worker, stream.id)
-            try:
-                await view(worker.port, stream.id, viewer)
-                await until(lambda: len(viewer.media("video")) >= 40, timeout=8)
-                asked = viewer.media("video")[-12:-7]
-                receiver = viewer.receiver("video")
-                numbers = [p.sequence_number for p in asked]
-                for _ in range(3):
-                    await receiver._send_rtcp_nack(asked[0].ssrc, numbers)
-
-                def answered() -> list[RtpPacket]:
-                    return [p for p in viewer.packets["video"] if p.ssrc != asked[0].ssrc]
-
-                await until(lambda: len(answered()) >= len(asked), timeout=5)
-                await asyncio.sleep(0.05)  # well within the 0.1 s a resend waits at least
-                return asked, answered()
-            finally:
-                await viewer.close()
-
-    asked, retransmitted = asyncio.run(scenario())
+    asked, retransmitted = nacked(worker, slice(-12, -7), times=3)
     resent = sorted(int.from_bytes(p.payload[:2], "big") for p in retransmitted)
     assert resent == sorted(p.sequence_number for p in asked), resent
 
