@@ -232,14 +232,15 @@ def attach_flood(server: LiveServer, cookie: str, key: str, frames: int) -> int:
 
 
 def test_too_many_attachments_are_refused_without_memory_growth(server, lesson):
-    # Two floods first pay the code paths' own cost (the allocator keeps the arenas that
-    # reading a refused flood's frames needed); a third must then cost nothing more.
+    # Two floods first pay the code paths' own cost. The frames read before the refusal (about
+    # 4 MB) may still show in RSS where the allocator keeps them, so the bound is a tenth of
+    # what was offered: keeping the attachments would grow it by all 120 MB.
     for warm_up in (3, 4):
         attach_flood(server, lesson.cookies[warm_up], lesson.key, 2000)
     baseline = rss_mb(server)
     sent = attach_flood(server, lesson.cookies[0], lesson.key, 2000)  # 120 MB offered
     assert sent < 20_000_000  # refused long before the end
-    assert rss_mb(server) - baseline < 3, (baseline, rss_mb(server), sent)
+    assert rss_mb(server) - baseline < 12, (baseline, rss_mb(server), sent)
 
 
 @pytest.mark.parametrize("signed_in", [False, True])
