@@ -36,6 +36,11 @@ from rooms.validate import N_, Choice, Text
 
 SDP_MAX = 64 * 1024
 SOURCES = ("camera", "screen")
+# What a viewer asks to receive: the worker picks the layer ("auto"), or the best, the lowest,
+# or no video at all ("audio": a data saver).
+QUALITIES = ("auto", "high", "low", "audio")
+# The worker's answer to ``prefer`` for a peer it does not serve (or one of another user's).
+NOT_HERE = "no such viewer"
 # The stream sid of a publisher without a Socket.IO connection (an encoder over WHIP).
 EXTERNAL = "whip:"
 MAY_NOT_PUBLISH = N_("you may not publish in this room (ask to be called on)")
@@ -205,13 +210,47 @@ def view(actor: Actor, data: dict[str, Any], out: Outbox) -> dict[str, Any]:
     if worker != origin:
         cascade(media, stream_id, origin, worker, key)
     grant = tokens.sign(secret(), op="view", room=key, user=actor.user_id, stream=stream_id)
-    reply = relay(media, worker, "view", token=grant, sdp=data["sdp"])
+    reply = relay(media, worker, "view", token=grant, sdp=data["sdp"], quality=data["quality"])
     return {
         "peer": reply["peer"],
         "sdp": reply["sdp"],
         "type": reply["type"],
         "worker": worker_id(worker),
     }
+
+
+def prefer(actor: Actor, data: dict[str, Any], out: Outbox) -> dict[str, Any]:
+    """Change what one of the actor's own views receives, on the worker serving it: the
+    stream's origin or one of its legs (the page does not say which; each worker but the one
+    serving the view answers ``NOT_HERE``, and so do they all for another user's view)."""
+    stream = db.session.get(MediaStream, data["stream"])
+    if stream is None or stream.room_id != actor.room_id:
+        raise Refused("no such stream in this room")
+    workers = [stream.worker] + [worker for worker, _ in relays_of([stream.id])]
+    grant = tokens.sign(secret(), op="prefer", room=room_key(actor.room_id), user=actor.user_id)
+    media = channel()
+    db.session.rollback()  # nothing written: end the read before the calls
+    for worker in workers:
+        if worker not in media.dead and ask_prefer(media, worker, grant, data):
+            return {}
+    raise Refused("you have no such view of this stream (it may have ended): view it again")
+
+
+def ask_prefer(media: MediaChannel, worker: str, grant: str, data: dict[str, Any]) -> bool:
+    """Whether ``worker`` serves the view and took the choice; False when it does not serve it
+    or cannot be reached (another may); refused when it says no for another reason."""
+    try:
+        reply = media.call(
+            worker, "prefer", token=grant, peer=data["peer"], quality=data["quality"]
+        )
+    except MediaUnavailable as exc:
+        logger.warning("prefer failed on %s: %s", worker, exc)
+        return False
+    if reply.get("ok"):
+        return True
+    if reply.get("error") == NOT_HERE:
+        return False
+    raise Refused("media server refused: %(why)s", why=reply.get("error"))
 
 
 def cascade(media: MediaChannel, stream_id: str, origin: str, worker: str, key: str) -> None:
@@ -388,11 +427,28 @@ def forget_all() -> None:
     db.session.commit()
 
 
+@dataclass(frozen=True)
+class Quality(Choice):
+    """One of ``QUALITIES``; "auto" when not given (``media.view`` from an older page)."""
+
+    def clean(self, name: str, value: Any) -> Any:
+        return "auto" if value is None else super().clean(name, value)
+
+
 SDP = Text(max=SDP_MAX, strip=False)
 STREAM = Text(max=64)
+PEER = Text(max=64)
 
 EVENTS = [
     Event("media.publish", {"sdp": SDP, "source": Choice(SOURCES)}, publish, "media"),
-    Event("media.view", {"stream": STREAM, "sdp": SDP}, view, "media"),
+    Event(
+        "media.view", {"stream": STREAM, "sdp": SDP, "quality": Quality(QUALITIES)}, view, "media"
+    ),
     Event("media.unpublish", {"stream": STREAM}, unpublish, "media"),
+    Event(
+        "media.quality",
+        {"stream": STREAM, "peer": PEER, "quality": Choice(QUALITIES)},
+        prefer,
+        "media",
+    ),
 ]
