@@ -10,6 +10,7 @@ import { t } from "../i18n.js";
 import { announce, toast } from "./dom.js";
 import { gathered, iceConfig, measure, preferH264 } from "./peer.js";
 import * as player from "./player.js";
+import * as quality from "./quality.js";
 import { makeTile, play, removeTile, setQuality } from "./tiles.js";
 import * as tier from "./tier.js";
 
@@ -21,6 +22,14 @@ const $ = (id) => document.getElementById(id);
 const STATS_MS = 2500;
 const RETRY_MS = 1500;
 const VIDEO = { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 30 } };
+// The camera's encodings, lowest first (a camera SIMULCAST_MIN_HEIGHT pixels tall or more):
+// half size for weak connections, full size for the others.
+const SIMULCAST = [
+  { rid: "l", scaleResolutionDownBy: 2, maxBitrate: 200000 },
+  { rid: "h", maxBitrate: 900000 },
+];
+const SIMULCAST_MIN_HEIGHT = 360;
+const SINGLE_BITRATE = 900000; // the one encoding sent to a media server without simulcast
 
 function note(text) {
   const box = $("media-note");
@@ -231,7 +240,7 @@ async function negotiate(entry) {
   entry.stats = null;
   setQuality(entry.tile, "wait", t("Connecting…"));
   for (const track of entry.media.getTracks()) {
-    const transceiver = pc.addTransceiver(track, { direction: "sendonly", streams: [entry.media] });
+    const transceiver = addTrack(pc, entry, track);
     if (track.kind === "video" && room.state && room.state.prefer_h264) preferH264(transceiver);
     if (track.kind === "video" && entry.source === "screen") keepResolution(transceiver.sender);
   }
@@ -251,6 +260,7 @@ async function negotiate(entry) {
     if (!reply.ok) throw new Error(reply.error);
     entry.id = reply.stream;
     await pc.setRemoteDescription({ type: reply.type, sdp: reply.sdp });
+    await unlessSimulcast(pc);
   } catch (err) {
     if (room.status === "live" && own.get(entry.source) === entry) {
       // Refused (no longer allowed, media server down): stop rather than retry forever.
@@ -260,6 +270,44 @@ async function negotiate(entry) {
   } finally {
     entry.busy = false;
     reconcile();
+  }
+}
+
+/**
+ * A send-only transceiver for `track`. A camera tall enough to halve sends two encodings
+ * (simulcast): the media server forwards each viewer the one its connection carries. A shared
+ * screen, a small camera, or a browser that refuses the encodings sends one.
+ */
+function addTrack(pc, entry, track) {
+  const init = { direction: "sendonly", streams: [entry.media] };
+  const height = track.kind === "video" && track.getSettings ? track.getSettings().height || 0 : 0;
+  if (entry.source === "camera" && height >= SIMULCAST_MIN_HEIGHT) {
+    try {
+      return pc.addTransceiver(track, { ...init, sendEncodings: SIMULCAST.map((e) => ({ ...e })) });
+    } catch {
+      // no simulcast in this browser: one encoding
+    }
+  }
+  return pc.addTransceiver(track, init);
+}
+
+/**
+ * A media server that answered without simulcast receives one encoding: the browser keeps
+ * the first (low) one, which then gets the full picture and bitrate.
+ */
+async function unlessSimulcast(pc) {
+  for (const sender of pc.getSenders()) {
+    if (!sender.track || sender.track.kind !== "video") continue;
+    const parameters = sender.getParameters();
+    const [only] = parameters.encodings || [];
+    if (!only || parameters.encodings.length !== 1 || (only.scaleResolutionDownBy || 1) === 1) continue;
+    only.scaleResolutionDownBy = 1;
+    only.maxBitrate = SINGLE_BITRATE;
+    try {
+      await sender.setParameters(parameters);
+    } catch {
+      // keep what the browser chose
+    }
   }
 }
 
@@ -346,6 +394,7 @@ function reconcile(renew = false) {
   const listed = new Set(streams.map((s) => s.id));
   const viewing = new Set(player.viewing());
   const lowData = tier.active(); // the HLS tier plays the broadcast instead: no WebRTC views
+  quality.show(!lowData);
   for (const id of viewing) if (lowData || !listed.has(id) || isOwn({ id })) player.close(id);
   for (const stream of streams) {
     if (!lowData && !viewing.has(stream.id) && !isOwn(stream)) player.view(stream);

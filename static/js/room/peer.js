@@ -58,7 +58,9 @@ function grade(lossRatio, rtt, fps, limited) {
 /**
  * Read `entry.pc`'s statistics (inbound: a viewer; else a publisher) and grade them;
  * `expectVideo`: the viewer was answered with a video track.
- * Keeps the counters in `entry.stats` ({lost, packets, frames}) to compare with next time.
+ * Keeps the counters in `entry.stats` to compare with next time: {lost, packets, frames,
+ * height (of the last video frame), audio (audio packets), level (the connection's grade
+ * alone, whether or not video moves)}.
  * Returns [level, text]: level is good | fair | poor | wait.
  */
 export async function measure(entry, inbound, expectVideo = false) {
@@ -66,29 +68,33 @@ export async function measure(entry, inbound, expectVideo = false) {
   let rtt = 0;
   let lost = 0;
   let packets = 0;
+  let audio = 0;
   let fps = null;
   let frames = null;
+  let height = 0;
   let limited = false;
   report.forEach((s) => {
     if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") rtt = s.currentRoundTripTime || rtt;
     if (inbound && s.type === "inbound-rtp") {
       lost += s.packetsLost || 0;
       packets += s.packetsReceived || 0;
-      if (s.kind === "video") [fps, frames] = [s.framesPerSecond ?? null, s.framesDecoded || 0];
+      if (s.kind === "audio") audio += s.packetsReceived || 0;
+      if (s.kind === "video") [fps, frames, height] = [s.framesPerSecond ?? null, s.framesDecoded || 0, s.frameHeight || 0];
     }
     if (!inbound && s.type === "remote-inbound-rtp") lost = Math.max(lost, s.fractionLost || 0);
     if (!inbound && s.type === "outbound-rtp" && s.kind === "video") {
-      fps = s.framesPerSecond ?? null;
-      limited = s.qualityLimitationReason === "bandwidth";
+      // a simulcasting camera has one per encoding: the best frame rate, any one limited
+      if (s.framesPerSecond !== undefined) fps = Math.max(fps ?? 0, s.framesPerSecond);
+      limited ||= s.qualityLimitationReason === "bandwidth";
     }
   });
   const before = entry.stats || { lost: 0, packets: 0, frames: 0 };
-  entry.stats = { lost, packets, frames };
   const ratio = inbound ? Math.max(0, lost - before.lost) / Math.max(1, packets - before.packets + lost - before.lost) : lost;
+  const moving = !inbound || (frames !== null && frames > before.frames);
+  entry.stats = { lost, packets, frames, height, audio, level: grade(ratio, rtt, moving ? fps : null, limited) };
   if (inbound && (frames === 0 || (frames === null && expectVideo))) return ["wait", t("Waiting for video…")];
   if (inbound && frames !== null && frames === before.frames) return ["poor", t("Video paused")];
   if (inbound && !packets) return ["wait", t("Connecting…")];
   const level = grade(ratio, rtt, fps, limited);
   return [level, { good: t("Good connection"), fair: t("Fair connection"), poor: t("Poor connection") }[level]];
 }
-
