@@ -173,10 +173,13 @@ function follow(v, now) {
 }
 
 /** Sound arrives, video has not for a while: what Auto does on a connection too weak for any
- * picture. */
+ * picture. Video asked for since the last frame (a new connection, a new choice) waits for a
+ * keyframe first: STALL_MS. */
 function soundOnly(v, now) {
-  const since = v.seen.frameAt || Math.max(v.connectedAt || now, v.askedAt || 0);
-  return v.seen.hearing && now - since >= (v.seen.frameAt ? SOUND_ONLY_MS : STALL_MS);
+  const asked = Math.max(v.connectedAt || now, v.askedAt || 0);
+  const last = v.seen.frameAt || 0;
+  const [since, wait] = last > asked ? [last, SOUND_ONLY_MS] : [asked, STALL_MS];
+  return v.seen.hearing && now - since >= wait;
 }
 
 /** What the viewer gets and why, from the view's statistics ([level, text] of measure()):
