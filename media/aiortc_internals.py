@@ -15,7 +15,7 @@ import asyncio
 import copy
 import socket
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Protocol
 
 import aiortc
 import aiortc.codecs
@@ -24,8 +24,23 @@ import aiortc.rtcrtpsender
 from aiortc import RTCDtlsTransport, RTCRtpReceiver, RTCRtpSender
 from aiortc.codecs import is_rtx
 from aiortc.rtcpeerconnection import filter_preferred_codecs
-from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
-from aiortc.rtp import RtcpSrPacket, RtpPacket, unwrap_rtx
+from aiortc.rtcrtpparameters import (
+    RTCRtpCodecCapability,
+    RTCRtpCodecParameters,
+    RTCRtpHeaderExtensionParameters,
+)
+from aiortc.rtcrtpreceiver import StreamStatistics
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTCP_RTPFB_NACK,
+    RtcpPsfbPacket,
+    RtcpRrPacket,
+    RtcpRtpfbPacket,
+    RtcpSrPacket,
+    RtpPacket,
+    unpack_remb_fci,
+    unwrap_rtx,
+)
 from pylibsrtp._binding import ffi as srtp_ffi
 from pylibsrtp._binding import lib as srtp_lib
 
@@ -88,6 +103,26 @@ def accept_h264_main() -> None:
     video.extend((main, rtx))
 
 
+RID_EXTENSIONS = (
+    "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id",
+    "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id",
+)
+
+
+def accept_simulcast() -> None:
+    """Negotiate the RID header extensions for video (RFC 8852), which a simulcasting browser
+    needs before it sends more than one encoding: each layer's packets then name their RID.
+    (The ``a=rid`` and ``a=simulcast`` lines of the answer are added to its text: ``media.sdp``.)
+    """
+    video = aiortc.codecs.HEADER_EXTENSIONS["video"]
+    known = {e.uri for e in video}
+    free = max(e.id for e in video) + 1
+    for uri in RID_EXTENSIONS:
+        if uri not in known:
+            video.append(RTCRtpHeaderExtensionParameters(id=free, uri=uri))
+            free += 1
+
+
 def negotiated_codecs(transceiver: Any) -> list[RTCRtpCodecParameters]:
     """A transceiver's negotiated codecs, in the order its description lists them."""
     return list(transceiver._codecs)
@@ -114,14 +149,32 @@ def divert_decoded_frames(receiver: RTCRtpReceiver, sink: Any) -> None:
     receiver._RTCRtpReceiver__decoder_queue = sink  # type: ignore[attr-defined]
 
 
-def tap_media_packets(
-    receiver: RTCRtpReceiver,
-    handle: Callable[[RtpPacket], None],
-    recover: Callable[[RtpPacket], None],
-) -> None:
-    """Give ``receiver``'s media packets to ``handle`` as they arrive, before the receiver's own
-    handling (statistics, NACKs, frame assembly), and to ``recover`` the packets that its NACKs
-    brought back (retransmissions, unwrapped as the receiver unwraps them; padding left out)."""
+class PacketRoute(Protocol):
+    """Where a tapped receiver's packets go (see :func:`tap_media_packets`)."""
+
+    def media(self, packet: RtpPacket) -> bool:
+        """Forward a media packet; True when the receiver is to handle it too (assemble
+        frames, ask for what is missing, report on it): the layer that is recorded."""
+
+    def recovered(self, packet: RtpPacket) -> None:
+        """A packet the receiver's NACK brought back (unwrapped)."""
+
+    def rtx_source(self, rid: str) -> int | None:
+        """The media SSRC that retransmissions naming ``rid`` repair, when it is the one the
+        receiver handles (None: leave them out)."""
+
+
+def tap_media_packets(receiver: RTCRtpReceiver, route: PacketRoute) -> None:
+    """Give ``receiver``'s media packets to ``route.media`` as they arrive, before the
+    receiver's own handling (statistics, NACKs, frame assembly), which they get only when
+    ``route.media`` says so, and to ``route.recovered`` the packets that its NACKs brought back
+    (retransmissions, unwrapped as the receiver unwraps them; padding left out).
+
+    A simulcast publisher sends several layers to one receiver, which can assemble only one:
+    the others' packets are counted in its receiver reports and bandwidth estimate only.
+    Their retransmission streams are not signalled by SSRC: one is learnt from the repaired
+    RID its packets carry.
+    """
     original = receiver._handle_rtp_packet
     codecs = receiver._RTCRtpReceiver__codecs  # type: ignore[attr-defined]
     rtx_ssrc = receiver._RTCRtpReceiver__rtx_ssrc  # type: ignore[attr-defined]  # rtx -> media
@@ -131,14 +184,44 @@ def tap_media_packets(
         if codec is None:
             pass
         elif not is_rtx(codec):
-            handle(packet)
-        elif len(packet.payload) > 2 and packet.ssrc in rtx_ssrc:
-            apt = codec.parameters.get("apt")
-            if isinstance(apt, int) and apt in codecs:
-                recover(unwrap_rtx(packet, payload_type=apt, ssrc=rtx_ssrc[packet.ssrc]))
+            if not route.media(packet):
+                account(receiver, packet, arrival_time_ms, codec.clockRate)
+                return
+        else:
+            repaired = packet.extensions.repaired_rtp_stream_id
+            if packet.ssrc not in rtx_ssrc and repaired:
+                source = route.rtx_source(repaired)
+                if source is None:
+                    account(receiver, packet, arrival_time_ms, codec.clockRate)
+                    return
+                rtx_ssrc[packet.ssrc] = source
+            if len(packet.payload) > 2 and packet.ssrc in rtx_ssrc:
+                apt = codec.parameters.get("apt")
+                if isinstance(apt, int) and apt in codecs:
+                    route.recovered(
+                        unwrap_rtx(packet, payload_type=apt, ssrc=rtx_ssrc[packet.ssrc])
+                    )
         await original(packet, arrival_time_ms)
 
     receiver._handle_rtp_packet = tapped  # type: ignore[method-assign]
+
+
+def account(receiver: RTCRtpReceiver, packet: RtpPacket, arrival_ms: int, clock_rate: int) -> None:
+    """What the receiver does with a packet before assembling it: its bandwidth estimate (sent
+    as REMB when the next packet it handles brings one) and the statistics its receiver reports
+    give the publisher, so every layer's loss and rate reach the browser's encoder."""
+    estimator = receiver._RTCRtpReceiver__remote_bitrate_estimator  # type: ignore[attr-defined]
+    if estimator is not None and packet.extensions.abs_send_time is not None:
+        estimator.add(
+            abs_send_time=packet.extensions.abs_send_time,
+            arrival_time_ms=arrival_ms,
+            payload_size=len(packet.payload) + packet.padding_size,
+            ssrc=packet.ssrc,
+        )
+    streams = receiver._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]
+    if packet.ssrc not in streams:
+        streams[packet.ssrc] = StreamStatistics(clock_rate)
+    streams[packet.ssrc].add(packet)
 
 
 def watch_sender_reports(receiver: RTCRtpReceiver, handle: Callable[[float, int], None]) -> None:
@@ -157,16 +240,17 @@ def watch_sender_reports(receiver: RTCRtpReceiver, handle: Callable[[float, int]
     receiver._handle_rtcp_packet = handled  # type: ignore[method-assign]
 
 
-def keyframe_requester(receiver: RTCRtpReceiver) -> Callable[[], None]:
-    """A function that asks the publisher of ``receiver``'s track for a keyframe (RTCP PLI)."""
+def keyframe_requester(receiver: RTCRtpReceiver) -> Callable[[int | None], None]:
+    """A function that asks the publisher of ``receiver``'s track for a keyframe (RTCP PLI) of
+    the stream whose SSRC it is given (of a simulcast layer), or of the receiver's own."""
     pending: set[asyncio.Task[None]] = set()
 
-    def pli() -> None:
+    def pli(ssrc: int | None = None) -> None:
         # aiortc lists SSRCs as packets arrive, retransmissions (RTX) included: Chromium sends
         # RTX padding first, and a PLI naming the RTX SSRC is ignored. Name the media SSRC.
         rtx = receiver._RTCRtpReceiver__rtx_ssrc  # type: ignore[attr-defined]  # rtx -> media
         media = [s.source for s in receiver.getSynchronizationSources() if s.source not in rtx]
-        media = media or list(rtx.values())
+        media = [ssrc] if ssrc is not None else media or list(rtx.values())
         if media:
             task = asyncio.ensure_future(receiver._send_rtcp_pli(media[0]))
             pending.add(task)
@@ -176,6 +260,16 @@ def keyframe_requester(receiver: RTCRtpReceiver) -> Callable[[], None]:
 
 
 # --- senders (the viewers' side) ---------------------------------------------------------------
+
+
+class Feedback(Protocol):
+    """What a viewer's RTCP tells of its link (see :meth:`SenderControl.watch_feedback`)."""
+
+    def remb(self, bitrate: int) -> None: ...
+
+    def loss(self, fraction: float) -> None: ...
+
+    def nack(self, packets: int) -> None: ...
 
 
 class SenderControl:
@@ -213,6 +307,46 @@ class SenderControl:
         sender._run_rtp = run  # type: ignore[method-assign,assignment]
         sender._send_keyframe = keyframe  # type: ignore[method-assign]
         sender._retransmit = retransmit  # type: ignore[method-assign]
+
+    def watch_feedback(self, feedback: Feedback) -> None:
+        """Hand what the viewer's RTCP says of its link to ``feedback``, before the sender's own
+        handling: REMB (its bandwidth estimate), the fraction lost in its receiver reports on
+        this stream, and how many packets each NACK asks for."""
+        original = self.sender._handle_rtcp_packet
+        ssrc = self.ssrc
+
+        async def handled(packet: Any) -> None:
+            if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+                try:
+                    bitrate, ssrcs = unpack_remb_fci(packet.fci)
+                except ValueError:
+                    pass
+                else:
+                    if ssrc in ssrcs:
+                        feedback.remb(bitrate)
+            elif isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
+                for report in packet.reports:
+                    if report.ssrc == ssrc:
+                        feedback.loss(report.fraction_lost / 256)
+            elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+                feedback.nack(len(packet.lost))
+            await original(packet)
+
+        self.sender._handle_rtcp_packet = handled  # type: ignore[method-assign]
+
+    @property
+    def rtx(self) -> tuple[int, int] | None:
+        """The negotiated retransmission stream's payload type and SSRC (None: no RTX)."""
+        payload_type = self.sender._RTCRtpSender__rtx_payload_type  # type: ignore[attr-defined]
+        return None if payload_type is None else (payload_type, int(self.sender._rtx_ssrc))
+
+    def next_rtx_sequence_number(self) -> int:
+        """The retransmission stream's next sequence number, shared with the sender's own
+        retransmissions (NACK answers) so the stream has no duplicate numbers."""
+        sender = self.sender
+        seq: int = sender._RTCRtpSender__rtx_sequence_number  # type: ignore[attr-defined]
+        sender._RTCRtpSender__rtx_sequence_number = (seq + 1) & 0xFFFF  # type: ignore[attr-defined]
+        return seq
 
     def started(self) -> None:
         """Tell the sender its (replaced) RTP loop runs."""

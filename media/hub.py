@@ -26,15 +26,19 @@ PLI_INTERVAL_S = 0.3
 class TrackHub:
     """One published track: the frames it receives go to every sink."""
 
-    def __init__(self, kind: str, request_keyframe: Callable[[], None]) -> None:
+    def __init__(self, kind: str, request_keyframe: Callable[[int | None], None]) -> None:
         self.kind = kind
         self.sinks: list[Callable[[EncodedFrame], None]] = []  # e.g. a recording's writer
         # The publisher's latest RTCP sender report: (NTP seconds, frame pts on our clock).
         # Tracks of one publisher share its NTP clock, so this aligns audio with video.
         self.sender_report: tuple[float, int] | None = None
+        # The SSRC whose frames reach the sinks (a simulcast stream's recorded layer; None:
+        # the receiver's only one), set by the fan-out that knows the layers.
+        self.frames_ssrc: Callable[[], int | None] = lambda: None
         self._request_keyframe = request_keyframe
-        self._last_pli = 0.0
-        self._deferred: asyncio.TimerHandle | None = None  # a request held back by the interval
+        self._last_pli: dict[int | None, float] = {}
+        # requests held back by the interval, by SSRC
+        self._deferred: dict[int | None, asyncio.TimerHandle] = {}
         self.frames = 0
         self.keyframes = 0
 
@@ -45,30 +49,35 @@ class TrackHub:
         for sink in tuple(self.sinks):
             sink(frame)
 
-    def request_keyframe(self) -> None:
-        """Ask the publisher for a keyframe, at most once per ``PLI_INTERVAL_S``.
+    def request_keyframe(self, ssrc: int | None = None) -> None:
+        """Ask the publisher for a keyframe of ``ssrc`` (a simulcast layer; by default the
+        layer the sinks get), at most once per ``PLI_INTERVAL_S`` and layer.
 
         A request within the interval is sent at its end, not dropped: whoever asked may have
         started waiting after the keyframe the last request brought had gone by.
         """
-        if self.kind != "video" or self._deferred is not None:
+        if ssrc is None:
+            ssrc = self.frames_ssrc()
+        if self.kind != "video" or ssrc in self._deferred:
             return
-        wait = self._last_pli + PLI_INTERVAL_S - time.monotonic()
+        wait = self._last_pli.get(ssrc, 0.0) + PLI_INTERVAL_S - time.monotonic()
         if wait > 0:
-            self._deferred = asyncio.get_running_loop().call_later(wait, self._send_deferred)
+            self._deferred[ssrc] = asyncio.get_running_loop().call_later(
+                wait, self._send_deferred, ssrc
+            )
             return
-        self._last_pli = time.monotonic()
-        self._request_keyframe()
+        self._last_pli[ssrc] = time.monotonic()
+        self._request_keyframe(ssrc)
 
-    def _send_deferred(self) -> None:
-        self._deferred = None
-        self.request_keyframe()
+    def _send_deferred(self, ssrc: int | None) -> None:
+        self._deferred.pop(ssrc, None)
+        self.request_keyframe(ssrc)
 
     def end(self) -> None:
         """The publisher left: no more keyframe requests."""
-        if self._deferred is not None:
-            self._deferred.cancel()
-            self._deferred = None
+        for handle in self._deferred.values():
+            handle.cancel()
+        self._deferred.clear()
 
 
 class FrameTap(queue.Queue):

@@ -10,6 +10,12 @@ datagram on its nominated ICE pair: no awaits, no packet objects
 negotiation, RTCP sender reports (its counters are updated here, every ``COUNT_FLUSH_S``), and
 NACKs and PLIs, answered from the history kept here (within :class:`Resends`' limits) and by
 asking the publisher.
+
+A simulcast publisher sends several :class:`Layer` s of one video; each viewer gets one, chosen
+by its :class:`media.adapt.Adapter` from what its browser reports. A viewer moves to another
+layer only at one of that layer's keyframes (asked for with a PLI naming its SSRC), and its
+sequence numbers, timestamps and VP8 picture ids go on from where they were, so its decoder
+never sees a gap.
 """
 
 from __future__ import annotations
@@ -18,13 +24,14 @@ import asyncio
 import random
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiortc import RTCRtpReceiver, RTCRtpSender, clock
 from aiortc.codecs.vpx import VpxPayloadDescriptor
 from aiortc.rtp import RtpPacket
 
+from media.adapt import AUDIO_ONLY, TICK_S, Adapter, Quality, layer_name
 from media.aiortc_internals import SenderControl, SendRtp, rtp_sender, tap_media_packets
 from media.packets import H264_IDR, H264_SPS
 
@@ -41,6 +48,12 @@ RESEND_GAP_S = 0.1
 RESEND_MAX_AGE_S = 1.0
 RESEND_SHARE = 0.25
 RESEND_BURST = 16_000
+RANK_S = 1.0  # how often the layers' bitrates are measured and ranked
+RANK_ALPHA = 0.4  # smoothing of those bitrates
+RERANK = 1.3  # two layers swap ranks only when one's bitrate exceeds the other's this much
+RECORD_AFTER_S = 1.5  # a simulcast stream's top layer is picked for recording after this
+VIEWER_PLI_S = 1.0  # a viewer's own keyframe requests reach the publisher at most this often
+PROBE_BURST = 4000  # bytes of probing a viewer may be sent at once
 
 
 class Resends:
@@ -132,10 +145,45 @@ def changed_bytes(a: bytes, b: bytes) -> int | None:
     return next((i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y), None)
 
 
+# Where a VP8 payload descriptor keeps its picture id and TL0PICIDX (RFC 7741, 4.2):
+# (offset of the picture id or -1, its mask: 0x7F or 0x7FFF, offset of TL0PICIDX or -1).
+Picture = tuple[int, int, int]
+
+
+def vp8_picture(payload: bytes) -> Picture | None:
+    """Where ``payload``'s descriptor has a picture id and TL0PICIDX (None: it has neither)."""
+    if len(payload) < 2 or not payload[0] & 0x80:
+        return None
+    x, at, pid_at, mask = payload[1], 2, -1, 0
+    if x & 0x80:
+        if len(payload) <= at:
+            return None
+        pid_at, mask = at, 0x7FFF if payload[at] & 0x80 else 0x7F
+        at += 2 if mask == 0x7FFF else 1
+    tl0_at = at if x & 0x40 else -1
+    if max(pid_at + (mask == 0x7FFF), tl0_at) >= len(payload):
+        return None
+    return None if pid_at < 0 and tl0_at < 0 else (pid_at, mask, tl0_at)
+
+
+class Layer:
+    """One encoding of a published track: a simulcast layer, or the track's only one."""
+
+    def __init__(self, rid: str | None, order: int) -> None:
+        self.rid = rid
+        self.order = order  # in the publisher's offer
+        self.ssrc: int | None = None  # known from its first packet
+        self.octets = 0
+        self.ranked_octets = 0  # octets when the bitrate was last measured
+        self.bitrate = 0.0  # bits/s, smoothed
+        self.viewers: list[RtpViewer] = []  # forwarded this layer
+        self.waiting: list[RtpViewer] = []  # to move to it at its next keyframe
+
+
 class RtpViewer:
     """One viewer's sender, fed packets directly by the fan-out."""
 
-    def __init__(self, sender: RTCRtpSender, fanout: RtpFanout) -> None:
+    def __init__(self, sender: RTCRtpSender, fanout: RtpFanout, quality: Quality) -> None:
         self.sender = sender
         self.control = SenderControl(sender)
         self.send: SendRtp = self.connect
@@ -144,21 +192,34 @@ class RtpViewer:
         self.payload_type = 0  # known once the sender starts
         self.seq = first_sequence_number()  # of the first packet sent, then of the latest
         self.seq_offset: int | None = None  # viewer's minus publisher's, set by the first packet
-        self.first_seq = 0
+        self.first_seq = 0  # the first sent since the latest layer switch
         self.ts_offset = random.getrandbits(32)
+        self.pic_offset = self.tl0_offset = 0  # VP8 picture id and TL0PICIDX: viewer's minus
+        self.last_pic = self.last_tl0 = 0  # ... and the latest sent
+        self.layer: Layer | None = None  # the layer forwarded to it (None: none yet, or audio)
+        self.rebase = False  # its next packet starts another layer: numbers go on from here
         self.header = bytearray()  # prepared in run(): only patched per packet
         self.send_time_at: int | None = None  # offsets of the extensions' values in it
         self.level_at: int | None = None
-        self.waiting_keyframe = self.kind == "video"
         self.sent = 0
         self.octets = 0
         self.counted = (0, 0)  # (packets, octets) already told to the sender
+        self.ticked_octets = 0  # octets when the adapter last decided
         self.last_timestamp = 0  # RTP timestamp of the latest packet sent
+        self.last_ntp = 0  # the fan-out's NTP time when it was sent
         self.payloads: list[bytes | None] = [None] * HISTORY  # by sequence number % HISTORY
         self.stamps = [0] * HISTORY  # their sequence number << 33 | marker bit << 32 | timestamp
         self.resends = Resends(90000 if self.kind == "video" else 48000)
+        self.adapter = Adapter(quality) if self.kind == "video" else None
+        self.probe_bps = 0
+        self.probe_credit = 0.0
+        self.probe_at = 0.0
+        self.probe_slot = 0
+        self.last_pli = -VIEWER_PLI_S
         self._done = asyncio.Event()
-        self.control.take_over(self.run, fanout.request_keyframe, self.retained)
+        self.control.take_over(self.run, self.keyframe_wanted, self.retained)
+        if self.adapter is not None:
+            self.control.watch_feedback(self.adapter)
 
     def prepare(self) -> None:
         """Lay out this viewer's header once: the negotiated extensions, with placeholders for
@@ -195,8 +256,7 @@ class RtpViewer:
             self.control.exited()
 
     def leave(self) -> None:
-        if self in self.fanout.viewers:
-            self.fanout.viewers.remove(self)
+        self.fanout.remove(self)
         self.count()
 
     def finish(self) -> None:
@@ -207,10 +267,30 @@ class RtpViewer:
         sender then replaces this)."""
         send = rtp_sender(self.sender.transport)
         if send is None:  # not connected (yet): start again at a keyframe
-            self.waiting_keyframe = self.kind == "video"
+            if self.sent == 0:
+                self.seq_offset = None
+            self.fanout.restart(self)
             return
         self.send = send
         send(header, payload)
+
+    def keyframe_wanted(self) -> None:
+        """The viewer's PLI or FIR: passed on for its own layer, at most every
+        ``VIEWER_PLI_S``, so one viewer's losses do not make the publisher encode a keyframe
+        for everybody time after time."""
+        now = time.monotonic()
+        if now - self.last_pli < VIEWER_PLI_S:
+            return
+        self.last_pli = now
+        self.fanout.request_keyframe(self.layer)
+
+    @property
+    def target(self) -> Layer | None:
+        """The layer it gets, or is to get at that layer's next keyframe."""
+        for layer in self.fanout.layers:
+            if self in layer.waiting:
+                return layer
+        return self.layer
 
     def forward(
         self,
@@ -220,18 +300,21 @@ class RtpViewer:
         payload: bytes,
         send_time: bytes,
         level: int,
+        picture: Picture | None = None,
     ) -> None:
         """Patch the header for one packet, send it and remember it for NACKs.
 
         ``source_seq`` is the publisher's sequence number: the viewer's is it plus an offset
-        fixed by the first packet sent, so a packet lost on the way in leaves a gap the viewer
-        sees, and its retransmission, when the worker's own NACK brings it, fills that gap.
-        ``marker`` is 0 or 0x80; ``send_time`` the 3 bytes of abs-send-time.
+        fixed by the first packet of a layer, so a packet lost on the way in leaves a gap the
+        viewer sees, and its retransmission, when the worker's own NACK brings it, fills that
+        gap. ``marker`` is 0 or 0x80; ``send_time`` the 3 bytes of abs-send-time; ``picture``
+        where a VP8 payload's picture id is.
         """
-        if self.seq_offset is None:
-            self.seq_offset = (self.seq - source_seq) & 0xFFFF
-            self.first_seq = self.seq
-        seq = self.seq = (source_seq + self.seq_offset) & 0xFFFF
+        if self.seq_offset is None or self.rebase:
+            self.start_layer(source_seq, timestamp, payload, picture)
+        if picture is not None:
+            payload = self.renumber(payload, picture)
+        seq = self.seq = (source_seq + self.seq_offset) & 0xFFFF  # type: ignore[operator]
         header = self.header
         timestamp = (timestamp + self.ts_offset) & 0xFFFFFFFF
         HEAD.pack_into(header, 1, marker | self.payload_type, seq, timestamp)
@@ -246,6 +329,48 @@ class RtpViewer:
         self.sent += 1
         self.octets += len(payload)
         self.last_timestamp = timestamp
+        self.last_ntp = self.fanout.last_ntp
+
+    def start_layer(
+        self, source_seq: int, timestamp: int, payload: bytes, picture: Picture | None
+    ) -> None:
+        """The first packet of a layer: the viewer's numbers go on from its latest packet (its
+        first packet ever keeps the random start). Timestamps advance by the time between."""
+        if self.seq_offset is None:
+            self.seq_offset = (self.seq - source_seq) & 0xFFFF
+        else:
+            self.seq_offset = (self.seq + 1 - source_seq) & 0xFFFF
+            elapsed = (self.fanout.last_ntp - self.last_ntp) / (1 << 32)
+            ticks = max(1, int(elapsed * self.resends.clock_rate))
+            self.ts_offset = (self.last_timestamp + ticks - timestamp) & 0xFFFFFFFF
+            if picture is not None:
+                pid_at, mask, tl0_at = picture
+                if pid_at >= 0:
+                    self.pic_offset = (self.last_pic + 1 - read_pid(payload, pid_at, mask)) & mask
+                if tl0_at >= 0:
+                    self.tl0_offset = (self.last_tl0 + 1 - payload[tl0_at]) & 0xFF
+        self.first_seq = (source_seq + self.seq_offset) & 0xFFFF
+        self.rebase = False
+
+    def renumber(self, payload: bytes, picture: Picture) -> bytes:
+        """A VP8 payload with the viewer's picture id and TL0PICIDX (a copy only when they
+        differ from the publisher's)."""
+        pid_at, mask, tl0_at = picture
+        copy: bytearray | None = None
+        if pid_at >= 0:
+            pid = self.last_pic = (read_pid(payload, pid_at, mask) + self.pic_offset) & mask
+            if self.pic_offset:
+                copy = bytearray(payload)
+                if mask == 0x7FFF:
+                    copy[pid_at : pid_at + 2] = (0x8000 | pid).to_bytes(2, "big")
+                else:
+                    copy[pid_at] = pid
+        if tl0_at >= 0:
+            tl0 = self.last_tl0 = (payload[tl0_at] + self.tl0_offset) & 0xFF
+            if self.tl0_offset:
+                copy = copy if copy is not None else bytearray(payload)
+                copy[tl0_at] = tl0
+        return payload if copy is None else bytes(copy)
 
     def fill(
         self,
@@ -255,18 +380,22 @@ class RtpViewer:
         payload: bytes,
         send_time: bytes,
         level: int,
+        picture: Picture | None = None,
     ) -> None:
         """Send a packet recovered by the worker's NACK into the gap its loss left, if that gap
-        is one this viewer has (after its first packet, before its latest, still in history)."""
-        if self.seq_offset is None:
+        is one this viewer has (since the first packet of its layer, before its latest, still
+        in history)."""
+        if self.seq_offset is None or self.rebase:
             return
         seq = (source_seq + self.seq_offset) & 0xFFFF
         behind, since_first = (self.seq - seq) & 0xFFFF, (seq - self.first_seq) & 0xFFFF
         if not 0 < behind < HISTORY or since_first >= 0x8000:
             return
-        latest, stamp = self.seq, self.last_timestamp  # what sender reports describe stays
-        self.forward(source_seq, marker, timestamp, payload, send_time, level)
-        self.seq, self.last_timestamp = latest, stamp
+        latest, stamp, ntp = self.seq, self.last_timestamp, self.last_ntp
+        pic, tl0 = self.last_pic, self.last_tl0
+        self.forward(source_seq, marker, timestamp, payload, send_time, level, picture)
+        self.seq, self.last_timestamp, self.last_ntp = latest, stamp, ntp
+        self.last_pic, self.last_tl0 = pic, tl0
 
     def retained(self, sequence_number: int) -> bytes | None:
         """The plain RTP packet sent as ``sequence_number``, if still in the history and
@@ -286,6 +415,64 @@ class RtpViewer:
         HEAD.pack_into(header, 1, marker | self.payload_type, sequence_number, stamp & 0xFFFFFFFF)
         return bytes(header) + payload
 
+    def probe(self, now: float, ntp: int) -> None:
+        """Send probing traffic, at ``probe_bps``: packets the viewer already has again, as
+        retransmissions (RTX when negotiated), stamped with the current send time so the
+        browser's estimate counts them as they are sent."""
+        self.probe_credit = min(
+            PROBE_BURST, self.probe_credit + self.probe_bps / 8 * max(0.0, now - self.probe_at)
+        )
+        self.probe_at = now
+        rtx = self.control.rtx
+        for _ in range(HISTORY):
+            if self.probe_credit <= 0:
+                return
+            self.probe_slot = (self.probe_slot + 1) & (HISTORY - 1)
+            payload, stamp = self.payloads[self.probe_slot], self.stamps[self.probe_slot]
+            if payload is None:
+                continue
+            packet = RtpPacket(timestamp=stamp & 0xFFFFFFFF, marker=(stamp >> 32) & 1)
+            if rtx is None:  # a duplicate: the browser drops it once counted
+                packet.payload_type, packet.ssrc = self.payload_type, self.control.ssrc
+                packet.sequence_number, packet.payload = stamp >> 33, payload
+            else:
+                packet.payload_type, packet.ssrc = rtx
+                packet.sequence_number = self.control.next_rtx_sequence_number()
+                packet.payload = (stamp >> 33).to_bytes(2, "big") + payload
+            packet.extensions.mid = self.control.mid
+            packet.extensions.abs_send_time = (ntp >> 14) & 0xFFFFFF
+            self.send(bytearray(packet.serialize(self.control.extensions_map)), b"")
+            self.probe_credit -= len(payload) + 30
+
+    def decide(self, now: float, ranked: list[Layer]) -> None:
+        """Every ``TICK_S``: the adapter's choice of layer among ``ranked`` (lowest first)."""
+        if self.adapter is None:
+            return
+        sent_bps = (self.octets - self.ticked_octets) * 8 / TICK_S
+        self.ticked_octets = self.octets
+        target = self.target
+        current = where(target, ranked)
+        decision = self.adapter.tick(now, [layer.bitrate for layer in ranked], current, sent_bps)
+        chosen = None if decision.layer == AUDIO_ONLY else ranked[decision.layer]
+        if chosen is not target:
+            self.fanout.move(self, chosen)
+        if decision.probe_bps and not self.probe_bps:
+            self.probe_at, self.probe_credit = now, 0.0
+        self.probe_bps = decision.probe_bps
+
+    def describe(self, ranked: list[Layer]) -> dict[str, Any]:
+        """What stats tell of this viewer's video."""
+        adapter = self.adapter
+        layer = where(self.target, ranked)
+        capacity = adapter.capacity if adapter is not None else None
+        return {
+            "quality": adapter.quality.value if adapter is not None else "auto",
+            "layer": layer_name(layer, len(ranked)),
+            "estimate_kbps": None if capacity is None else round(capacity / 1000),
+            "sent_kbps": round((self.octets - self.ticked_octets) * 8 / TICK_S / 1000),
+            "probing": bool(self.probe_bps),
+        }
+
     def count(self) -> None:
         """Bring the sender's RTCP counters up to date (what its next sender report says):
         its latest packet was the fan-out's latest, sent at ``fanout.last_ntp``."""
@@ -301,70 +488,247 @@ class RtpViewer:
         self.counted = (self.sent, self.octets)
 
 
-class RtpFanout:
-    """One published track: its RTP packets go to every ready viewer, rewritten for each."""
+def where(layer: Layer | None, ranked: list[Layer]) -> int:
+    """``layer``'s rank among ``ranked``; a layer that carries nothing now counts as the top
+    one that does (its viewers move there); no layer: ``AUDIO_ONLY``."""
+    if layer is None:
+        return AUDIO_ONLY
+    return ranked.index(layer) if layer in ranked else len(ranked) - 1
 
-    def __init__(self, kind: str, request_keyframe: Callable[[], None]) -> None:
+
+def read_pid(payload: bytes, at: int, mask: int) -> int:
+    """A VP8 picture id (7 or 15 bits) at offset ``at``."""
+    if mask == 0x7FFF:
+        return ((payload[at] << 8) | payload[at + 1]) & 0x7FFF
+    return payload[at] & 0x7F
+
+
+class RtpFanout:
+    """One published track: its RTP packets go to every ready viewer, rewritten for each.
+
+    It is also the receiver's :class:`media.aiortc_internals.PacketRoute`: of a simulcast
+    track, only the top layer's packets reach the receiver (and so the recording and HLS).
+    """
+
+    def __init__(
+        self, kind: str, request_keyframe: Callable[[int | None], None], rids: Sequence[str] = ()
+    ) -> None:
         self.kind = kind
         # The negotiated codec (a MIME type), set by the worker once the offer is answered.
         self.codec = "video/VP8" if kind == "video" else "audio/opus"
+        self.layers = [Layer(rid, i) for i, rid in enumerate(rids)] or [Layer(None, 0)]
+        self.simulcast = bool(rids)
+        self.ranked = list(self.layers)  # lowest bitrate first
+        self.by_ssrc: dict[int, Layer] = {}
+        self.by_rid = {layer.rid: layer for layer in self.layers}
+        self.recorded: Layer | None = None if self.simulcast else self.layers[0]
         self.viewers: list[RtpViewer] = []
+        self.probing: list[RtpViewer] = []
         self._request_keyframe = request_keyframe  # the hub's: it spaces requests out
         self.packets = 0
         self.last_ntp = 0  # NTP time when the latest packet was sent
+        self.first_at: float | None = None  # time.monotonic() of the first packet
+        self.ranked_at = 0.0
+        self._ticks = 0
         self._counting: asyncio.TimerHandle | None = None
 
-    def request_keyframe(self) -> None:
-        # No throttle of its own: one here dropped the requests of viewers that joined within
-        # its interval, and they waited for a keyframe nobody had asked for.
+    def request_keyframe(self, layer: Layer | None = None) -> None:
+        """Ask for a keyframe of ``layer`` (by default the one recorded). No throttle of its
+        own: one here dropped the requests of viewers that joined within its interval, and
+        they waited for a keyframe nobody had asked for."""
         if self.kind == "video":
-            self._request_keyframe()
+            self._request_keyframe(layer.ssrc if layer is not None else None)
 
     def add(self, viewer: RtpViewer) -> None:
-        """A viewer whose sender started: it gets packets from the next keyframe on."""
+        """A viewer whose sender started: it gets its layer from that layer's next keyframe."""
         self.viewers.append(viewer)
-        self.request_keyframe()
+        adapter = viewer.adapter
+        quality = adapter.quality if adapter is not None else Quality.AUTO
+        if quality is not Quality.AUDIO:
+            self.move(viewer, self.ranked[0] if quality is Quality.LOW else self.ranked[-1])
         if self._counting is None:
             self._counting = asyncio.get_running_loop().call_later(COUNT_FLUSH_S, self._count)
 
+    def remove(self, viewer: RtpViewer) -> None:
+        for layer in self.layers:
+            for group in (layer.viewers, layer.waiting):
+                if viewer in group:
+                    group.remove(viewer)
+        for group in (self.viewers, self.probing):
+            if viewer in group:
+                group.remove(viewer)
+
+    def move(self, viewer: RtpViewer, target: Layer | None) -> None:
+        """Have ``viewer`` get ``target`` from its next keyframe (None: no video now)."""
+        for layer in self.layers:
+            if viewer in layer.waiting:
+                layer.waiting.remove(viewer)
+        if target is None:
+            if viewer.layer is not None:
+                viewer.layer.viewers.remove(viewer)
+                viewer.layer, viewer.rebase = None, True
+            return
+        if target is not viewer.layer:
+            target.waiting.append(viewer)
+            self.request_keyframe(target)
+
+    def restart(self, viewer: RtpViewer) -> None:
+        """A viewer that could not be sent its first packet waits for another keyframe."""
+        layer = viewer.layer
+        if layer is not None:
+            layer.viewers.remove(viewer)
+            viewer.layer = None
+            self.move(viewer, layer)
+
+    def prefer(self, viewer: RtpViewer, quality: Quality) -> None:
+        """The viewer's own choice, applied at once."""
+        if viewer.adapter is None:
+            return
+        viewer.adapter.choose(quality)
+        viewer.probe_bps = 0
+        if quality is Quality.AUDIO:
+            self.move(viewer, None)
+        elif quality is Quality.LOW:
+            self.move(viewer, self.ranked[0])
+        elif quality is Quality.HIGH or viewer.target is None:
+            self.move(viewer, self.ranked[-1])
+
     def _count(self) -> None:
-        """Every ``COUNT_FLUSH_S``: the senders' RTCP counters, from the viewers' own."""
+        """Every ``COUNT_FLUSH_S``: the senders' RTCP counters, from the viewers' own; every
+        ``TICK_S`` the viewers' layers; every ``RANK_S`` the layers' bitrates (for a video,
+        viewers or not: its recording takes the top layer)."""
         self._counting = None
-        if not self.viewers:
+        if not self.viewers and self.kind != "video":
             return
         for viewer in self.viewers:
             viewer.count()
+        self._ticks += 1
+        if self.kind == "video":
+            now = time.monotonic()
+            if now - self.ranked_at >= RANK_S:
+                self.rank(now)
+            if self._ticks % round(TICK_S / COUNT_FLUSH_S) == 0:
+                live = self.live()
+                for viewer in tuple(self.viewers):
+                    viewer.decide(now, live)
+                self.probing = [v for v in self.viewers if v.probe_bps]
         self._counting = asyncio.get_running_loop().call_later(COUNT_FLUSH_S, self._count)
 
-    def push(self, packet: RtpPacket) -> None:
-        """Send one of the publisher's packets to every viewer (on the event loop)."""
+    def rank(self, now: float) -> None:
+        """Measure each layer's bitrate and rank them (lowest first); pick the recorded one."""
+        elapsed = now - self.ranked_at if self.ranked_at else RANK_S
+        self.ranked_at = now
+        for layer in self.layers:
+            rate = (layer.octets - layer.ranked_octets) * 8 / max(elapsed, 1e-3)
+            layer.ranked_octets = layer.octets
+            layer.bitrate = (
+                rate if not layer.bitrate else RANK_ALPHA * rate + (1 - RANK_ALPHA) * layer.bitrate
+            )
+        ranked = self.ranked
+        for i in range(len(ranked) - 1):  # swap neighbours only on a clear difference
+            low, high = ranked[i], ranked[i + 1]
+            if low.bitrate > high.bitrate * RERANK:
+                ranked[i], ranked[i + 1] = high, low
+        if (
+            self.recorded is None
+            and self.first_at is not None
+            and now - self.first_at >= RECORD_AFTER_S
+        ):
+            self.recorded = max(self.layers, key=lambda layer: layer.bitrate)
+            self.request_keyframe(self.recorded)  # the receiver starts assembling it
+
+    def layer_of(self, packet: RtpPacket) -> Layer | None:
+        """The layer a packet belongs to: by SSRC, learnt from the RID its first packets name
+        (a stream without simulcast has one layer, whatever its SSRC)."""
+        layer = self.by_ssrc.get(packet.ssrc)
+        if layer is not None:
+            return layer
+        if self.simulcast:
+            rid = packet.extensions.rtp_stream_id
+            layer = self.by_rid.get(rid) if rid else None
+            if layer is None:
+                return None
+        else:
+            layer = self.layers[0]
+        if layer.ssrc is not None:  # the publisher's encoder restarted with another SSRC
+            self.by_ssrc.pop(layer.ssrc, None)
+        layer.ssrc = packet.ssrc
+        self.by_ssrc[packet.ssrc] = layer
+        return layer
+
+    # -- the receiver's PacketRoute ---------------------------------------------------------
+
+    def media(self, packet: RtpPacket) -> bool:
+        layer = self.push(packet)
+        return layer is not None and layer is self.recorded
+
+    def recovered(self, packet: RtpPacket) -> None:
+        self.recover(packet)
+
+    def rtx_source(self, rid: str) -> int | None:
+        recorded = self.recorded
+        return recorded.ssrc if recorded is not None and recorded.rid == rid else None
+
+    @property
+    def recorded_ssrc(self) -> int | None:
+        return self.recorded.ssrc if self.recorded is not None else None
+
+    # -- packets ----------------------------------------------------------------------------
+
+    def push(self, packet: RtpPacket) -> Layer | None:
+        """Send one of the publisher's packets to every viewer of its layer (on the event
+        loop); viewers waiting for that layer start at its keyframe."""
         self.packets += 1
-        if not self.viewers:
-            return
+        layer = self.layer_of(packet)
+        if layer is None:
+            return None
+        payload = packet.payload
+        layer.octets += len(payload)
+        if self.first_at is None:
+            self.first_at = time.monotonic()
+            if self._counting is None and self.kind == "video":
+                self._counting = asyncio.get_running_loop().call_later(COUNT_FLUSH_S, self._count)
+        if not (layer.viewers or layer.waiting or self.probing):
+            return layer
         send_time, level_byte = self._stamps(packet)
         seq, marker = packet.sequence_number, packet.marker << 7
-        timestamp, payload = packet.timestamp, packet.payload
-        keyframe: bool | None = None  # worked out only when a viewer waits for one
-        for viewer in self.viewers:
-            if viewer.waiting_keyframe:
-                if keyframe is None:
-                    keyframe = starts_keyframe(self.codec, payload)
-                if not keyframe:
-                    self.request_keyframe()  # ask again (rate-limited) until one comes
-                    continue
-                viewer.waiting_keyframe = False
-            viewer.forward(seq, marker, timestamp, payload, send_time, level_byte)
+        timestamp = packet.timestamp
+        picture = vp8_picture(payload) if self.codec == "video/VP8" else None
+        if layer.waiting:
+            if starts_keyframe(self.codec, payload):
+                for viewer in layer.waiting:
+                    self._switch(viewer, layer)
+                layer.waiting.clear()
+            else:
+                self.request_keyframe(layer)  # ask again (rate-limited) until one comes
+        for viewer in layer.viewers:
+            viewer.forward(seq, marker, timestamp, payload, send_time, level_byte, picture)
+        if self.probing:
+            now, ntp = time.monotonic(), self.last_ntp
+            for viewer in self.probing:
+                viewer.probe(now, ntp)
+        return layer
+
+    def _switch(self, viewer: RtpViewer, layer: Layer) -> None:
+        if viewer.layer is not None:
+            viewer.layer.viewers.remove(viewer)
+            viewer.rebase = True
+        elif viewer.seq_offset is not None:
+            viewer.rebase = True  # back from audio only
+        viewer.layer = layer
+        layer.viewers.append(viewer)
 
     def recover(self, packet: RtpPacket) -> None:
-        """A packet lost on the way in, brought back by the worker's NACK: into each viewer's
-        gap (viewers waiting for a keyframe have none)."""
-        if not self.viewers:
+        """A packet lost on the way in, brought back by the worker's NACK: into each gap of
+        the viewers of its layer (the recorded one: the receiver asks for no other)."""
+        layer = self.recorded
+        if layer is None or not layer.viewers:
             return
         send_time, level_byte = self._stamps(packet)
+        picture = vp8_picture(packet.payload) if self.codec == "video/VP8" else None
         fields = (packet.sequence_number, packet.marker << 7, packet.timestamp, packet.payload)
-        for viewer in self.viewers:
-            if not viewer.waiting_keyframe:
-                viewer.fill(*fields, send_time, level_byte)
+        for viewer in layer.viewers:
+            viewer.fill(*fields, send_time, level_byte, picture)
 
     def _stamps(self, packet: RtpPacket) -> tuple[bytes, int]:
         """What every viewer's copy of ``packet`` carries: abs-send-time (now), audio level."""
@@ -372,6 +736,11 @@ class RtpFanout:
         send_time = ((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big")
         level = packet.extensions.audio_level
         return send_time, SILENT if level is None else (0x80 if level[0] else 0) | (level[1] & 0x7F)
+
+    def live(self) -> list[Layer]:
+        """The layers that carry packets now, lowest bitrate first (all of them before the
+        first measurement)."""
+        return [layer for layer in self.ranked if layer.bitrate > 0] or self.ranked
 
     def end(self) -> None:
         if self._counting is not None:
@@ -384,4 +753,4 @@ class RtpFanout:
 def tap_rtp(receiver: RTCRtpReceiver, fanout: RtpFanout) -> None:
     """Hand ``receiver``'s media packets to ``fanout`` as they arrive, and the retransmissions
     its NACKs bring back, unwrapped."""
-    tap_media_packets(receiver, fanout.push, fanout.recover)
+    tap_media_packets(receiver, fanout)

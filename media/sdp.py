@@ -104,3 +104,62 @@ def check_offer(sdp: str, sending: bool) -> None:
             raise BadOffer(NO_ICE)
         if direction(section, session) not in wanted:
             raise BadOffer(NOT_SENDING if sending else NOT_RECEIVING)
+
+
+MAX_LAYERS = 3
+RID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+
+def simulcast_rids(sdp: str) -> dict[str, list[str]]:
+    """The RIDs each video section (by its mid) of an offer sends as simulcast layers, in the
+    offer's order (RFC 8853 ``a=simulcast:send``, each one with its ``a=rid:<id> send``).
+    Paused layers (``~``) count; alternatives (``,``) are taken as layers of their own; more
+    than ``MAX_LAYERS``, or a malformed RID, and the section is taken as not simulcast."""
+    found: dict[str, list[str]] = {}
+    _, sections = parse(sdp)
+    for section in sections:
+        mid, value = section.attrs.get("mid"), section.attrs.get("simulcast", "")
+        if section.kind != "video" or not mid or not value.startswith("send "):
+            continue
+        rids = [r.lstrip("~") for part in value[5:].split(";") for r in part.split(",")]
+        sending = {
+            line.split()[0]
+            for line in rid_lines(sdp, mid)
+            if len(line.split()) > 1 and line.split()[1] == "send"
+        }
+        if (
+            1 < len(rids) <= MAX_LAYERS
+            and len(set(rids)) == len(rids)
+            and all(r and set(r) <= RID_CHARS and len(r) <= 16 and r in sending for r in rids)
+        ):
+            found[mid] = rids
+    return found
+
+
+def rid_lines(sdp: str, mid: str) -> list[str]:
+    """The values of the ``a=rid:`` lines of the section whose mid is ``mid``."""
+    lines, current = [], None
+    for line in sdp.splitlines():
+        if line.startswith("m="):
+            current = None
+        elif line.startswith("a=mid:"):
+            current = line[6:].strip()
+        elif line.startswith("a=rid:") and current == mid:
+            lines.append(line[6:].strip())
+    return lines
+
+
+def answer_simulcast(answer: str, layers: dict[str, list[str]]) -> str:
+    """The answer with, in each simulcast video section, the layers it receives
+    (``a=rid:<id> recv`` and ``a=simulcast:recv``): without them a browser sends one layer."""
+    if not layers:
+        return answer
+    out: list[str] = []
+    newline = "\r\n" if "\r\n" in answer else "\n"
+    for line in answer.splitlines():
+        out.append(line)
+        if line.startswith("a=mid:") and line[6:].strip() in layers:
+            rids = layers[line[6:].strip()]
+            out.extend(f"a=rid:{rid} recv" for rid in rids)
+            out.append("a=simulcast:recv " + ";".join(rids))
+    return newline.join(out) + newline

@@ -38,6 +38,7 @@ from aiortc.exceptions import OperationError
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from media import aiortc_internals, ice, sdp, tokens
+from media.adapt import Quality
 from media.channel import MediaUnavailable, call_async, parse_addr
 from media.hls import HlsPackager
 from media.hub import TrackHub, tap_receiver
@@ -141,6 +142,7 @@ class Stream:
     viewers: set[str] = field(default_factory=set)
     started: float = field(default_factory=time.monotonic)
     leg: Leg | None = None  # relayed from another worker (a cascade leg), not published here
+    rids: list[str] = field(default_factory=list)  # its video's simulcast layers (RFC 8853)
     video_codec: RTCRtpCodecCapability | None = None  # negotiated with its publisher (or origin)
 
     @property
@@ -180,6 +182,7 @@ class Worker:
         self.viewers: dict[str, tuple[RTCPeerConnection, str]] = {}  # peer -> (pc, stream id)
         self.recordings: dict[str, RoomRecording] = {}  # room -> its running recording
         self.hls: dict[str, tuple[HlsPackager, list[tuple[TrackHub, Any]]]] = {}  # by stream
+        self.peers: dict[str, Peer] = {}  # viewer connections' grants and video senders
 
     def new_pc(self, on_dead: Any) -> RTCPeerConnection:
         pc = RTCPeerConnection(ice.configuration(self.ice_servers))
@@ -197,6 +200,8 @@ class Worker:
         stream_id = str(grant.get("stream") or uuid.uuid4().hex)
         pc = self.new_pc(lambda: self.close_stream({"stream": stream_id}))
         stream = Stream(id=stream_id, room=grant["room"], user=grant["user"], pc=pc)
+        layers = sdp.simulcast_rids(description.sdp)
+        stream.rids = next(iter(layers.values()), [])  # one video section is taken
         try:
             await self.receive(stream, description)
         except Exception:
@@ -217,7 +222,9 @@ class Worker:
             "stream": stream.id,
             "kinds": sorted(stream.hubs),
             "video_codec": codec_name(stream.video_codec),
-            **describe(stream.pc),
+            "layers": len(stream.rids) or 1,
+            "type": "answer",
+            "sdp": sdp.answer_simulcast(stream.pc.localDescription.sdp, layers),
         }
 
     async def receive(self, stream: Stream, description: RTCSessionDescription) -> None:
@@ -233,8 +240,10 @@ class Worker:
         """Serve what ``receiver`` gets to the stream's viewers (once per kind)."""
         if kind in CODECS and kind not in stream.hubs:
             hub = stream.hubs[kind] = tap_receiver(receiver, kind)
-            stream.fanouts[kind] = RtpFanout(kind, hub.request_keyframe)
-            tap_rtp(receiver, stream.fanouts[kind])
+            fanout = RtpFanout(kind, hub.request_keyframe, stream.rids if kind == "video" else ())
+            stream.fanouts[kind] = fanout
+            hub.frames_ssrc = lambda: fanout.recorded_ssrc
+            tap_rtp(receiver, fanout)
 
     async def relay(self, msg: dict[str, Any]) -> dict[str, Any]:
         """Receive a stream of another worker (its origin) over one leg, to serve it here.
@@ -272,8 +281,13 @@ class Worker:
             pin_codecs(pc)
             await pc.setLocalDescription(await pc.createOffer())
             try:
-                reply = await call_async(
-                    origin, "view", LEG_TIMEOUT_S, token=origin_token, sdp=describe(pc)["sdp"]
+                reply = await call_async(  # the top layer: its viewers here adapt on their own
+                    origin,
+                    "view",
+                    LEG_TIMEOUT_S,
+                    token=origin_token,
+                    sdp=describe(pc)["sdp"],
+                    quality=Quality.HIGH.value,
                 )
             except MediaUnavailable as exc:
                 raise LegRefused(f"the origin worker did not answer: {exc}") from exc
@@ -293,6 +307,7 @@ class Worker:
     async def view(self, msg: dict[str, Any]) -> dict[str, Any]:
         grant = tokens.verify(self.secret, msg.get("token"), "view")
         description = offer(msg, sending=False)
+        quality = quality_field(msg)
         stream = self.streams.get(grant.get("stream", ""))
         if stream is None or stream.room != grant["room"]:
             return {"ok": False, "error": "no such stream"}
@@ -304,8 +319,11 @@ class Worker:
         except ValueError:
             await pc.close()
             raise
+        video = None
         for kind in stream.hubs:
-            RtpViewer(pc.addTrack(IdleTrack(kind)), stream.fanouts[kind])
+            viewer = RtpViewer(pc.addTrack(IdleTrack(kind)), stream.fanouts[kind], quality)
+            video = viewer if kind == "video" else video
+        self.peers[peer] = Peer(grant["room"], int(grant.get("user") or 0), stream.id, video)
         self.viewers[peer] = (pc, stream.id)
         stream.viewers.add(peer)
         answer = await pc.createAnswer()
@@ -315,6 +333,7 @@ class Worker:
     async def close(self, msg: dict[str, Any]) -> dict[str, Any]:
         """Close one viewer connection."""
         entry = self.viewers.pop(str(msg.get("peer")), None)
+        self.peers.pop(str(msg.get("peer")), None)
         if entry is None:
             return {"ok": True, "closed": 0}
         pc, stream_id = entry
@@ -325,6 +344,17 @@ class Worker:
                 sender.track.stop()
         await pc.close()
         return {"ok": True, "closed": 1}
+
+    async def prefer(self, msg: dict[str, Any]) -> dict[str, Any]:
+        """A viewer's own choice of quality (Auto, High, Low, Audio only), applied at once."""
+        grant = tokens.verify(self.secret, msg.get("token"), "prefer")
+        quality = quality_field(msg)
+        peer = self.peers.get(str(msg.get("peer")))
+        if peer is None or peer.room != grant["room"] or peer.user != grant.get("user"):
+            return {"ok": False, "error": "no such viewer"}
+        if peer.video is not None:
+            peer.video.fanout.prefer(peer.video, quality)
+        return {"ok": True}
 
     async def close_stream(self, msg: dict[str, Any]) -> dict[str, Any]:
         """End a published (or relayed) stream and every viewer connection of it."""
@@ -440,6 +470,8 @@ class Worker:
             },
             "codecs": {s.id: codec_name(s.video_codec) for s in self.streams.values()},
             "hls": {i: {"dropped": p.dropped} for i, (p, _) in self.hls.items()},
+            "layers": {s.id: len(s.rids) or 1 for s in self.streams.values() if "video" in s.hubs},
+            "peers": {peer: describe_peer(entry) for peer, entry in self.peers.items()},
         }
 
     async def ping(self, msg: dict[str, Any]) -> dict[str, Any]:
@@ -452,6 +484,38 @@ class Worker:
             await self.recordings.pop(room).stop()
         for stream_id in tuple(self.streams):
             await self.close_stream({"stream": stream_id})
+
+
+@dataclass
+class Peer:
+    """A viewer connection: whose view grant it came with, and its video's sender."""
+
+    room: str
+    user: int
+    stream: str
+    video: RtpViewer | None
+
+
+def describe_peer(peer: Peer) -> dict[str, Any]:
+    """``stats``' account of one viewer: its choice, layer, estimate and rate."""
+    described: dict[str, Any] = {"stream": peer.stream}
+    if peer.video is not None:
+        described.update(peer.video.describe(peer.video.fanout.live()))
+    else:
+        described.update(quality="auto", layer="audio", estimate_kbps=None, sent_kbps=0)
+    return described
+
+
+def quality_field(msg: dict[str, Any]) -> Quality:
+    """The request's ``quality`` (default Auto).
+
+    :raises ValueError: not one of auto, high, low, audio
+    """
+    raw = msg.get("quality", Quality.AUTO.value)
+    try:
+        return Quality(raw)
+    except ValueError:
+        raise ValueError("quality must be one of auto, high, low, audio") from None
 
 
 class LegRefused(ValueError):
@@ -536,6 +600,7 @@ OPS = (
     "stats",
     "ping",
     "relay",
+    "prefer",
 )
 
 
@@ -593,6 +658,7 @@ async def main(host: str, port: int, parent: int | None = None) -> None:
         raise SystemExit(str(exc)) from exc
     count_codecs()
     aiortc_internals.accept_h264_main()
+    aiortc_internals.accept_simulcast()
     worker = Worker(
         secret, ice.parse_ice_servers(os.environ.get("ICE_SERVERS")), capacity_setting()
     )

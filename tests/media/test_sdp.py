@@ -104,3 +104,36 @@ def test_the_worker_refuses_them_and_keeps_nothing(
         assert reply["ok"] is False, name
         assert reason in reply["error"] or "sdp must be an SDP offer" in reply["error"], name
     assert (stats["streams"], stats["viewers"]) == (0, 0)
+
+
+SIMULCAST_OFFER = (
+    "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+    "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\na=sendonly\r\n"
+    "a=rid:l send\r\na=rid:h send\r\na=simulcast:send l;~h\r\n"
+    "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:1\r\na=sendonly\r\n"
+)
+
+
+def test_simulcast_layers_are_read_from_the_offer_and_echoed_in_the_answer() -> None:
+    layers = sdp.simulcast_rids(SIMULCAST_OFFER)
+    assert layers == {"0": ["l", "h"]}
+    answer = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\nm=audio 9 X 111\r\na=mid:1\r\n"
+    echoed = sdp.answer_simulcast(answer, layers)
+    assert "a=mid:0\r\na=rid:l recv\r\na=rid:h recv\r\na=simulcast:recv l;h\r\nm=audio" in echoed
+    assert sdp.answer_simulcast(answer, {}) == answer
+
+
+def test_malformed_or_oversized_simulcast_is_taken_as_one_layer() -> None:
+    def offer(simulcast: str, rids: str) -> str:
+        return SIMULCAST_OFFER.replace("a=simulcast:send l;~h", simulcast).replace(
+            "a=rid:l send\r\na=rid:h send", rids
+        )
+
+    four = "\r\n".join(f"a=rid:{r} send" for r in "abcd")
+    assert sdp.simulcast_rids(offer("a=simulcast:send a;b;c;d", four)) == {}
+    assert sdp.simulcast_rids(offer("a=simulcast:send l;x", "a=rid:l send")) == {}
+    assert sdp.simulcast_rids(offer("a=simulcast:send l;l", "a=rid:l send")) == {}
+    assert (
+        sdp.simulcast_rids(offer("a=simulcast:send l;<b>", "a=rid:l send\r\na=rid:<b> send")) == {}
+    )
+    assert sdp.simulcast_rids(offer("a=simulcast:recv l;h", "a=rid:l recv\r\na=rid:h recv")) == {}

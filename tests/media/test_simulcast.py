@@ -1,0 +1,291 @@
+"""Simulcast from a real browser: headless Chromium publishes two layers to a worker, whose
+aiortc viewers each get the one they ask for, and move between them without a gap.
+
+The publisher is a page of Chromium's (its fake camera at 640x360, two encodings: "l" at half
+the size and "h"), driven with Playwright's async API on the same event loop as the worker's
+aiortc viewers. Only loopback is used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from typing import Any
+
+import pytest
+
+from media.rtp import HISTORY
+from tests.live import CHROMIUM, CHROMIUM_ARGS
+
+from .conftest import ROOM, WorkerProcess, call, grant, until, until_async
+from .test_forwarding import TappedViewer
+
+PAGE = "http://localhost/publish"
+HIGH, LOW = (640, 360), (320, 180)
+PUBLISH = """
+async ({simulcast, codec}) => {
+  const media = await navigator.mediaDevices.getUserMedia(
+    {audio: true, video: {width: 640, height: 360, frameRate: 30}});
+  const pc = new RTCPeerConnection({iceServers: []});
+  window.pc = pc;
+  const encodings = simulcast ? [
+    {rid: "l", scaleResolutionDownBy: 2, maxBitrate: 150000},
+    {rid: "h", maxBitrate: 900000},
+  ] : undefined;
+  const video = pc.addTransceiver(media.getVideoTracks()[0],
+    {direction: "sendonly", sendEncodings: encodings});
+  if (codec) {
+    const caps = RTCRtpSender.getCapabilities("video").codecs;
+    video.setCodecPreferences(caps.filter((c) => c.mimeType === codec
+      && (codec !== "video/H264" || /packetization-mode=1/.test(c.sdpFmtpLine || ""))));
+  }
+  pc.addTransceiver(media.getAudioTracks()[0], {direction: "sendonly"});
+  await pc.setLocalDescription(await pc.createOffer());
+  await new Promise((done) => {
+    if (pc.iceGatheringState === "complete") done();
+    pc.addEventListener("icegatheringstatechange", () => {
+      if (pc.iceGatheringState === "complete") done();
+    });
+    setTimeout(done, 3000);
+  });
+  return pc.localDescription.sdp;
+}
+"""
+
+
+@pytest.fixture
+def chromium() -> str:
+    if not CHROMIUM.exists():
+        pytest.skip("needs Debian's chromium (apt-get install chromium)")
+    return str(CHROMIUM)
+
+
+class BrowserPublisher:
+    """A Chromium page that publishes its fake camera and microphone to the worker."""
+
+    def __init__(self, page: Any, worker: WorkerProcess) -> None:
+        self.page = page
+        self.worker = worker
+        self.stream = ""
+        self.answer = ""
+        self.reply: dict[str, Any] = {}
+
+    async def publish(self, simulcast: bool = True, codec: str | None = None) -> None:
+        offer = await self.page.evaluate(PUBLISH, {"simulcast": simulcast, "codec": codec})
+        self.reply = await call(self.worker.port, "publish", token=grant("publish"), sdp=offer)
+        assert self.reply["ok"], self.reply
+        self.stream, self.answer = self.reply["stream"], self.reply["sdp"]
+        await self.page.evaluate(
+            "(sdp) => window.pc.setRemoteDescription({type: 'answer', sdp})", self.answer
+        )
+
+
+@pytest.fixture
+def run_with_browser(chromium: str, worker: WorkerProcess) -> Any:
+    """Run ``scenario(publisher)`` with a Chromium publisher page, on one event loop."""
+
+    def run(scenario: Any) -> None:
+        async def main() -> None:
+            async with browser_page(chromium) as page:
+                await scenario(BrowserPublisher(page, worker))
+
+        asyncio.run(main())
+
+    return run
+
+
+class browser_page:  # an async context manager, used as a function
+    def __init__(self, chromium: str) -> None:
+        self.chromium = chromium
+
+    async def __aenter__(self) -> Any:
+        from playwright.async_api import async_playwright
+
+        self.playwright = await async_playwright().start()
+        self.browser = await self.playwright.chromium.launch(
+            executable_path=self.chromium, args=CHROMIUM_ARGS
+        )
+        page = await self.browser.new_page()
+        await page.route(
+            PAGE, lambda route: route.fulfill(body="<!doctype html><title>publisher</title>")
+        )
+        await page.goto(PAGE)
+        return page
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.browser.close()
+        await self.playwright.stop()
+
+
+class LayerViewer(TappedViewer):
+    """A viewer that notes the size of each frame it decodes, with the time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timeline: list[tuple[float, tuple[int, int]]] = []
+
+    async def _read(self, track: Any) -> None:  # type: ignore[override]
+        from aiortc.mediastreams import MediaStreamError
+
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                self.ended.add(track.kind)
+                return
+            self.frames[track.kind] += 1
+            if track.kind == "video":
+                self.timeline.append((time.monotonic(), (frame.width, frame.height)))
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        return self.timeline[-1][1] if self.timeline else None
+
+
+async def start_view(worker: WorkerProcess, stream: str, quality: str) -> tuple[LayerViewer, str]:
+    viewer = LayerViewer()
+    token = grant("view", ROOM, user=2, stream=stream)
+    reply = await call(worker.port, "view", token=token, sdp=await viewer.offer(), quality=quality)
+    assert reply["ok"], reply
+    await viewer.answer(reply["sdp"])
+    return viewer, reply["peer"]
+
+
+async def prefer(worker: WorkerProcess, peer: str, quality: str, user: int = 2) -> dict[str, Any]:
+    token = grant("prefer", ROOM, user=user)
+    return await call(worker.port, "prefer", token=token, peer=peer, quality=quality)
+
+
+async def peer_stats(worker: WorkerProcess, peer: str) -> dict[str, Any]:
+    stats = await call(worker.port, "stats")
+    return dict(stats["peers"].get(peer, {}))
+
+
+def continuous(viewer: TappedViewer) -> None:
+    """The viewer's video packets (its media SSRC) have no gap and no step back: layer
+    switches included, sequence numbers go on by one and timestamps never go back."""
+    packets = viewer.media("video")
+    assert len(packets) > 50
+    for before, after in itertools.pairwise(packets):
+        step = (after.sequence_number - before.sequence_number) & 0xFFFF
+        assert 0 < step < HISTORY // 4 or step > 0xFFFF - HISTORY, (before, after)
+    gaps = sum(
+        1
+        for b, a in itertools.pairwise(packets)
+        if (a.sequence_number - b.sequence_number) & 0xFFFF > 1
+    )
+    assert gaps <= 2, f"{gaps} sequence gaps (loopback loses nothing)"
+    for before, after in itertools.pairwise(packets):
+        assert (after.timestamp - before.timestamp) & 0xFFFFFFFF < 0x80000000, (before, after)
+
+
+def test_a_simulcast_publisher_is_answered_with_its_layers_and_each_viewer_gets_its_choice(
+    run_with_browser: Any, worker: WorkerProcess
+) -> None:
+    async def scenario(publisher: BrowserPublisher) -> None:
+        await publisher.publish(simulcast=True)
+        assert "a=simulcast:recv l;h" in publisher.answer
+        assert "a=rid:l recv" in publisher.answer and "a=rid:h recv" in publisher.answer
+        assert publisher.reply["layers"] == 2
+        high, high_peer = await start_view(worker, publisher.stream, "high")
+        low, low_peer = await start_view(worker, publisher.stream, "low")
+        try:
+            assert await until(lambda: high.size == HIGH and low.size == LOW, timeout=20), (
+                high.size,
+                low.size,
+            )
+            assert (await peer_stats(worker, high_peer))["layer"] == "high"
+            assert (await peer_stats(worker, low_peer))["layer"] == "low"
+            stats = await call(worker.port, "stats")
+            assert stats["layers"][publisher.stream] == 2
+
+            async def recorded() -> bool:  # the top layer reaches the receiver (recording)
+                stats = await call(worker.port, "stats")
+                return bool(stats["frames"][publisher.stream]["video"] > 30)
+
+            assert await until_async(recorded, timeout=10)
+
+            # Up: the low viewer now gets the high layer, without a gap.
+            assert (await prefer(worker, low_peer, "high"))["ok"]
+            assert await until(lambda: low.size == HIGH, timeout=5), low.size
+            frames = low.frames["video"]
+            assert await until(lambda: low.frames["video"] > frames + 30, timeout=5)
+            # Audio only: its video stops, its audio goes on.
+            assert (await prefer(worker, low_peer, "audio"))["ok"]
+            await asyncio.sleep(1.0)
+            frames, sound = low.frames["video"], low.frames["audio"]
+            await asyncio.sleep(1.5)
+            assert low.frames["video"] <= frames + 2
+            assert low.frames["audio"] > sound + 50
+            assert (await peer_stats(worker, low_peer))["layer"] == "audio"
+            # Low again: back to video, still continuous.
+            assert (await prefer(worker, low_peer, "low"))["ok"]
+            assert await until(lambda: low.frames["video"] > frames + 30, timeout=5)
+            assert low.size == LOW
+            continuous(low)
+            continuous(high)
+        finally:
+            await high.close()
+            await low.close()
+
+    run_with_browser(scenario)
+
+
+def test_prefer_is_refused_for_another_users_viewer_and_a_bad_quality(
+    run_with_browser: Any, worker: WorkerProcess
+) -> None:
+    async def scenario(publisher: BrowserPublisher) -> None:
+        await publisher.publish(simulcast=True)
+        viewer, peer = await start_view(worker, publisher.stream, "auto")
+        try:
+            assert await prefer(worker, peer, "low", user=3) == {
+                "ok": False,
+                "error": "no such viewer",
+            }
+            reply = await prefer(worker, peer, "ultra")
+            assert not reply["ok"] and "quality must be one of" in reply["error"]
+            reply = await call(
+                worker.port, "prefer", token=grant("view", stream=publisher.stream), peer=peer
+            )
+            assert not reply["ok"] and reply["error"].startswith("refused")
+            assert (await prefer(worker, "nobody", "low"))["error"] == "no such viewer"
+            assert (await prefer(worker, peer, "low"))["ok"]
+        finally:
+            await viewer.close()
+
+    run_with_browser(scenario)
+
+
+def test_a_browser_without_simulcast_is_one_layer_and_h264_simulcast_switches_too(
+    run_with_browser: Any, worker: WorkerProcess
+) -> None:
+    async def scenario(publisher: BrowserPublisher) -> None:
+        await publisher.publish(simulcast=True, codec="video/H264")
+        assert publisher.reply["video_codec"] == "H264"
+        viewer, peer = await start_view(worker, publisher.stream, "low")
+        try:
+            assert await until(lambda: viewer.size == LOW, timeout=20), viewer.size
+            assert (await prefer(worker, peer, "high"))["ok"]
+            assert await until(lambda: viewer.size == HIGH, timeout=8), viewer.size
+            frames = viewer.frames["video"]
+            assert await until(lambda: viewer.frames["video"] > frames + 30, timeout=8)
+            continuous(viewer)
+        finally:
+            await viewer.close()
+
+    run_with_browser(scenario)
+
+
+def test_one_encoding_is_a_single_layer(run_with_browser: Any, worker: WorkerProcess) -> None:
+    async def scenario(publisher: BrowserPublisher) -> None:
+        await publisher.publish(simulcast=False)
+        assert "a=simulcast" not in publisher.answer
+        viewer, peer = await start_view(worker, publisher.stream, "auto")
+        try:
+            assert await until(lambda: viewer.size == HIGH, timeout=20), viewer.size
+            assert (await peer_stats(worker, peer))["layer"] == "single"
+        finally:
+            await viewer.close()
+
+    run_with_browser(scenario)
