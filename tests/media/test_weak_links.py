@@ -178,6 +178,7 @@ class Lab:
 
     def start(self) -> None:
         """Everything up to the publisher's stream reaching the worker."""
+        self.folder.mkdir(parents=True, exist_ok=True)
         self.stack.enter_context(self.net)
         self.hosts = self.net.routed("worker", "pub", "fast")
         weak, self.relay = Relay.host(self.net, "weak")
