@@ -38,6 +38,7 @@ from aiortc.rtp import (
     RtcpRtpfbPacket,
     RtcpSrPacket,
     RtpPacket,
+    pack_remb_fci,
     unpack_remb_fci,
     unwrap_rtx,
 )
@@ -208,20 +209,31 @@ def tap_media_packets(receiver: RTCRtpReceiver, route: PacketRoute) -> None:
 
 def account(receiver: RTCRtpReceiver, packet: RtpPacket, arrival_ms: int, clock_rate: int) -> None:
     """What the receiver does with a packet before assembling it: its bandwidth estimate (sent
-    as REMB when the next packet it handles brings one) and the statistics its receiver reports
+    as REMB when it changes, as the receiver sends it) and the statistics its receiver reports
     give the publisher, so every layer's loss and rate reach the browser's encoder."""
     estimator = receiver._RTCRtpReceiver__remote_bitrate_estimator  # type: ignore[attr-defined]
     if estimator is not None and packet.extensions.abs_send_time is not None:
-        estimator.add(
+        remb = estimator.add(
             abs_send_time=packet.extensions.abs_send_time,
             arrival_time_ms=arrival_ms,
             payload_size=len(packet.payload) + packet.padding_size,
             ssrc=packet.ssrc,
         )
+        rtcp_ssrc = receiver._RTCRtpReceiver__rtcp_ssrc  # type: ignore[attr-defined]
+        if remb is not None and rtcp_ssrc is not None:
+            feedback = RtcpPsfbPacket(
+                fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*remb)
+            )
+            task = asyncio.ensure_future(receiver._send_rtcp(feedback))
+            _SENDING.add(task)
+            task.add_done_callback(_SENDING.discard)
     streams = receiver._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]
     if packet.ssrc not in streams:
         streams[packet.ssrc] = StreamStatistics(clock_rate)
     streams[packet.ssrc].add(packet)
+
+
+_SENDING: set[asyncio.Future[None]] = set()  # RTCP sends under way (kept from collection)
 
 
 def watch_sender_reports(receiver: RTCRtpReceiver, handle: Callable[[float, int], None]) -> None:

@@ -51,7 +51,8 @@ RESEND_BURST = 16_000
 RANK_S = 1.0  # how often the layers' bitrates are measured and ranked
 RANK_ALPHA = 0.4  # smoothing of those bitrates
 RERANK = 1.3  # two layers swap ranks only when one's bitrate exceeds the other's this much
-RECORD_AFTER_S = 1.5  # a simulcast stream's top layer is picked for recording after this
+RECORD_AFTER_S = 5.0  # a simulcast layer whose picture size is not known by then is ranked
+# by its bitrate alone (the top layer is recorded once every layer's size is known, or then)
 VIEWER_PLI_S = 1.0  # a viewer's own keyframe requests reach the publisher at most this often
 PROBE_BURST = 4000  # bytes of probing a viewer may be sent at once
 
@@ -134,6 +135,106 @@ def starts_h264_picture(nal: bytes) -> bool:
     return nal_type == H264_SPS or (nal_type == H264_IDR and len(nal) > 1 and bool(nal[1] & 0x80))
 
 
+def picture_size(codec: str, payload: bytes) -> tuple[int, int] | None:
+    """The picture size a VP8 key frame's first packet or an H.264 SPS (alone or in a STAP-A)
+    states, or None: how a simulcast stream's layers are told apart from its first keyframes
+    (their bitrates are no guide while the publisher's encoder ramps up)."""
+    if codec == "video/VP8":
+        try:
+            descr, data = VpxPayloadDescriptor.parse(payload)
+        except ValueError:
+            return None
+        starts = descr.partition_start and descr.partition_id == 0 and len(data) >= 10
+        if starts and not data[0] & 1 and data[3:6] == b"\x9d\x01\x2a":
+            width = int.from_bytes(data[6:8], "little") & 0x3FFF
+            height = int.from_bytes(data[8:10], "little") & 0x3FFF
+            return width, height
+        return None
+    if codec == "video/H264" and payload:
+        if payload[0] & 0x1F == H264_SPS:
+            return sps_size(payload)
+        if payload[0] & 0x1F == STAP_A:
+            at = 1
+            while at + 3 <= len(payload):
+                size = int.from_bytes(payload[at : at + 2], "big")
+                nal = payload[at + 2 : at + 2 + size]
+                if nal and nal[0] & 0x1F == H264_SPS:
+                    return sps_size(nal)
+                at += 2 + size
+    return None
+
+
+class Bits:
+    """An H.264 RBSP read bit by bit (Exp-Golomb codes, 9.1)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data.replace(b"\x00\x00\x03", b"\x00\x00")  # emulation prevention
+        self.at = 0
+
+    def bit(self) -> int:
+        if self.at >= len(self.data) * 8:
+            raise ValueError("the SPS is cut short")
+        byte = self.data[self.at >> 3]
+        self.at += 1
+        return (byte >> (7 - ((self.at - 1) & 7))) & 1
+
+    def bits(self, n: int) -> int:
+        value = 0
+        for _ in range(n):
+            value = value << 1 | self.bit()
+        return value
+
+    def ue(self) -> int:
+        zeros = 0
+        while not self.bit():
+            zeros += 1
+            if zeros > 31:
+                raise ValueError("a malformed Exp-Golomb code")
+        return (1 << zeros) - 1 + self.bits(zeros)
+
+    def se(self) -> int:
+        code = self.ue()
+        return (code + 1) // 2 if code & 1 else -(code // 2)
+
+
+HIGH_PROFILES = frozenset((100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135))
+
+
+def sps_size(nal: bytes) -> tuple[int, int] | None:
+    """The coded picture size of an H.264 SPS NAL unit (7.3.2.1.1; cropping left out), or
+    None for one it cannot read (scaling matrices, a malformed one)."""
+    try:
+        bits = Bits(nal[1:])
+        profile = bits.bits(8)
+        bits.bits(16)  # constraint flags, level
+        bits.ue()  # seq_parameter_set_id
+        if profile in HIGH_PROFILES:
+            if bits.ue() == 3:  # chroma_format_idc
+                bits.bit()
+            bits.ue()
+            bits.ue()
+            bits.bit()
+            if bits.bit():  # seq_scaling_matrix_present_flag
+                return None
+        bits.ue()  # log2_max_frame_num_minus4
+        order_type = bits.ue()
+        if order_type == 0:
+            bits.ue()
+        elif order_type == 1:
+            bits.bit()
+            bits.se()
+            bits.se()
+            for _ in range(min(bits.ue(), 255)):
+                bits.se()
+        bits.ue()  # max_num_ref_frames
+        bits.bit()
+        width = (bits.ue() + 1) * 16
+        height = (bits.ue() + 1) * 16
+        return width, height * (2 - bits.bit())  # frame_mbs_only_flag
+    except ValueError:
+        return None
+
+
 def first_sequence_number() -> int:
     """A viewer's first RTP sequence number, in the lower half of the range as aiortc's: a
     wrap-around soon after the start broke SRTP's roll-over counter guess in receivers."""
@@ -176,6 +277,8 @@ class Layer:
         self.octets = 0
         self.ranked_octets = 0  # octets when the bitrate was last measured
         self.bitrate = 0.0  # bits/s, smoothed
+        self.size: tuple[int, int] | None = None  # its picture's, from its first keyframe
+        self.pixels = 0  # width x height (0: not known yet)
         self.viewers: list[RtpViewer] = []  # forwarded this layer
         self.waiting: list[RtpViewer] = []  # to move to it at its next keyframe
 
@@ -529,6 +632,7 @@ class RtpFanout:
         self.last_ntp = 0  # NTP time when the latest packet was sent
         self.first_at: float | None = None  # time.monotonic() of the first packet
         self.ranked_at = 0.0
+        self.rank_now = False  # a layer's picture size became known: rank at the next count
         self._ticks = 0
         self._counting: asyncio.TimerHandle | None = None
 
@@ -605,7 +709,8 @@ class RtpFanout:
         self._ticks += 1
         if self.kind == "video":
             now = time.monotonic()
-            if now - self.ranked_at >= RANK_S:
+            if now - self.ranked_at >= RANK_S or self.rank_now:
+                self.rank_now = False
                 self.rank(now)
             if self._ticks % round(TICK_S / COUNT_FLUSH_S) == 0:
                 live = self.live()
@@ -625,16 +730,16 @@ class RtpFanout:
                 rate if not layer.bitrate else RANK_ALPHA * rate + (1 - RANK_ALPHA) * layer.bitrate
             )
         ranked = self.ranked
-        for i in range(len(ranked) - 1):  # swap neighbours only on a clear difference
+        sized = all(layer.pixels for layer in self.layers)
+        if sized:  # by picture size, whatever the bitrates
+            ranked.sort(key=lambda layer: (layer.pixels, layer.order))
+        for i in range(len(ranked) - 1):  # else by bitrate, on a clear difference
             low, high = ranked[i], ranked[i + 1]
-            if low.bitrate > high.bitrate * RERANK:
+            if not sized and low.bitrate > high.bitrate * RERANK:
                 ranked[i], ranked[i + 1] = high, low
-        if (
-            self.recorded is None
-            and self.first_at is not None
-            and now - self.first_at >= RECORD_AFTER_S
-        ):
-            self.recorded = max(self.layers, key=lambda layer: layer.bitrate)
+        waited = self.first_at is not None and now - self.first_at >= RECORD_AFTER_S
+        if self.recorded is None and (sized or waited):
+            self.recorded = max(self.layers, key=lambda layer: (layer.pixels, layer.bitrate))
             self.request_keyframe(self.recorded)  # the receiver starts assembling it
 
     def layer_of(self, packet: RtpPacket) -> Layer | None:
@@ -684,6 +789,11 @@ class RtpFanout:
             return None
         payload = packet.payload
         layer.octets += len(payload)
+        if not layer.pixels and self.simulcast:
+            size = picture_size(self.codec, payload)
+            if size is not None:
+                layer.size, layer.pixels = size, size[0] * size[1]
+                self.rank_now = True
         if self.first_at is None:
             self.first_at = time.monotonic()
             if self._counting is None and self.kind == "video":
@@ -736,6 +846,19 @@ class RtpFanout:
         send_time = ((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big")
         level = packet.extensions.audio_level
         return send_time, SILENT if level is None else (0x80 if level[0] else 0) | (level[1] & 0x7F)
+
+    def describe_layers(self) -> list[dict[str, Any]]:
+        """Each layer, lowest first: its RID, picture size, bitrate and whether it is recorded."""
+        return [
+            {
+                "rid": layer.rid,
+                "size": list(layer.size) if layer.size else None,
+                "kbps": round(layer.bitrate / 1000),
+                "recorded": layer is self.recorded,
+                "viewers": len(layer.viewers),
+            }
+            for layer in self.ranked
+        ]
 
     def live(self) -> list[Layer]:
         """The layers that carry packets now, lowest bitrate first (all of them before the

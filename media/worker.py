@@ -470,7 +470,11 @@ class Worker:
             },
             "codecs": {s.id: codec_name(s.video_codec) for s in self.streams.values()},
             "hls": {i: {"dropped": p.dropped} for i, (p, _) in self.hls.items()},
-            "layers": {s.id: len(s.rids) or 1 for s in self.streams.values() if "video" in s.hubs},
+            "layers": {
+                s.id: s.fanouts["video"].describe_layers()
+                for s in self.streams.values()
+                if "video" in s.fanouts
+            },
             "peers": {peer: describe_peer(entry) for peer, entry in self.peers.items()},
         }
 

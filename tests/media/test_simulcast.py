@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from tests.live import CHROMIUM, CHROMIUM_ARGS
 
 from .conftest import ROOM, WorkerProcess, call, grant, until, until_async
 from .test_forwarding import TappedViewer
+from .test_recording import ffprobe
 
 PAGE = "http://localhost/publish"
 HIGH, LOW = (640, 360), (320, 180)
@@ -198,7 +200,11 @@ def test_a_simulcast_publisher_is_answered_with_its_layers_and_each_viewer_gets_
             assert (await peer_stats(worker, high_peer))["layer"] == "high"
             assert (await peer_stats(worker, low_peer))["layer"] == "low"
             stats = await call(worker.port, "stats")
-            assert stats["layers"][publisher.stream] == 2
+            layers = stats["layers"][publisher.stream]
+            assert [(layer["rid"], layer["size"]) for layer in layers] == [
+                ("l", list(LOW)),
+                ("h", list(HIGH)),
+            ]
 
             async def recorded() -> bool:  # the top layer reaches the receiver (recording)
                 stats = await call(worker.port, "stats")
@@ -287,5 +293,37 @@ def test_one_encoding_is_a_single_layer(run_with_browser: Any, worker: WorkerPro
             assert (await peer_stats(worker, peer))["layer"] == "single"
         finally:
             await viewer.close()
+
+    run_with_browser(scenario)
+
+
+def test_the_recording_takes_the_top_layer_whatever_the_viewers_get(
+    run_with_browser: Any, worker: WorkerProcess, tmp_path: Path
+) -> None:
+    async def scenario(publisher: BrowserPublisher) -> None:
+        await publisher.publish(simulcast=True)
+        viewer, _ = await start_view(worker, publisher.stream, "low")
+        try:
+            assert await until(lambda: viewer.size == LOW, timeout=20), viewer.size
+            started = await call(
+                worker.port, "record_start", token=grant("record", dir=str(tmp_path))
+            )
+            assert started["ok"], started
+            frames = (await call(worker.port, "stats"))["frames"][publisher.stream]["video"]
+
+            async def recorded() -> bool:
+                stats = await call(worker.port, "stats")
+                return bool(stats["frames"][publisher.stream]["video"] >= frames + 10)
+
+            assert await until_async(recorded, timeout=20)
+            stopped = await call(worker.port, "record_stop", token=grant("record"))
+            assert stopped["ok"], stopped
+        finally:
+            await viewer.close()
+        [segment] = stopped["manifest"]["segments"]
+        video = next(
+            s for s in ffprobe(tmp_path / segment["file"])["streams"] if s["codec_type"] == "video"
+        )
+        assert (video["width"], video["height"]) == HIGH
 
     run_with_browser(scenario)
