@@ -63,6 +63,20 @@ async () => {
 }
 """
 
+# The height of the last frame decoded by the page's (one) video view.
+FRAME_HEIGHT = """
+async () => {
+  let height = 0;
+  for (const pc of window.__peers || []) {
+    if (pc.connectionState !== "connected") continue;
+    (await pc.getStats()).forEach((s) => {
+      if (s.type === "inbound-rtp" && s.kind === "video") height = s.frameHeight || height;
+    });
+  }
+  return height;
+}
+"""
+
 # The height of the video each of the page's publishing connections sends.
 CAMERA_HEIGHTS = """
 () => (window.__peers || []).filter((pc) => pc.connectionState !== "closed")
@@ -159,7 +173,8 @@ def test_the_choice_is_kept_on_the_device_and_fits_a_phone(people: People) -> No
 def test_audio_only_is_followed_without_reconnecting(people: People, server: LiveServer) -> None:
     """Choosing "Audio only" reaches the media worker (its stats show the view's choice); the
     video stops and the sound goes on, which the page shows as the viewer's choice and never
-    takes for a stalled view; back on Auto the video plays again."""
+    takes for a stalled view; back on Auto the video plays again, at full size; on Low, at
+    half size."""
     teacher_live(people)
     student = people.sign_in("student1@example.com")
     enter(student, ROOM)
@@ -182,7 +197,19 @@ def test_audio_only_is_followed_without_reconnecting(people: People, server: Liv
     student.page.get_by_label("Video quality").select_option("auto")
     sees_video_of(student, TEACHER)
     expect(tile).not_to_have_class(re.compile(r"\baudio-only\b"))
+    full = wait_for(lambda: frame_height(student), what="the student's frame height")
+    assert full >= 360, full
+
+    student.page.get_by_label("Video quality").select_option("low")
+    expect(hint(student, TEACHER)).to_have_text("Low quality (your choice)")
+    wait_for(lambda: 0 < frame_height(student) <= full // 2, what="the low layer's frames")
     no_problems(student)
+
+
+def frame_height(person: Person) -> int:
+    """The height of the last video frame ``person``'s page decoded (0: none yet)."""
+    height: int = person.page.evaluate(FRAME_HEIGHT)
+    return height
 
 
 # --- refusals, over Socket.IO ---
