@@ -201,8 +201,8 @@ HIGH_PROFILES = frozenset((100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 1
 
 
 def sps_size(nal: bytes) -> tuple[int, int] | None:
-    """The coded picture size of an H.264 SPS NAL unit (7.3.2.1.1; cropping left out), or
-    None for one it cannot read (scaling matrices, a malformed one)."""
+    """The picture size of an H.264 SPS NAL unit (7.3.2.1.1, 4:2:0 cropping), or None for one
+    it cannot read (scaling matrices, a malformed one)."""
     try:
         bits = Bits(nal[1:])
         profile = bits.bits(8)
@@ -228,9 +228,15 @@ def sps_size(nal: bytes) -> tuple[int, int] | None:
                 bits.se()
         bits.ue()  # max_num_ref_frames
         bits.bit()
-        width = (bits.ue() + 1) * 16
-        height = (bits.ue() + 1) * 16
-        return width, height * (2 - bits.bit())  # frame_mbs_only_flag
+        width_mbs, height_units = bits.ue() + 1, bits.ue() + 1
+        frames_only = bits.bit()
+        if not frames_only:
+            bits.bit()  # mb_adaptive_frame_field_flag
+        bits.bit()  # direct_8x8_inference_flag
+        crop = [bits.ue() for _ in range(4)] if bits.bit() else [0, 0, 0, 0]
+        width = width_mbs * 16 - 2 * (crop[0] + crop[1])
+        height = (2 - frames_only) * height_units * 16 - 2 * (2 - frames_only) * (crop[2] + crop[3])
+        return width, height
     except ValueError:
         return None
 

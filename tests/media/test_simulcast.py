@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from media.rtp import HISTORY
+from media.rtp import HISTORY, RtpViewer, picture_size, sps_size, vp8_picture
 from tests.live import CHROMIUM, CHROMIUM_ARGS
 
 from .conftest import ROOM, WorkerProcess, call, grant, until, until_async
@@ -327,3 +327,40 @@ def test_the_recording_takes_the_top_layer_whatever_the_viewers_get(
         assert (video["width"], video["height"]) == HIGH
 
     run_with_browser(scenario)
+
+
+# SPS NAL units of libx264 (baseline) at 640x360 and 320x180, with a STAP-A holding the first.
+SPS_360 = bytes.fromhex("6742c01ed900a02ff9610000030001000003003c0f162e4800")
+SPS_180 = bytes.fromhex("6742c00dd901419f9e10000003001000000303c0f142a48000")
+
+
+def test_layers_are_sized_from_an_h264_sps_or_a_vp8_key_frame() -> None:
+    assert sps_size(SPS_360) == HIGH and sps_size(SPS_180) == LOW
+    stap = bytes([24]) + len(SPS_180).to_bytes(2, "big") + SPS_180 + b"\x00\x02\x68\xce"
+    assert picture_size("video/H264", stap) == LOW
+    assert picture_size("video/H264", SPS_360[:6]) is None  # cut short
+    assert picture_size("video/H264", bytes([0x65, 0x88])) is None  # an IDR slice, no SPS
+    # VP8: descriptor (S=1, partition 0), then a key frame's tag, start code and size.
+    key = b"\x10" + b"\x00\x00\x00" + b"\x9d\x01\x2a" + (640).to_bytes(2, "little")
+    assert picture_size("video/VP8", key + (360).to_bytes(2, "little")) == HIGH
+    inter = b"\x10\x01\x00\x00" + b"\x00" * 8
+    assert picture_size("video/VP8", inter) is None
+
+
+def test_vp8_picture_ids_go_on_across_a_switch() -> None:
+    # X=1, S=1; I=1 L=1; a 15-bit picture id; TL0PICIDX.
+    def packet(pid: int, tl0: int) -> bytes:
+        return bytes([0x90, 0xC0]) + (0x8000 | pid).to_bytes(2, "big") + bytes([tl0]) + b"data"
+
+    where = vp8_picture(packet(5, 7))
+    assert where == (2, 0x7FFF, 4)
+    viewer = RtpViewer.__new__(RtpViewer)
+    viewer.pic_offset = viewer.tl0_offset = viewer.last_pic = viewer.last_tl0 = 0
+    assert viewer.renumber(packet(100, 9), where) == packet(100, 9)  # no offset: unchanged
+    # The viewer was at picture 100, TL0 9; the new layer's keyframe is picture 30000, TL0 250.
+    viewer.pic_offset = (viewer.last_pic + 1 - 30000) & 0x7FFF
+    viewer.tl0_offset = (viewer.last_tl0 + 1 - 250) & 0xFF
+    assert viewer.renumber(packet(30000, 250), where) == packet(101, 10)
+    assert viewer.renumber(packet(32767, 251), where) == packet((101 + 2767) & 0x7FFF, 11)
+    assert vp8_picture(b"\x10\x00") is None  # no extensions: nothing to renumber
+    assert vp8_picture(b"\x90\x80") is None  # a picture id announced but cut off
