@@ -786,11 +786,12 @@ class RtpFanout:
 
     # -- packets ----------------------------------------------------------------------------
 
-    def push(self, packet: RtpPacket) -> Layer | None:
-        """Send one of the publisher's packets to every viewer of its layer (on the event
-        loop); viewers waiting for that layer start at its keyframe."""
+    def push(self, packet: RtpPacket, layer: Layer | None = None) -> Layer | None:
+        """Send one of the publisher's packets to every viewer of its layer (``layer``, or the
+        one its SSRC or RID tells; on the event loop); viewers waiting for that layer start at
+        its keyframe."""
         self.packets += 1
-        layer = self.layer_of(packet)
+        layer = layer or self.layer_of(packet)
         if layer is None:
             return None
         payload = packet.payload
@@ -879,7 +880,34 @@ class RtpFanout:
             viewer.finish()
 
 
-def tap_rtp(receiver: RTCRtpReceiver, fanout: RtpFanout) -> None:
+class LayerRoute:
+    """A receiver that gets one layer of a fan-out's track: a cascade leg receives a simulcast
+    stream's top and lowest layers from its origin on two receivers, as a publisher's offer
+    would send them on one. Only the ``assembled`` one's packets reach its receiver's frames
+    (the other's are counted in its reports)."""
+
+    def __init__(self, fanout: RtpFanout, rid: str, assembled: bool) -> None:
+        self.fanout = fanout
+        self.layer = fanout.by_rid[rid]
+        self.assembled = assembled
+        if assembled:
+            fanout.recorded = self.layer
+
+    def media(self, packet: RtpPacket) -> bool:
+        if self.layer.ssrc != packet.ssrc:
+            self.layer.ssrc = packet.ssrc
+        self.fanout.push(packet, self.layer)
+        return self.assembled
+
+    def recovered(self, packet: RtpPacket) -> None:
+        if self.assembled:
+            self.fanout.recover(packet)
+
+    def rtx_source(self, rid: str) -> int | None:
+        return None
+
+
+def tap_rtp(receiver: RTCRtpReceiver, fanout: RtpFanout, route: LayerRoute | None = None) -> None:
     """Hand ``receiver``'s media packets to ``fanout`` as they arrive, and the retransmissions
-    its NACKs bring back, unwrapped."""
-    tap_media_packets(receiver, fanout)
+    its NACKs bring back, unwrapped (through ``route`` when the receiver gets one layer)."""
+    tap_media_packets(receiver, route or fanout)

@@ -43,7 +43,7 @@ from media.channel import MediaUnavailable, call_async, parse_addr
 from media.hls import HlsPackager
 from media.hub import TrackHub, tap_receiver
 from media.recorder import RoomRecording
-from media.rtp import RtpFanout, RtpViewer, tap_rtp
+from media.rtp import LayerRoute, RtpFanout, RtpViewer, tap_rtp
 
 log = logging.getLogger("media.worker")
 
@@ -53,6 +53,7 @@ CODECS = {"video": (*VIDEO_CODECS, "video/rtx"), "audio": ("audio/opus",)}
 COUNTERS = {"encoders": 0, "decoders": 0}
 DEFAULT_CAPACITY = 150  # viewers a worker accepts (MEDIA_CAPACITY), cascade legs it feeds included
 LEG_TIMEOUT_S = 10.0  # a cascade leg's view request to its origin worker
+LEG_LAYERS = ("low", "high")  # what a leg receives of a simulcast stream, one receiver each
 
 
 def count_codecs() -> None:
@@ -236,8 +237,21 @@ class Worker:
             stream.use_video_codec(settle_video_codec(stream.pc))  # in the offer's order
             pin_codecs(stream.pc)
 
-    def tap(self, stream: Stream, receiver: RTCRtpReceiver, kind: str) -> None:
-        """Serve what ``receiver`` gets to the stream's viewers (once per kind)."""
+    def tap(
+        self, stream: Stream, receiver: RTCRtpReceiver, kind: str, layer: str | None = None
+    ) -> None:
+        """Serve what ``receiver`` gets to the stream's viewers (once per kind; a cascade leg's
+        video: once per ``layer``, the first one assembled into frames)."""
+        if layer is not None and kind in stream.fanouts:
+            tap_rtp(receiver, stream.fanouts[kind], LayerRoute(stream.fanouts[kind], layer, False))
+            return
+        if layer is not None:
+            hub = stream.hubs[kind] = tap_receiver(receiver, kind)
+            fanout = RtpFanout(kind, hub.request_keyframe, stream.rids)
+            stream.fanouts[kind] = fanout
+            hub.frames_ssrc = lambda: fanout.recorded_ssrc
+            tap_rtp(receiver, fanout, LayerRoute(fanout, layer, True))
+            return
         if kind in CODECS and kind not in stream.hubs:
             hub = stream.hubs[kind] = tap_receiver(receiver, kind)
             fanout = RtpFanout(kind, hub.request_keyframe, stream.rids if kind == "video" else ())
@@ -276,8 +290,9 @@ class Worker:
         pc = self.new_pc(lambda: self.close_stream({"stream": stream_id}))
         stream = Stream(id=stream_id, room=grant["room"], user=int(grant.get("user") or 0), pc=pc)
         try:
-            for kind in ("video", "audio"):
-                self.tap(stream, pc.addTransceiver(kind, direction="recvonly").receiver, kind)
+            # One video receiver per layer it may get (the origin answers how many it sends).
+            video = [pc.addTransceiver("video", direction="recvonly") for _ in LEG_LAYERS]
+            audio = pc.addTransceiver("audio", direction="recvonly")
             pin_codecs(pc)
             await pc.setLocalDescription(await pc.createOffer())
             try:
@@ -294,6 +309,13 @@ class Worker:
             if not reply.get("ok") or not isinstance(reply.get("sdp"), str):
                 raise LegRefused(f"the origin worker refused: {reply.get('error')}")
             stream.leg = Leg(origin, str(reply.get("peer")))
+            if reply.get("layers") == len(LEG_LAYERS):  # top layer first, as the origin adds
+                stream.rids = list(LEG_LAYERS)
+                self.tap(stream, video[0].receiver, "video", LEG_LAYERS[-1])
+                self.tap(stream, video[1].receiver, "video", LEG_LAYERS[0])
+            else:
+                self.tap(stream, video[0].receiver, "video")
+            self.tap(stream, audio.receiver, "audio")
             await pc.setRemoteDescription(RTCSessionDescription(sdp=reply["sdp"], type="answer"))
             stream.use_video_codec(
                 next((video_codec(t) for t in pc.getTransceivers() if t.kind == "video"), None)
@@ -323,12 +345,18 @@ class Worker:
         for kind in stream.hubs:
             viewer = RtpViewer(pc.addTrack(IdleTrack(kind)), stream.fanouts[kind], quality)
             video = viewer if kind == "video" else video
+        layers = 1
+        sections = sum(1 for t in pc.getTransceivers() if t.kind == "video")
+        if video is not None and sections > 1 and len(video.fanout.layers) > 1:
+            # A cascade leg's second video receiver: the lowest layer, for its viewers there.
+            RtpViewer(pc.addTrack(IdleTrack("video")), video.fanout, Quality.LOW)
+            layers = 2
         self.peers[peer] = Peer(grant["room"], int(grant.get("user") or 0), stream.id, video)
         self.viewers[peer] = (pc, stream.id)
         stream.viewers.add(peer)
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
-        return {"ok": True, "peer": peer, **describe(pc)}
+        return {"ok": True, "peer": peer, "layers": layers, **describe(pc)}
 
     async def close(self, msg: dict[str, Any]) -> dict[str, Any]:
         """Close one viewer connection."""

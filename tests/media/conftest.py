@@ -102,6 +102,16 @@ def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
         stop_process(started.proc)
 
 
+@pytest.fixture(scope="module")
+def worker_b(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
+    """A second worker: the one viewers are placed on when A is not theirs."""
+    started = start_worker(tmp_path_factory.mktemp("media-b") / "worker.log", MEDIA_CAPACITY="7")
+    try:
+        yield started
+    finally:
+        stop_process(started.proc)
+
+
 @pytest.fixture(autouse=True)
 def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """This process's peers offer 127.0.0.1 as their only host candidate (restored after)."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,8 +24,6 @@ from .conftest import (
     call,
     grant,
     published,
-    start_worker,
-    stop_process,
     stream_frames,
     until,
     until_async,
@@ -36,16 +33,6 @@ from .conftest import (
 SECONDS = 2.0
 MIN_VIDEO = int(30 * SECONDS / 2)
 MIN_AUDIO = int(50 * SECONDS / 2)
-
-
-@pytest.fixture(scope="module")
-def worker_b(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
-    """A second worker: the one viewers are placed on when A is not theirs."""
-    started = start_worker(tmp_path_factory.mktemp("media-b") / "worker.log", MEDIA_CAPACITY="7")
-    try:
-        yield started
-    finally:
-        stop_process(started.proc)
 
 
 def relay_grant(stream: str, origin: WorkerProcess | str, **extra: Any) -> str:

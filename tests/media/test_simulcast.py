@@ -20,6 +20,7 @@ from media.rtp import HISTORY, RtpViewer, picture_size, sps_size, vp8_picture
 from tests.live import CHROMIUM, CHROMIUM_ARGS
 
 from .conftest import ROOM, WorkerProcess, call, grant, until, until_async
+from .test_cascade import relay
 from .test_forwarding import TappedViewer
 from .test_recording import ffprobe
 
@@ -364,3 +365,38 @@ def test_vp8_picture_ids_go_on_across_a_switch() -> None:
     assert viewer.renumber(packet(32767, 251), where) == packet((101 + 2767) & 0x7FFF, 11)
     assert vp8_picture(b"\x10\x00") is None  # no extensions: nothing to renumber
     assert vp8_picture(b"\x90\x80") is None  # a picture id announced but cut off
+
+
+def test_a_cascade_leg_carries_the_top_and_lowest_layers_to_the_viewers_there(
+    run_with_browser: Any, worker: WorkerProcess, worker_b: WorkerProcess
+) -> None:
+    async def scenario(publisher: BrowserPublisher) -> None:
+        await publisher.publish(simulcast=True)
+        reply = await relay(worker_b, publisher.stream, worker)
+        assert reply["created"]
+        high, _ = await start_view(worker_b, publisher.stream, "high")
+        low, low_peer = await start_view(worker_b, publisher.stream, "low")
+        try:
+            assert await until(lambda: high.size == HIGH and low.size == LOW, timeout=20), (
+                high.size,
+                low.size,
+            )
+            stats = await call(worker_b.port, "stats")
+            sizes = [layer["size"] for layer in stats["layers"][publisher.stream]]
+            assert sizes == [list(LOW), list(HIGH)]
+            assert stats["peers"][low_peer]["layer"] == "low"
+            legs = (await call(worker.port, "stats"))["peers"]
+            assert [p["stream"] for p in legs.values()].count(publisher.stream) == 1  # one leg
+            token = grant("prefer", ROOM, user=2)
+            moved = await call(worker_b.port, "prefer", token=token, peer=low_peer, quality="high")
+            assert moved["ok"], moved
+            assert await until(lambda: low.size == HIGH, timeout=8), low.size
+            frames = low.frames["video"]
+            assert await until(lambda: low.frames["video"] > frames + 30, timeout=8)
+            continuous(low)
+        finally:
+            await high.close()
+            await low.close()
+            await call(worker.port, "close_stream", stream=publisher.stream)
+
+    run_with_browser(scenario)
