@@ -41,6 +41,7 @@ link over its rate, per cap), ``cpu_per_viewer_pct`` and ``cpu_per_viewer_pct_si
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import tempfile
@@ -118,7 +119,7 @@ def scenarios(lab: Lab, window: float) -> dict[str, Any]:
     show_window("unimpaired", figures["unimpaired"])
     for kbps, layer, bound in ((300, "low", weak.DOWNGRADE_S), (100, "audio", weak.AUDIO_ONLY_S)):
         rest(lab)
-        down = weak.switch(lab, lambda k=kbps: lab.cap(k), layer, bound)
+        down = weak.switch(lab, functools.partial(lab.cap, kbps), layer, bound)
         show_switch(f"capped at {kbps} kb/s -> {layer}", down)
         seen = weak.watch(lab, window)
         show_window(f"capped at {kbps} kb/s", seen)
