@@ -38,6 +38,7 @@ from typing import Any
 import pytest
 
 from media.channel import MediaChannel
+from tests.browser.conftest import People, enter, sees_video_of, start_camera
 from tests.impair import QUEUE_LATENCY, Relay, cap, lift, tx_bytes
 from tests.live import CHROMIUM, CHROMIUM_ARGS, LiveServer, in_ci
 from tests.netns import Gateway, Namespace, Network, unavailable
@@ -49,8 +50,12 @@ from .test_cross_host import Host, start_worker
 pytestmark = [pytest.mark.server, pytest.mark.browser, pytest.mark.slow]
 
 LESSON = "/rooms/lesson/1"
-TEACHER, BEN, CHLOE, DEV = (f"{n}@example.com" for n in ("instructor", "student1", "student2",
-                                                           "student3"))  # fmt: skip
+TEACHER, BEN, CHLOE, DEV = (
+    "instructor@example.com",
+    "student1@example.com",
+    "student2@example.com",
+    "student3@example.com",
+)
 CLIP = {"width": 640, "height": 360, "fps": 30, "seconds": 6}
 DOWNGRADE_S = 8.0  # the issue's 5 s, and 3 s of slack for this loaded 2-core machine
 UPGRADE_S = 15.0
@@ -219,8 +224,6 @@ class Lab:
         return self.worker.addr
 
     def crowd(self, browser: Any) -> Any:
-        from tests.browser.conftest import People
-
         people = People(browser, self.site)  # type: ignore[arg-type]  # needs .url, .output()
         self.crowds.append(people)
         return people
@@ -228,8 +231,6 @@ class Lab:
     def publish(self, browser: Any) -> None:
         """The instructor enters the lesson and starts the camera; the stream is known once
         the worker receives its video."""
-        from tests.browser.conftest import enter, start_camera
-
         teacher = self.people[TEACHER] = self.crowd(browser).sign_in(TEACHER)
         enter(teacher, LESSON)
         start_camera(teacher)
@@ -241,8 +242,6 @@ class Lab:
 
     def join(self, browser: Any, email: str) -> None:
         """``email`` enters the lesson and decodes the instructor's video; note its peer."""
-        from tests.browser.conftest import enter, sees_video_of
-
         before = set(self.stats().get("peers", {}))
         person = self.people[email] = self.crowd(browser).sign_in(email)
         enter(person, LESSON)
