@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import socket
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
@@ -207,6 +208,28 @@ def tap_media_packets(receiver: RTCRtpReceiver, route: PacketRoute) -> None:
     receiver._handle_rtp_packet = tapped  # type: ignore[method-assign]
 
 
+def floor_estimate(receiver: RTCRtpReceiver, floor_bps: int) -> None:
+    """Never tell the publisher (REMB) it may send less than ``floor_bps`` while its packets
+    arrive well.
+
+    aiortc's receive-side estimate starts at what arrives and grows to at most 1.5 times it. A
+    simulcast encoder enables its top layer only once its estimate covers the lower layers and
+    the top one's minimum, which a receiver that measures only the lower layers never grants:
+    the top layer stayed off. With the floor, the publisher's own loss-based estimate (it
+    backs off as packets are lost) is what limits it on a weak uplink.
+    """
+    estimator = receiver._RTCRtpReceiver__remote_bitrate_estimator  # type: ignore[attr-defined]
+    if estimator is None:
+        return
+    add = estimator.add
+
+    def floored(*args: Any, **kwargs: Any) -> Any:
+        remb = add(*args, **kwargs)
+        return None if remb is None else (max(floor_bps, remb[0]), remb[1])
+
+    estimator.add = floored
+
+
 def account(receiver: RTCRtpReceiver, packet: RtpPacket, arrival_ms: int, clock_rate: int) -> None:
     """What the receiver does with a packet before assembling it: its bandwidth estimate (sent
     as REMB when it changes, as the receiver sends it) and the statistics its receiver reports
@@ -281,7 +304,9 @@ class Feedback(Protocol):
 
     def loss(self, fraction: float) -> None: ...
 
-    def nack(self, packets: int) -> None: ...
+    def nack(self, lost: list[int]) -> None: ...
+
+    def rtt(self, seconds: float) -> None: ...
 
 
 class SenderControl:
@@ -322,8 +347,9 @@ class SenderControl:
 
     def watch_feedback(self, feedback: Feedback) -> None:
         """Hand what the viewer's RTCP says of its link to ``feedback``, before the sender's own
-        handling: REMB (its bandwidth estimate), the fraction lost in its receiver reports on
-        this stream, and how many packets each NACK asks for."""
+        handling: REMB (its bandwidth estimate), the fraction lost and the round trip (each
+        sample, not the sender's smoothed figure) of its receiver reports on this stream, and
+        the sequence numbers each NACK asks for."""
         original = self.sender._handle_rtcp_packet
         ssrc = self.ssrc
 
@@ -337,11 +363,16 @@ class SenderControl:
                     if ssrc in ssrcs:
                         feedback.remb(bitrate)
             elif isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
+                sender = self.sender
+                lsr = sender._RTCRtpSender__lsr  # type: ignore[attr-defined]
                 for report in packet.reports:
                     if report.ssrc == ssrc:
                         feedback.loss(report.fraction_lost / 256)
+                        if report.lsr == lsr and report.dlsr:  # as the sender works it out
+                            sent = sender._RTCRtpSender__lsr_time  # type: ignore[attr-defined]
+                            feedback.rtt(time.time() - sent - report.dlsr / 65536)
             elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
-                feedback.nack(len(packet.lost))
+                feedback.nack(list(packet.lost))
             await original(packet)
 
         self.sender._handle_rtcp_packet = handled  # type: ignore[method-assign]

@@ -21,6 +21,7 @@ never sees a gap.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import struct
 import time
@@ -31,9 +32,11 @@ from aiortc import RTCRtpReceiver, RTCRtpSender, clock
 from aiortc.codecs.vpx import VpxPayloadDescriptor
 from aiortc.rtp import RtpPacket
 
-from media.adapt import AUDIO_ONLY, TICK_S, Adapter, Quality, layer_name
+from media.adapt import AUDIO_ONLY, PROBE_RAMP_S, TICK_S, Adapter, Quality, layer_name
 from media.aiortc_internals import SenderControl, SendRtp, rtp_sender, tap_media_packets
 from media.packets import H264_IDR, H264_SPS
+
+log = logging.getLogger("media.rtp")
 
 HISTORY = 128  # a power of two, as aiortc's RTP_HISTORY_SIZE: NACKs are answered from these
 COUNT_FLUSH_S = 0.1  # how often the senders' RTCP counters are brought up to date
@@ -55,6 +58,8 @@ RECORD_AFTER_S = 5.0  # a simulcast layer whose picture size is not known by the
 # by its bitrate alone (the top layer is recorded once every layer's size is known, or then)
 VIEWER_PLI_S = 1.0  # a viewer's own keyframe requests reach the publisher at most this often
 PROBE_BURST = 4000  # bytes of probing a viewer may be sent at once
+PAD_SIZE = 255  # bytes of padding in each probing packet of a viewer that gets audio only
+NACK_LOST_S = 0.15  # a packet NACKed this long after it was sent was lost, not late
 
 
 class Resends:
@@ -302,6 +307,8 @@ class RtpViewer:
         self.seq = first_sequence_number()  # of the first packet sent, then of the latest
         self.seq_offset: int | None = None  # viewer's minus publisher's, set by the first packet
         self.first_seq = 0  # the first sent since the latest layer switch
+        self.nack_from = 0  # NACKs of packets before this one tell nothing of the link now
+        self.padded = False  # probing padding was sent since its layer's first packet
         self.ts_offset = random.getrandbits(32)
         self.pic_offset = self.tl0_offset = 0  # VP8 picture id and TL0PICIDX: viewer's minus
         self.last_pic = self.last_tl0 = 0  # ... and the latest sent
@@ -313,7 +320,12 @@ class RtpViewer:
         self.sent = 0
         self.octets = 0
         self.counted = (0, 0)  # (packets, octets) already told to the sender
-        self.ticked_octets = 0  # octets when the adapter last decided
+        self.ticked_octets = 0  # octets (probes included) when the adapter last decided
+        self.ticked_at = 0.0
+        self.ticked_sent = 0  # packets sent when the adapter last decided
+        self.lost_seqs: set[int] = set()  # NACKed late since then (see nack)
+        self.probe_octets = 0
+        self.sent_bps = 0.0  # over the latest tick, probes included
         self.last_timestamp = 0  # RTP timestamp of the latest packet sent
         self.last_ntp = 0  # the fan-out's NTP time when it was sent
         self.payloads: list[bytes | None] = [None] * HISTORY  # by sequence number % HISTORY
@@ -323,12 +335,13 @@ class RtpViewer:
         self.probe_bps = 0
         self.probe_credit = 0.0
         self.probe_at = 0.0
+        self.probe_from = 0.0  # when the probe began: it ramps up from there
         self.probe_slot = 0
         self.last_pli = -VIEWER_PLI_S
         self._done = asyncio.Event()
         self.control.take_over(self.run, self.keyframe_wanted, self.retained)
         if self.adapter is not None:
-            self.control.watch_feedback(self.adapter)
+            self.control.watch_feedback(self)
 
     def prepare(self) -> None:
         """Lay out this viewer's header once: the negotiated extensions, with placeholders for
@@ -383,11 +396,48 @@ class RtpViewer:
         self.send = send
         send(header, payload)
 
+    # -- the viewer's feedback, for its adapter (media.aiortc_internals.Feedback) ---------------
+
+    def remb(self, bitrate: int) -> None:
+        if self.adapter is not None:
+            self.adapter.remb(bitrate)
+
+    def loss(self, fraction: float) -> None:
+        if self.adapter is not None:
+            self.adapter.loss(fraction)
+
+    def rtt(self, seconds: float) -> None:
+        if self.adapter is not None:
+            self.adapter.rtt(seconds)
+
+    def nack(self, lost: list[int]) -> None:
+        """Only NACKs of packets sent since its layer's first, while it gets video, tell of
+        its link now (a browser asks again for what it missed long after). Those of packets
+        older than ``NACK_LOST_S`` count as lost: a packet that came late, behind others
+        (jitter), is asked for sooner, once. A browser's receiver reports may say nothing of
+        loss on a link that drops most packets; its NACKs always come."""
+        if self.adapter is None:
+            return
+        recent = 0
+        for seq in lost:
+            if (seq - self.nack_from) & 0xFFFF >= 0x8000:
+                continue
+            stamp = self.stamps[seq & (HISTORY - 1)]
+            if stamp >> 33 != seq:
+                continue
+            recent += 1
+            age = (self.last_timestamp - (stamp & 0xFFFFFFFF)) & 0xFFFFFFFF
+            if age >= NACK_LOST_S * self.resends.clock_rate:
+                self.lost_seqs.add(seq)
+        self.adapter.nack(recent)
+
     def keyframe_wanted(self) -> None:
         """The viewer's PLI or FIR: passed on for its own layer, at most every
         ``VIEWER_PLI_S``, so one viewer's losses do not make the publisher encode a keyframe
         for everybody time after time."""
         now = time.monotonic()
+        if self.adapter is not None and self.layer is not None:
+            self.adapter.pli()
         if now - self.last_pli < VIEWER_PLI_S:
             return
         self.last_pli = now
@@ -458,8 +508,8 @@ class RtpViewer:
                     self.pic_offset = (self.last_pic + 1 - read_pid(payload, pid_at, mask)) & mask
                 if tl0_at >= 0:
                     self.tl0_offset = (self.last_tl0 + 1 - payload[tl0_at]) & 0xFF
-        self.first_seq = (source_seq + self.seq_offset) & 0xFFFF
-        self.rebase = False
+        self.first_seq = self.nack_from = (source_seq + self.seq_offset) & 0xFFFF
+        self.rebase = self.padded = False
 
     def renumber(self, payload: bytes, picture: Picture) -> bytes:
         """A VP8 payload with the viewer's picture id and TL0PICIDX (a copy only when they
@@ -494,8 +544,8 @@ class RtpViewer:
         """Send a packet recovered by the worker's NACK into the gap its loss left, if that gap
         is one this viewer has (since the first packet of its layer, before its latest, still
         in history)."""
-        if self.seq_offset is None or self.rebase:
-            return
+        if self.seq_offset is None or self.rebase or self.padded:
+            return  # (after padding, the publisher's older numbers map elsewhere)
         seq = (source_seq + self.seq_offset) & 0xFFFF
         behind, since_first = (self.seq - seq) & 0xFFFF, (seq - self.first_seq) & 0xFFFF
         if not 0 < behind < HISTORY or since_first >= 0x8000:
@@ -513,6 +563,8 @@ class RtpViewer:
         payload, stamp = self.payloads[slot], self.stamps[slot]
         if payload is None or stamp >> 33 != sequence_number:
             return None
+        if (sequence_number - self.first_seq) & 0xFFFF >= 0x8000:
+            return None  # of a layer it has left: its decoder starts again at a keyframe
         age = (self.last_timestamp - (stamp & 0xFFFFFFFF)) & 0xFFFFFFFF
         now = time.monotonic()
         if not self.resends.allow(
@@ -528,10 +580,18 @@ class RtpViewer:
         """Send probing traffic, at ``probe_bps``: packets the viewer already has again, as
         retransmissions (RTX when negotiated), stamped with the current send time so the
         browser's estimate counts them as they are sent."""
+        if self.adapter is None or not self.adapter.probing:  # ended by the viewer's feedback
+            self.probe_bps = 0
+            return
+        ramp = min(1.0, (now - self.probe_from) / PROBE_RAMP_S)
         self.probe_credit = min(
-            PROBE_BURST, self.probe_credit + self.probe_bps / 8 * max(0.0, now - self.probe_at)
+            PROBE_BURST,
+            self.probe_credit + ramp * self.probe_bps / 8 * max(0.0, now - self.probe_at),
         )
         self.probe_at = now
+        if self.seq_offset is not None:
+            self.pad(ntp)
+            return
         rtx = self.control.rtx
         for _ in range(HISTORY):
             if self.probe_credit <= 0:
@@ -550,36 +610,76 @@ class RtpViewer:
                 packet.payload = (stamp >> 33).to_bytes(2, "big") + payload
             packet.extensions.mid = self.control.mid
             packet.extensions.abs_send_time = (ntp >> 14) & 0xFFFFFF
-            self.send(bytearray(packet.serialize(self.control.extensions_map)), b"")
-            self.probe_credit -= len(payload) + 30
+            data = packet.serialize(self.control.extensions_map)
+            self.send(bytearray(data), b"")
+            self.probe_credit -= len(data)
+            self.probe_octets += len(data)
+
+    def pad(self, ntp: int) -> None:
+        """Probe with padding packets on the viewer's video stream, each the next sequence
+        number (the media after them is numbered on from there): the viewer's receiver
+        reports and NACKs tell whether they arrive. Retransmissions of old packets, the other
+        way to probe, a full link drops unseen: a probe that overflowed one looked fine."""
+        header = bytearray(self.header)
+        header[0] |= 0x20  # padding
+        if self.send_time_at is not None:
+            header[self.send_time_at : self.send_time_at + 3] = ((ntp >> 14) & 0xFFFFFF).to_bytes(
+                3, "big"
+            )
+        padding = bytes(PAD_SIZE - 1) + bytes([PAD_SIZE])
+        while self.probe_credit > 0:
+            seq = self.seq = (self.seq + 1) & 0xFFFF
+            HEAD.pack_into(header, 1, self.payload_type, seq, self.last_timestamp)
+            self.send(header, padding)
+            self.seq_offset = (self.seq_offset + 1) & 0xFFFF  # type: ignore[operator]
+            self.padded = True
+            slot = seq & (HISTORY - 1)
+            self.payloads[slot] = None  # nothing to send again
+            self.stamps[slot] = seq << 33 | self.last_timestamp
+            self.probe_credit -= len(header) + PAD_SIZE
+            self.probe_octets += len(header) + PAD_SIZE
 
     def decide(self, now: float, ranked: list[Layer]) -> None:
         """Every ``TICK_S``: the adapter's choice of layer among ``ranked`` (lowest first)."""
         if self.adapter is None:
             return
-        sent_bps = (self.octets - self.ticked_octets) * 8 / TICK_S
-        self.ticked_octets = self.octets
+        octets = self.octets + self.probe_octets
+        elapsed = now - self.ticked_at if self.ticked_at else TICK_S
+        self.sent_bps = (octets - self.ticked_octets) * 8 / max(elapsed, 1e-3)
+        self.ticked_octets, self.ticked_at = octets, now
+        packets, self.ticked_sent = self.sent - self.ticked_sent, self.sent
+        if packets > 0 and self.layer is not None:  # the tick's loss, as NACKs tell it
+            self.adapter.loss(min(1.0, len(self.lost_seqs) / packets), reported=False)
+        self.lost_seqs.clear()
         target = self.target
         current = where(target, ranked)
-        decision = self.adapter.tick(now, [layer.bitrate for layer in ranked], current, sent_bps)
+        rates = [layer.bitrate for layer in ranked]
+        decision = self.adapter.tick(now, rates, current, self.sent_bps)
+        if self.adapter.recover:
+            self.adapter.recover = False
+            self.fanout.request_keyframe(self.layer)
         chosen = None if decision.layer == AUDIO_ONLY else ranked[decision.layer]
         if chosen is not target:
             self.fanout.move(self, chosen)
         if decision.probe_bps and not self.probe_bps:
-            self.probe_at, self.probe_credit = now, 0.0
+            self.probe_from = self.probe_at = now
+            self.nack_from = (self.seq + 1) & 0xFFFF
+            self.probe_credit = 0.0
         self.probe_bps = decision.probe_bps
 
     def describe(self, ranked: list[Layer]) -> dict[str, Any]:
         """What stats tell of this viewer's video."""
         adapter = self.adapter
         layer = where(self.target, ranked)
-        capacity = adapter.capacity if adapter is not None else None
+        remb = adapter.remb_bps if adapter is not None else None
         return {
             "quality": adapter.quality.value if adapter is not None else "auto",
             "layer": layer_name(layer, len(ranked)),
-            "estimate_kbps": None if capacity is None else round(capacity / 1000),
-            "sent_kbps": round((self.octets - self.ticked_octets) * 8 / TICK_S / 1000),
+            "estimate_kbps": None if remb is None else round(remb / 1000),
+            "sent_kbps": round(self.sent_bps / 1000),  # the latest tick's, probes included
             "probing": bool(self.probe_bps),
+            "nacked": adapter.nacked if adapter is not None else 0,
+            "loss_pct": round(adapter.loss_median * 100, 1) if adapter is not None else 0.0,
         }
 
     def count(self) -> None:
@@ -721,7 +821,10 @@ class RtpFanout:
             if self._ticks % round(TICK_S / COUNT_FLUSH_S) == 0:
                 live = self.live()
                 for viewer in tuple(self.viewers):
-                    viewer.decide(now, live)
+                    try:
+                        viewer.decide(now, live)
+                    except Exception:  # one viewer's failure must not stop the others' ticks
+                        log.exception("deciding a viewer's layer failed")
                 self.probing = [v for v in self.viewers if v.probe_bps]
         self._counting = asyncio.get_running_loop().call_later(COUNT_FLUSH_S, self._count)
 

@@ -53,6 +53,7 @@ CODECS = {"video": (*VIDEO_CODECS, "video/rtx"), "audio": ("audio/opus",)}
 COUNTERS = {"encoders": 0, "decoders": 0}
 DEFAULT_CAPACITY = 150  # viewers a worker accepts (MEDIA_CAPACITY), cascade legs it feeds included
 LEG_TIMEOUT_S = 10.0  # a cascade leg's view request to its origin worker
+PUBLISHER_REMB_FLOOR = 1_500_000  # bits/s: room for every simulcast layer (aiortc_internals)
 LEG_LAYERS = ("low", "high")  # what a leg receives of a simulcast stream, one receiver each
 
 
@@ -252,6 +253,8 @@ class Worker:
             hub.frames_ssrc = lambda: fanout.recorded_ssrc
             tap_rtp(receiver, fanout, LayerRoute(fanout, layer, True))
             return
+        if kind == "video":
+            aiortc_internals.floor_estimate(receiver, PUBLISHER_REMB_FLOOR)
         if kind in CODECS and kind not in stream.hubs:
             hub = stream.hubs[kind] = tap_receiver(receiver, kind)
             fanout = RtpFanout(kind, hub.request_keyframe, stream.rids if kind == "video" else ())

@@ -7,13 +7,14 @@ link itself is real in tests/media/test_weak_links.py; here the rules are checke
 
 from __future__ import annotations
 
+import pytest
+
 from media.adapt import (
     AUDIO_BPS,
     AUDIO_ONLY,
     DOWN_AFTER_S,
     HEADROOM,
-    MAX_BACKOFF,
-    PROBE_S,
+    PROBE_STEP,
     STABLE_S,
     TICK_S,
     Adapter,
@@ -26,9 +27,10 @@ LOW, HIGH = 0, 1
 
 
 class Link:
-    """A viewer behind a link of ``capacity`` bits/s: its browser's REMB falls to 85 % of what
-    arrives when more is sent than fits (as a delay-based estimate does), and otherwise grows
-    with what arrives, at most 1.5 times it."""
+    """A viewer behind a link of ``capacity`` bits/s, as its browser reports it: when more is
+    sent than fits, packets are lost (NACKs, receiver-report loss) and its estimate falls to
+    85 % of what arrives; otherwise its estimate grows with what arrives, at most 1.5 times it.
+    """
 
     def __init__(self, capacity: float, adapter: Adapter) -> None:
         self.capacity = capacity
@@ -37,6 +39,7 @@ class Link:
         self.layer = HIGH
         self.history: list[int] = []
         self.probes: list[float] = []
+        self.overflows = 0  # ticks in which more was sent than the link carries
 
     def sent(self, probe: float = 0.0) -> float:
         video = RATES[self.layer] if self.layer != AUDIO_ONLY else 0.0
@@ -48,13 +51,16 @@ class Link:
             self.now += TICK_S
             offered = self.sent(probe)
             arriving = min(offered, self.capacity)
+            last = self.adapter.remb_bps
             if offered > self.capacity * 1.02:
-                self.adapter.remb(0.85 * arriving)
-                self.adapter.loss(min(0.5, 1 - self.capacity / offered))
+                self.overflows += 1
+                self.adapter.nack(5)
+                self.adapter.loss(1 - self.capacity / offered)
+                self.adapter.remb(min(last or arriving, 0.85 * arriving))
             else:
-                self.adapter.remb(min(1.5 * arriving, (self.adapter.last_remb or 0) * 1.08 + 1))
                 self.adapter.loss(0.0)
-            decision = self.adapter.tick(self.now, RATES, self.layer, self.sent())
+                self.adapter.remb(arriving if last is None else min(1.5 * arriving, last * 1.08))
+            decision = self.adapter.tick(self.now, RATES, self.layer, offered)
             self.layer, probe = decision.layer, float(decision.probe_bps)
             self.history.append(self.layer)
             if probe:
@@ -62,13 +68,18 @@ class Link:
 
 
 def test_a_capped_viewer_goes_down_within_seconds_and_stays_there() -> None:
-    link = Link(300_000, Adapter())
+    link = Link(10_000_000, Adapter())
+    link.run(10.0)
+    assert link.history.count(HIGH) == len(link.history)
+    link.capacity = 300_000
     link.run(3.0)
     assert link.layer == LOW
-    assert link.history.index(LOW) * TICK_S <= DOWN_AFTER_S + 1.5
+    assert link.history[20:].index(LOW) * TICK_S <= DOWN_AFTER_S + 1.5
+    overflows = link.overflows
     link.run(60.0)
     assert link.history[-100:].count(LOW) == 100  # failed probes never moved it up
     assert len(link.probes) < 60 / STABLE_S  # and they back off
+    assert link.overflows - overflows <= len(link.probes)  # each ended at its first sign
 
 
 def test_a_viewer_whose_lowest_layer_does_not_fit_gets_audio_only_then_video_again() -> None:
@@ -78,9 +89,9 @@ def test_a_viewer_whose_lowest_layer_does_not_fit_gets_audio_only_then_video_aga
     link.run(30.0)
     assert link.history[-40:].count(AUDIO_ONLY) == 40
     link.capacity = 10_000_000  # the cap is lifted
-    link.run(STABLE_S * MAX_BACKOFF + PROBE_S + 1)
+    link.run(20.0)  # probes in steps of PROBE_STEP from what audio takes to the low layer
     assert link.layer != AUDIO_ONLY
-    link.run(STABLE_S * MAX_BACKOFF + PROBE_S + 1)
+    link.run(20.0)
     assert link.layer == HIGH
 
 
@@ -119,19 +130,36 @@ def test_random_loss_alone_does_not_downgrade_but_heavy_loss_does() -> None:
     assert layer in (LOW, AUDIO_ONLY)
 
 
-def test_a_probe_that_meets_congestion_ends_at_once_and_backs_off() -> None:
+def test_a_probe_goes_up_in_steps_and_ends_at_the_first_nack() -> None:
     adapter = Adapter()
     adapter.remb(400_000)
+    need_low = RATES[LOW] * HEADROOM + AUDIO_BPS
     now, probes = 0.0, []
     for _ in range(round(STABLE_S / TICK_S) + 1):
         now += TICK_S
-        decision = adapter.tick(now, RATES, LOW, RATES[LOW] + AUDIO_BPS)
-        probes.append(decision.probe_bps)
-    assert probes[-1] > RATES[HIGH] * HEADROOM - RATES[LOW] - AUDIO_BPS - 1
-    adapter.remb(250_000)  # the estimate falls: the probe congests the link
+        probes.append(adapter.tick(now, RATES, LOW, need_low).probe_bps)
+    assert probes[-1] == pytest.approx(need_low * (PROBE_STEP - 1), rel=0.01)  # a first step
+    assert adapter.probing
+    adapter.nack(1)  # a packet sent during the probe was lost: the link is full
+    assert not adapter.probing  # the viewer's sender stops probing at once
     now += TICK_S
-    assert adapter.tick(now, RATES, LOW, RATES[LOW]).probe_bps == 0
+    assert adapter.tick(now, RATES, LOW, need_low).probe_bps == 0
     assert adapter.backoff == 2
+
+
+def test_probes_that_hold_grow_until_the_next_layer_is_proven() -> None:
+    adapter = Adapter()
+    need_low = RATES[LOW] * HEADROOM + AUDIO_BPS
+    now, layer, steps = 0.0, LOW, []
+    while layer == LOW and now < 30:
+        now += TICK_S
+        decision = adapter.tick(now, RATES, layer, need_low)
+        layer = decision.layer
+        if decision.probe_bps and (not steps or steps[-1] != decision.probe_bps):
+            steps.append(decision.probe_bps)
+    assert layer == HIGH
+    assert len(steps) >= 2 and steps == sorted(steps)  # each step further than the last
+    assert now < 15
 
 
 def test_the_viewers_own_choice_overrides_the_estimate() -> None:

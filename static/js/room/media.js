@@ -25,7 +25,7 @@ const VIDEO = { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { idea
 // The camera's encodings, lowest first (a camera SIMULCAST_MIN_HEIGHT pixels tall or more):
 // half size for weak connections, full size for the others.
 const SIMULCAST = [
-  { rid: "l", scaleResolutionDownBy: 2, maxBitrate: 200000 },
+  { rid: "l", scaleResolutionDownBy: 2, maxBitrate: 150000 },
   { rid: "h", maxBitrate: 900000 },
 ];
 const SIMULCAST_MIN_HEIGHT = 360;
