@@ -35,6 +35,8 @@ from aiortc.rtp import RtpPacket
 from media.adapt import AUDIO_ONLY, PROBE_RAMP_S, TICK_S, Adapter, Quality, layer_name
 from media.aiortc_internals import SenderControl, SendRtp, rtp_sender, tap_media_packets
 from media.packets import H264_IDR, H264_SPS
+from media.recorder import Bits
+from media.recorder import sps_size as read_sps
 
 log = logging.getLogger("media.rtp")
 
@@ -169,80 +171,12 @@ def picture_size(codec: str, payload: bytes) -> tuple[int, int] | None:
     return None
 
 
-class Bits:
-    """An H.264 RBSP read bit by bit (Exp-Golomb codes, 9.1)."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data.replace(b"\x00\x00\x03", b"\x00\x00")  # emulation prevention
-        self.at = 0
-
-    def bit(self) -> int:
-        if self.at >= len(self.data) * 8:
-            raise ValueError("the SPS is cut short")
-        byte = self.data[self.at >> 3]
-        self.at += 1
-        return (byte >> (7 - ((self.at - 1) & 7))) & 1
-
-    def bits(self, n: int) -> int:
-        value = 0
-        for _ in range(n):
-            value = value << 1 | self.bit()
-        return value
-
-    def ue(self) -> int:
-        zeros = 0
-        while not self.bit():
-            zeros += 1
-            if zeros > 31:
-                raise ValueError("a malformed Exp-Golomb code")
-        return (1 << zeros) - 1 + self.bits(zeros)
-
-    def se(self) -> int:
-        code = self.ue()
-        return (code + 1) // 2 if code & 1 else -(code // 2)
-
-
-HIGH_PROFILES = frozenset((100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135))
-
-
 def sps_size(nal: bytes) -> tuple[int, int] | None:
-    """The picture size of an H.264 SPS NAL unit (7.3.2.1.1, 4:2:0 cropping), or None for one
-    it cannot read (scaling matrices, a malformed one)."""
+    """The picture size of an H.264 SPS NAL unit (the recorder's parser), or None for one it
+    cannot read (scaling matrices, a malformed one)."""
     try:
-        bits = Bits(nal[1:])
-        profile = bits.bits(8)
-        bits.bits(16)  # constraint flags, level
-        bits.ue()  # seq_parameter_set_id
-        if profile in HIGH_PROFILES:
-            if bits.ue() == 3:  # chroma_format_idc
-                bits.bit()
-            bits.ue()
-            bits.ue()
-            bits.bit()
-            if bits.bit():  # seq_scaling_matrix_present_flag
-                return None
-        bits.ue()  # log2_max_frame_num_minus4
-        order_type = bits.ue()
-        if order_type == 0:
-            bits.ue()
-        elif order_type == 1:
-            bits.bit()
-            bits.se()
-            bits.se()
-            for _ in range(min(bits.ue(), 255)):
-                bits.se()
-        bits.ue()  # max_num_ref_frames
-        bits.bit()
-        width_mbs, height_units = bits.ue() + 1, bits.ue() + 1
-        frames_only = bits.bit()
-        if not frames_only:
-            bits.bit()  # mb_adaptive_frame_field_flag
-        bits.bit()  # direct_8x8_inference_flag
-        crop = [bits.ue() for _ in range(4)] if bits.bit() else [0, 0, 0, 0]
-        width = width_mbs * 16 - 2 * (crop[0] + crop[1])
-        height = (2 - frames_only) * height_units * 16 - 2 * (2 - frames_only) * (crop[2] + crop[3])
-        return width, height
-    except ValueError:
+        return read_sps(Bits(nal[1:]))
+    except (IndexError, ValueError):
         return None
 
 
